@@ -1,0 +1,164 @@
+"""What every upstream adapter is: a translation between the internal request/reply and one
+provider API family, in the spirit of httpx's two-method transports.
+
+Adapters never touch the database or Falcon, and never price anything.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from app.errors import (
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from app.pipeline.core import Reply
+from app.providers import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request for an adapter to carry out."""
+
+    model: str  # the provider's own model id
+    kind: str  # chat | completion | embedding
+    body: dict[str, Any]  # internal (OpenAI) form
+    stream: bool
+    request_id: str
+    native: dict[str, Any] | None = None  # the client's own body, when it spoke Ollama
+    native_endpoint: str | None = None  # e.g. /api/generate
+
+
+class Adapter(abc.ABC):
+    """Carries calls to one provider."""
+
+    def __init__(self, provider: Provider, http: httpx.AsyncClient) -> None:
+        self.provider = provider
+        self.http = http
+
+    @abc.abstractmethod
+    async def send(self, call: Call) -> Reply:
+        """Send a call upstream; return the whole reply or a stream of internal chunks."""
+
+    async def aclose(self) -> None:
+        """Release what this adapter holds (the shared HTTP client is closed by its owner)."""
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The provider's own model list, for discovery; adapters without one return []."""
+        return []
+
+
+@contextmanager
+def upstream_errors(provider: Provider) -> Iterator[None]:
+    """Turn transport failures into the relay's upstream errors, naming the provider."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})") from exc
+    except (httpx.ConnectError, httpx.NetworkError) as exc:
+        raise UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({exc})") from exc
+    except httpx.RemoteProtocolError as exc:
+        raise UpstreamProtocolError(f"{provider.name}: broken response ({exc})") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"{provider.name}: {exc}") from exc
+
+
+def error_from_body(provider: Provider, status: int, body: bytes) -> UpstreamStatusError:
+    """Build the error for a provider's error response, keeping its message and status."""
+    message, type_, code, param = _describe(body)
+    return UpstreamStatusError(
+        f"{provider.name}: {message}" if message else f"{provider.name}: HTTP {status}",
+        status=status,
+        type=type_,
+        code=code,
+        param=param,
+    )
+
+
+def error_from_payload(provider: Provider, payload: Any, status: int = 502) -> UpstreamStatusError:
+    """An error object found inside a 200 stream (Groq, OpenRouter, Ollama do this)."""
+    return error_from_body(provider, _status_of(payload, status), orjson.dumps(payload))
+
+
+def _status_of(payload: Any, default: int) -> int:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        for key in ("status_code", "code", "status"):
+            value = error.get(key)
+            if isinstance(value, int) and 400 <= value <= 599:
+                return value
+    return default
+
+
+def _describe(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()[:2000], None, None, None
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, str):
+        return error, None, None, None
+    if not isinstance(error, dict):
+        return str(error)[:2000], None, None, None
+    message = str(error.get("message") or error.get("detail") or "")
+    raw = (error.get("metadata") or {}).get("raw") if isinstance(error.get("metadata"), dict) else None
+    if raw:
+        message = f"{message} ({raw})"
+    code = error.get("code")
+    type_ = error.get("type")
+    param = error.get("param")
+    return (
+        message,
+        type_ if isinstance(type_, str) else None,
+        code if isinstance(code, str) else None,
+        param if isinstance(param, str) else None,
+    )
+
+
+async def open_stream(
+    http: httpx.AsyncClient, provider: Provider, request: httpx.Request
+) -> httpx.Response:
+    """Send a streaming request; an error status is read whole and raised."""
+    with upstream_errors(provider):
+        response = await http.send(request, stream=True)
+        if response.status_code >= 400:
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+            raise error_from_body(provider, response.status_code, body)
+    return response
+
+
+async def iter_body(provider: Provider, response: httpx.Response) -> AsyncIterator[bytes]:
+    """The raw bytes of a streamed response; the connection is closed however this ends."""
+    try:
+        with upstream_errors(provider):
+            async for chunk in response.aiter_bytes():
+                yield chunk
+    finally:
+        await response.aclose()
+
+
+def load_json(provider: Provider, data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        snippet = data[:200] if isinstance(data, str) else data[:200].decode("utf-8", "replace")
+        raise UpstreamProtocolError(f"{provider.name}: not JSON: {snippet!r}") from exc
+
+
+def is_json_response(response: httpx.Response) -> bool:
+    return "json" in response.headers.get("content-type", "") and "ndjson" not in response.headers.get(
+        "content-type", ""
+    )

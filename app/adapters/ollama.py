@@ -1,0 +1,259 @@
+"""Ollama servers through Ollama's native API (``/api/chat``, ``/api/generate``, ``/api/embed``).
+
+A client that already speaks Ollama has its body passed through untouched (options, keep_alive,
+think, images, raw, suffix all reach the server); an OpenAI-dialect body is translated. Replies
+become internal chunks plus one :class:`Usage` carrying Ollama's real counts and timings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from app.adapters.base import (
+    Adapter,
+    Call,
+    error_from_body,
+    error_from_payload,
+    is_json_response,
+    iter_body,
+    load_json,
+    open_stream,
+    upstream_errors,
+)
+from app.adapters.wire import iter_ndjson
+from app.errors import BadRequest
+from app.formats.ollama_messages import messages_to_ollama, tool_calls_from_ollama
+from app.formats.ollama_params import finish_reason, format_from_response_format, options_from_openai, think_from_effort
+from app.pipeline.core import Reply, StreamItem, Usage
+
+_DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+# Fields of a native Ollama body that the internal (OpenAI) form has no place for.
+CHAT_EXTRAS = ("keep_alive", "think", "format", "truncate", "shift")
+GENERATE_EXTRAS = ("raw", "suffix", "template", "context")
+EMBED_EXTRAS = ("keep_alive", "truncate", "dimensions", "options")
+
+
+def _extras(native: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: native[name] for name in names if native.get(name) is not None}
+
+
+def generate_fields(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """``/api/generate`` takes one prompt (the last user turn) and an optional system text."""
+    fields: dict[str, Any] = {"prompt": ""}
+    for message in messages:
+        if message.get("role") == "system":
+            fields["system"] = message.get("content", "")
+        elif message.get("role") == "user":
+            fields["prompt"] = message.get("content", "")
+            if message.get("images"):
+                fields["images"] = message["images"]
+    return fields
+
+
+class OllamaAdapter(Adapter):
+    async def send(self, call: Call) -> Reply:
+        path, body = self._request(call)
+        url = self.provider.base_url + path
+        if call.kind == "embedding":
+            data = await self._post(url, body)
+            return _embedding_reply(data, call.model)
+        translate = _Translator(call)
+        if not call.stream:
+            data = await self._post(url, {**body, "stream": False})
+            return translate.whole(data)
+        request = self.http.build_request("POST", url, content=orjson.dumps({**body, "stream": True}))
+        response = await open_stream(self.http, self.provider, request)
+        if is_json_response(response):
+            # A server that answered a stream with one JSON document: a stream of one line.
+            data = b"".join([chunk async for chunk in iter_body(self.provider, response)])
+            return Reply(stream=self._chunks(_single(orjson.dumps(load_json(self.provider, data))), translate))
+        return Reply(stream=self._chunks(iter_body(self.provider, response), translate))
+
+    def _request(self, call: Call) -> tuple[str, dict[str, Any]]:
+        """Build Ollama's body from the internal one (which stages may have rewritten), then
+        add what only an Ollama-speaking client can ask for (keep_alive, raw, extra options)."""
+        body = call.body
+        native = call.native or {}
+        if call.kind == "embedding":
+            request: dict[str, Any] = {"model": call.model, "input": body.get("input", "")}
+            return "/api/embed", {**_extras(native, EMBED_EXTRAS), **request}
+        options = {**(native.get("options") or {}), **options_from_openai(body)}
+        request = {"model": call.model, "options": options}
+        fmt = format_from_response_format(body.get("response_format"))
+        if fmt is not None:
+            request["format"] = fmt
+        think = think_from_effort(body.get("reasoning_effort"))
+        if think is not None:
+            request["think"] = think
+        if body.get("logprobs"):
+            request["logprobs"] = True
+            if body.get("top_logprobs"):
+                request["top_logprobs"] = body["top_logprobs"]
+        request = {**_extras(native, CHAT_EXTRAS), **request}
+        if call.kind == "completion":
+            prompt = body.get("prompt", "")
+            if not isinstance(prompt, str):
+                raise BadRequest("Ollama models take one prompt string", param="prompt")
+            request["prompt"] = prompt
+            if body.get("suffix"):
+                request["suffix"] = body["suffix"]
+            return "/api/generate", request
+        messages = messages_to_ollama(body.get("messages") or [])
+        if call.native_endpoint == "/api/generate":
+            request.update(generate_fields(messages))
+            return "/api/generate", {**_extras(native, GENERATE_EXTRAS), **request}
+        request["messages"] = messages
+        tools = body.get("tools")
+        if tools and body.get("tool_choice") != "none":
+            request["tools"] = tools
+        return "/api/chat", request
+
+    async def _post(self, url: str, body: dict[str, Any]) -> Any:
+        with upstream_errors(self.provider):
+            response = await self.http.post(url, content=orjson.dumps(body))
+        if response.status_code >= 400:
+            raise error_from_body(self.provider, response.status_code, response.content)
+        return load_json(self.provider, response.content)
+
+    async def _chunks(
+        self, body: AsyncGenerator[bytes, None], translate: _Translator
+    ) -> AsyncGenerator[StreamItem, None]:
+        lines = iter_ndjson(body)
+        try:
+            async for line in lines:
+                data = load_json(self.provider, line)
+                if not isinstance(data, dict):
+                    continue
+                if "error" in data:
+                    raise error_from_payload(self.provider, data)
+                for item in translate.line(data):
+                    yield item
+        finally:
+            await lines.aclose()
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        return list((await self.get_json("/api/tags")).get("models") or [])
+
+    async def get_json(self, path: str) -> dict[str, Any]:
+        with upstream_errors(self.provider):
+            response = await self.http.get(self.provider.base_url + path)
+        if response.status_code >= 400:
+            raise error_from_body(self.provider, response.status_code, response.content)
+        data = load_json(self.provider, response.content)
+        return data if isinstance(data, dict) else {}
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = await self._post(self.provider.base_url + path, body)
+        return data if isinstance(data, dict) else {}
+
+
+class _Translator:
+    """Ollama reply lines -> internal chat/completion chunks, for one request."""
+
+    def __init__(self, call: Call) -> None:
+        self.chat = call.kind == "chat"
+        self.id = ("chatcmpl-" if self.chat else "cmpl-") + call.request_id
+        self.created = int(time.time())
+        self.tool_calls = 0
+
+    def _chunk(self, data: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": data.get("model", ""),
+            "choices": [{"index": 0, **choice}],
+        }
+
+    def line(self, data: dict[str, Any]) -> list[StreamItem]:
+        items: list[StreamItem] = []
+        if self.chat:
+            message = _message_of(data)
+            delta: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
+            if message.get("thinking"):
+                delta["reasoning_content"] = message["thinking"]
+            calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_", start=self.tool_calls)
+            if calls:
+                delta["tool_calls"] = calls
+                self.tool_calls += len(calls)
+            if delta["content"] or len(delta) > 2 or not data.get("done"):
+                items.append(self._chunk(data, {"delta": delta, "finish_reason": None}))
+            if data.get("done"):
+                reason = finish_reason(data.get("done_reason"), self.tool_calls > 0)
+                items.append(self._chunk(data, {"delta": {}, "finish_reason": reason}))
+        else:
+            choice: dict[str, Any] = {"text": data.get("response", ""), "finish_reason": None}
+            if data.get("thinking"):
+                choice["reasoning_content"] = data["thinking"]
+            if data.get("done"):
+                choice["finish_reason"] = finish_reason(data.get("done_reason"), False)
+            items.append(self._chunk(data, choice))
+        if data.get("done"):
+            items.append(usage_of(data))
+        return items
+
+    def whole(self, data: Any) -> Reply:
+        if not isinstance(data, dict):
+            data = {}
+        usage = usage_of(data)
+        message = _message_of(data)
+        if self.chat:
+            calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_")
+            out: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
+            if message.get("thinking"):
+                out["reasoning_content"] = message["thinking"]
+            if calls:
+                out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+            choice: dict[str, Any] = {"message": out, "finish_reason": finish_reason(data.get("done_reason"), bool(calls))}
+        else:
+            choice = {"text": data.get("response", ""), "finish_reason": finish_reason(data.get("done_reason"), False)}
+            if data.get("thinking"):
+                choice["reasoning_content"] = data["thinking"]
+        body = self._chunk(data, choice)
+        body["object"] = "chat.completion" if self.chat else "text_completion"
+        body["usage"] = {
+            "prompt_tokens": usage.input,
+            "completion_tokens": usage.output,
+            "total_tokens": usage.input + usage.output,
+        }
+        return Reply(body=body, usage=usage)
+
+
+async def _single(data: bytes) -> AsyncGenerator[bytes, None]:
+    yield data
+
+
+def _message_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A chat line's message; a generate line's response read as one."""
+    message = data.get("message")
+    if isinstance(message, dict):
+        return message
+    return {"content": data.get("response", ""), "thinking": data.get("thinking")}
+
+
+def usage_of(data: dict[str, Any]) -> Usage:
+    durations = {k: v for k in _DURATIONS if isinstance(v := data.get(k), int)}
+    reported = "prompt_eval_count" in data or "eval_count" in data
+    return Usage(
+        input=int(data.get("prompt_eval_count") or 0),
+        output=int(data.get("eval_count") or 0),
+        reported=reported,
+        durations=durations or None,
+    )
+
+
+def _embedding_reply(data: Any, model: str) -> Reply:
+    data = data if isinstance(data, dict) else {}
+    vectors = data.get("embeddings") or []
+    usage = usage_of(data)
+    body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "model": data.get("model", model),
+        "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
+    }
+    return Reply(body=body, usage=usage)

@@ -1,0 +1,65 @@
+"""Reading the many dialects of OpenAI-style ``usage`` into one :class:`Usage`.
+
+Providers that speak OpenAI's format still count differently: DeepSeek reports cache hits as
+``prompt_cache_hit_tokens``, Groq hides stream usage in ``x_groq.usage``, xAI leaves reasoning
+tokens out of ``completion_tokens`` (its ``total_tokens`` gives it away), OpenRouter and
+Perplexity report their own cost and xAI reports it in ticks of 1e-10 USD.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from app.pipeline.core import Usage
+
+_NANOS_PER_USD = Decimal(1_000_000_000)
+
+
+def find_usage(payload: dict[str, Any]) -> dict[str, Any] | None:
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        return usage
+    groq = payload.get("x_groq")
+    if isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
+        return groq["usage"]
+    return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def usage_from_openai(raw: dict[str, Any]) -> Usage:
+    prompt = _int(raw.get("prompt_tokens"))
+    completion = _int(raw.get("completion_tokens"))
+    total = _int(raw.get("total_tokens"))
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = _int(prompt_details.get("cached_tokens")) or _int(raw.get("prompt_cache_hit_tokens"))
+    cache_write = _int(prompt_details.get("cache_write_tokens"))
+    reasoning = _int(completion_details.get("reasoning_tokens"))
+    output = completion
+    if reasoning and total == prompt + completion + reasoning:
+        output = completion + reasoning  # xAI: reasoning is billed but not in completion_tokens
+    return Usage(
+        input=max(prompt - cache_write, 0),
+        output=output,
+        reasoning=min(reasoning, output),
+        cached_input=min(cached, prompt),
+        cache_write=cache_write,
+        reported=True,
+        provider_cost_nanousd=_provider_cost(raw),
+    )
+
+
+def _provider_cost(raw: dict[str, Any]) -> int | None:
+    cost = raw.get("cost")
+    if isinstance(cost, dict):  # Perplexity: {"total_cost": ...}
+        cost = cost.get("total_cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        return int((Decimal(repr(cost)) * _NANOS_PER_USD).to_integral_value())
+    ticks = raw.get("cost_in_usd_ticks")  # xAI: 1 tick = 1e-10 USD
+    if isinstance(ticks, int):
+        return int((Decimal(ticks) / 10).to_integral_value())
+    return None

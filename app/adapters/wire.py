@@ -1,0 +1,111 @@
+"""Byte-stream framings the providers use: Server-Sent Events and newline-delimited JSON.
+
+Both parsers take raw chunks as they arrive (split anywhere, even inside a line ending) and
+never assume compact JSON: real providers pad ``data:`` lines, send ``:`` comments, use
+``\\r\\n`` and may close a stream without a final blank line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SSEvent:
+    event: str | None
+    data: str
+
+
+class SSEParser:
+    """Incremental SSE parser: ``feed(bytes)`` returns the events completed by those bytes."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SSEvent]:
+        buffer = self._buffer + chunk
+        lines = buffer.splitlines(keepends=True)
+        # A line is complete once its ending arrived; a lone \r may be half of a \r\n.
+        if lines and (not lines[-1].endswith((b"\n", b"\r")) or lines[-1].endswith(b"\r")):
+            self._buffer = lines.pop()
+        else:
+            self._buffer = b""
+        events: list[SSEvent] = []
+        for raw in lines:
+            self._line(raw.rstrip(b"\r\n").decode("utf-8", "replace"), events)
+        return events
+
+    def close(self) -> list[SSEvent]:
+        events: list[SSEvent] = []
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r\n").decode("utf-8", "replace"), events)
+            self._buffer = b""
+        self._dispatch(events)
+        return events
+
+    def _line(self, line: str, events: list[SSEvent]) -> None:
+        if not line:
+            self._dispatch(events)
+            return
+        if line.startswith(":"):
+            return  # a comment, e.g. OpenRouter's ": OPENROUTER PROCESSING"
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+
+    def _dispatch(self, events: list[SSEvent]) -> None:
+        if self._data:
+            events.append(SSEvent(self._event, "\n".join(self._data)))
+        self._event = None
+        self._data = []
+
+
+async def iter_sse(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[SSEvent]:
+    parser = SSEParser()
+    try:
+        async for chunk in chunks:
+            for event in parser.feed(chunk):
+                yield event
+        for event in parser.close():
+            yield event
+    finally:
+        await chunks.aclose()
+
+
+class NDJSONSplitter:
+    """Incremental splitter for newline-delimited JSON; blank lines are skipped."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        parts = (self._buffer + chunk).split(b"\n")
+        self._buffer = parts.pop()
+        return _nonblank(parts)
+
+    def close(self) -> list[bytes]:
+        rest, self._buffer = self._buffer, b""
+        return _nonblank([rest])
+
+
+def _nonblank(parts: Iterable[bytes]) -> list[bytes]:
+    return [p for p in (part.strip() for part in parts) if p]
+
+
+async def iter_ndjson(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    splitter = NDJSONSplitter()
+    try:
+        async for chunk in chunks:
+            for line in splitter.feed(chunk):
+                yield line
+        for line in splitter.close():
+            yield line
+    finally:
+        await chunks.aclose()

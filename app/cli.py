@@ -1,0 +1,151 @@
+"""``llm-relay``: serve, migrate, list models, export usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+import orjson
+
+from app import __version__
+from app.settings import Settings, SettingsError
+
+
+def _since(value: str) -> datetime:
+    """An ISO date/time, or a duration back from now such as 24h, 7d, 30m."""
+    match = re.fullmatch(r"(\d+)([mhd])", value.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither an ISO date/time nor a duration like 24h") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="llm-relay",
+        description="A self-hosted LLM gateway: OpenAI and Ollama APIs in, every provider out, "
+        "every token metered. Configured by environment variables (see docs/settings.md).",
+    )
+    top.add_argument("--version", action="version", version=f"llm-relay {__version__}")
+    commands = top.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the relay (migrates the database first)")
+    serve.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="inference API port (default: $PORT or 11434)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    models = commands.add_parser("models", help="list the models this configuration can reach")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    usage = commands.add_parser("usage", help="usage records")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True)
+    export = usage_commands.add_parser("export", help="write usage rows, oldest first")
+    export.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    export.add_argument("--since", type=_since, help="only rows from this ISO time or duration ago (24h, 7d)")
+    export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"llm-relay: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return serve(settings.with_changes(**{k: v for k, v in (("host", args.host), ("port", args.port)) if v}))
+        if args.command == "migrate":
+            from app.stores.db import apply_migrations
+
+            asyncio.run(apply_migrations(settings.resolved_database_url))
+            print(f"migrated {settings.resolved_database_url.split('@')[-1]}")
+            return 0
+        if args.command == "models":
+            return asyncio.run(list_models(settings, as_json=args.json))
+        return asyncio.run(export_usage(settings, args.format, args.since, args.output))
+    except SettingsError as exc:
+        print(f"llm-relay: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), lifespan="on"
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def list_models(settings: Settings, *, as_json: bool) -> int:
+    from app import listing
+    from app.main import create_app
+
+    app = create_app(settings)
+    await app.discovery.refresh()
+    rows = [
+        {"model": e.label, "mode": e.mode, "source": "discovered" if e.discovered else "catalog"}
+        for e in listing.visible(app.services)
+    ]
+    rows += [{"model": alias, "mode": "alias", "source": target} for alias, target in listing.alias_names(app.services).items()]
+    await app.services.upstreams.http.aclose()
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif not rows:
+        print("no providers configured: set a <PROVIDER>_API_KEY or OLLAMA_INSTANCES (see docs/settings.md)")
+    else:
+        width = max(len(r["model"]) for r in rows)
+        for row in rows:
+            print(f"{row['model']:<{width}}  {row['mode']:<10} {row['source']}")
+    return 0
+
+
+async def export_usage(settings: Settings, fmt: str, since: datetime | None, output: str | None) -> int:
+    from app.stores.db import Database
+    from app.stores.queries import EXPORT_FIELDS, usage_rows
+
+    database = Database(settings.resolved_database_url)
+    await database.open(migrate_first=True)
+    out: TextIO = open(output, "w", newline="") if output else sys.stdout
+    try:
+        with database.context:
+            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
+            if writer:
+                writer.writeheader()
+            else:
+                out.write("[")
+            first = True
+            async for row in usage_rows(since=since):
+                if writer:
+                    writer.writerow(_flat(row))
+                else:
+                    out.write(("" if first else ",") + "\n" + orjson.dumps(row).decode())
+                first = False
+            if not writer:
+                out.write("\n]\n")
+    finally:
+        if output:
+            out.close()
+        await database.close()
+    return 0
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (",".join(v) if isinstance(v, list) else v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in row.items()
+    }

@@ -1,0 +1,234 @@
+"""The Ollama dialect: ``/api`` requests in, NDJSON lines and Ollama-shaped bodies out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from app.errors import BadRequest, RelayError
+from app.formats.images import data_url
+from app.formats.ollama_messages import messages_from_ollama, tool_calls_to_ollama
+from app.formats.ollama_params import (
+    done_reason,
+    effort_from_think,
+    openai_from_options,
+    response_format_from_format,
+)
+from app.pipeline.core import Exchange, StreamItem
+
+log = logging.getLogger("llm_relay.ollama")
+
+
+def model_of(body: Any) -> str:
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    model = body.get("model") or body.get("name")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' is required")
+    return model
+
+
+def _stream(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", True)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false")
+    return stream
+
+
+def _common(body: dict[str, Any], model: str) -> dict[str, Any]:
+    internal: dict[str, Any] = {"model": model, **openai_from_options(body.get("options"))}
+    response_format = response_format_from_format(body.get("format"))
+    if response_format:
+        internal["response_format"] = response_format
+    effort = effort_from_think(body.get("think"))
+    if effort:
+        internal["reasoning_effort"] = effort
+    return internal
+
+
+def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
+    model = model_of(body)
+    internal = _common(body, model)
+    internal["messages"] = messages_from_ollama(body.get("messages") or [])
+    if not internal["messages"]:
+        raise BadRequest("'messages' must not be empty")
+    if body.get("tools"):
+        if not isinstance(body["tools"], list):
+            raise BadRequest("'tools' must be a list")
+        internal["tools"] = body["tools"]
+    return internal, _stream(body)
+
+
+def parse_generate(body: Any) -> tuple[dict[str, Any], bool]:
+    model = model_of(body)
+    internal = _common(body, model)
+    prompt = body.get("prompt") or ""
+    if not isinstance(prompt, str):
+        raise BadRequest("'prompt' must be a string")
+    messages: list[dict[str, Any]] = []
+    if body.get("system"):
+        messages.append({"role": "system", "content": str(body["system"])})
+    images = body.get("images") or []
+    if images:
+        parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+        parts += [{"type": "image_url", "image_url": {"url": data_url(str(i))}} for i in images]
+        messages.append({"role": "user", "content": parts})
+    else:
+        messages.append({"role": "user", "content": prompt})
+    internal["messages"] = messages
+    return internal, _stream(body)
+
+
+def is_load_request(body: dict[str, Any]) -> bool:
+    """An empty prompt asks Ollama to load (or, with keep_alive 0, unload) a model."""
+    return not body.get("prompt") and not body.get("images")
+
+
+def parse_embed(body: Any, *, legacy: bool) -> dict[str, Any]:
+    model = model_of(body)
+    value = body.get("prompt") if legacy else body.get("input")
+    if not isinstance(value, (str, list)):
+        raise BadRequest("'prompt' must be a string" if legacy else "'input' must be a string or a list")
+    internal: dict[str, Any] = {"model": model, "input": value}
+    if isinstance(body.get("dimensions"), int):
+        internal["dimensions"] = body["dimensions"]
+    return internal
+
+
+def error_body(err: RelayError) -> dict[str, Any]:
+    return {"error": err.message}
+
+
+def timestamp() -> str:
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+
+def metrics(ex: Exchange) -> dict[str, Any]:
+    """The final line's counts and timings: Ollama's own when the model ran on Ollama."""
+    now = time.perf_counter()
+    first = ex.first_token_at or now
+    measured = {
+        "total_duration": int((now - ex.started) * 1e9),
+        "load_duration": 0,
+        "prompt_eval_duration": int((first - ex.started) * 1e9),
+        "eval_duration": int((now - first) * 1e9),
+    }
+    return {
+        **measured,
+        **(ex.usage.durations or {}),
+        "prompt_eval_count": ex.usage.prompt_total,
+        "eval_count": ex.usage.output,
+    }
+
+
+def _line(payload: dict[str, Any]) -> bytes:
+    return orjson.dumps(payload) + b"\n"
+
+
+class _Collector:
+    """Gathers tool-call fragments: Ollama sends each call whole, OpenAI streams pieces."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+
+    def add(self, choice: dict[str, Any]) -> tuple[str, str]:
+        delta = choice.get("delta") or choice.get("message") or {}
+        for call in delta.get("tool_calls") or ():
+            slot = self.calls.setdefault(call.get("index", len(self.calls)), {"function": {"name": "", "arguments": ""}})
+            if call.get("id"):
+                slot["id"] = call["id"]
+            function = call.get("function") or {}
+            slot["function"]["name"] += function.get("name") or ""
+            slot["function"]["arguments"] += function.get("arguments") or ""
+        if choice.get("finish_reason"):
+            self.finish = choice["finish_reason"]
+        text = delta.get("content") if "content" in delta else choice.get("text")
+        return text or "", delta.get("reasoning_content") or choice.get("reasoning_content") or ""
+
+
+async def ndjson(
+    ex: Exchange, items: AsyncGenerator[StreamItem, None], *, generate: bool
+) -> AsyncGenerator[bytes, None]:
+    """Internal chunks as Ollama NDJSON: one line per piece of text, then the final line."""
+    model = ex.body.get("model", ex.requested_model)
+    collected = _Collector()
+
+    def piece(content: str, thinking: str, calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        if generate:
+            out: dict[str, Any] = {"model": model, "created_at": timestamp(), "response": content}
+            if thinking:
+                out["thinking"] = thinking
+            return out
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if thinking:
+            message["thinking"] = thinking
+        if calls:
+            message["tool_calls"] = calls
+        return {"model": model, "created_at": timestamp(), "message": message}
+
+    try:
+        async for chunk in items:
+            if not isinstance(chunk, dict):
+                continue
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:
+                    continue  # Ollama has no n > 1
+                content, thinking = collected.add(choice)
+                if content or thinking:
+                    yield _line({**piece(content, thinking), "done": False})
+        if collected.calls and not generate:
+            calls = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
+            yield _line({**piece("", "", calls), "done": False})
+        final = {**piece("", ""), "done": True, "done_reason": done_reason(collected.finish), **metrics(ex)}
+        yield _line(final)
+    except RelayError as err:
+        yield _line(error_body(err))
+    except Exception as exc:
+        log.exception("stream %s failed", ex.request_id)
+        yield _line({"error": f"internal error ({type(exc).__name__})"})
+    finally:
+        await items.aclose()
+
+
+def whole(ex: Exchange, body: dict[str, Any], *, generate: bool) -> dict[str, Any]:
+    """A non-streaming internal chat body as Ollama's single reply object."""
+    model = ex.body.get("model", ex.requested_model)
+    collected = _Collector()
+    content, thinking = "", ""
+    for choice in body.get("choices") or ():
+        if choice.get("index", 0) == 0:
+            content, thinking = collected.add(choice)
+    out: dict[str, Any] = {"model": model, "created_at": timestamp()}
+    if generate:
+        out["response"] = content
+        if thinking:
+            out["thinking"] = thinking
+    else:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if thinking:
+            message["thinking"] = thinking
+        if collected.calls:
+            message["tool_calls"] = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
+        out["message"] = message
+    return {**out, "done": True, "done_reason": done_reason(collected.finish), **metrics(ex)}
+
+
+def embed_body(ex: Exchange, body: dict[str, Any], *, legacy: bool) -> dict[str, Any]:
+    vectors = [item.get("embedding") for item in body.get("data") or () if isinstance(item, dict)]
+    if legacy:
+        return {"embedding": vectors[0] if vectors else []}
+    timings = metrics(ex)
+    return {
+        "model": ex.body.get("model", ex.requested_model),
+        "embeddings": vectors,
+        "total_duration": timings["total_duration"],
+        "load_duration": timings["load_duration"],
+        "prompt_eval_count": ex.usage.prompt_total,
+    }

@@ -1,0 +1,113 @@
+"""The OpenAI dialect: ``/v1`` requests in, chat/completion/embedding replies and SSE out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from app.errors import BadRequest, RelayError
+from app.pipeline.core import Exchange, StreamItem, Usage
+
+log = logging.getLogger("llm_relay.openai")
+DONE = b"data: [DONE]\n\n"
+
+
+def _require(body: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -> Any:
+    value = body.get(name)
+    if value is None:
+        raise BadRequest(f"'{name}' is required", param=name)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be {what}", param=name)
+    return value
+
+
+def check_request(kind: str, body: Any) -> bool:
+    """Validate the fields the relay itself relies on; the rest goes to the provider as sent.
+    Returns whether the client asked to stream."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    _require(body, "model", (str,), "a string")
+    if kind == "chat":
+        messages = _require(body, "messages", (list,), "a list of messages")
+        if not messages:
+            raise BadRequest("'messages' must not be empty", param="messages")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise BadRequest(f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]")
+    elif kind == "completion":
+        _require(body, "prompt", (str, list), "a string or a list")
+    else:
+        _require(body, "input", (str, list), "a string or a list")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("'stream_options' must be an object", param="stream_options")
+    return stream and kind != "embedding"
+
+
+def wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def error_body(err: RelayError) -> dict[str, Any]:
+    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    prompt = usage.prompt_total
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output,
+        "total_tokens": prompt + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input + usage.cache_read},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+    }
+
+
+def _frame(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGenerator[bytes, None]:
+    """Internal chunks as OpenAI SSE; usage only when the client asked for it."""
+    sent_usage = False
+    last: dict[str, Any] = {}
+    try:
+        async for chunk in items:
+            if not isinstance(chunk, dict):
+                continue
+            last = chunk
+            if "usage" in chunk and chunk["usage"] is not None:
+                if not ex.include_usage:
+                    if not chunk.get("choices"):
+                        continue
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                else:
+                    sent_usage = True
+            yield _frame(chunk)
+        if ex.include_usage and not sent_usage and ex.usage.reported:
+            yield _frame(
+                {
+                    "id": last.get("id"),
+                    "object": last.get("object", "chat.completion.chunk"),
+                    "created": last.get("created", int(time.time())),
+                    "model": last.get("model", ""),
+                    "choices": [],
+                    "usage": usage_body(ex.usage),
+                }
+            )
+    except RelayError as err:
+        yield _frame(error_body(err))
+    except Exception as exc:  # a bug must still end the stream in the client's dialect
+        log.exception("stream %s failed", ex.request_id)
+        yield _frame({"error": {"message": f"internal error ({type(exc).__name__})", "type": "server_error"}})
+    finally:
+        await items.aclose()
+    yield DONE

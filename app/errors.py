@@ -1,0 +1,114 @@
+"""The one error tree of the relay, rendered in each client's dialect by :mod:`app.dialects`.
+
+::
+
+    RelayError
+    ├── ClientError                  the caller sent something we cannot serve (4xx)
+    │   ├── BadRequest               400: malformed JSON, wrong types, missing fields
+    │   ├── ModelNotFound            404: no provider serves that model and no default is set
+    │   ├── PayloadTooLarge          413
+    │   └── UnsupportedMediaType     415
+    └── UpstreamError                the provider failed us; the status keeps its meaning
+        ├── UpstreamStatusError      the provider answered with an error status (401, 404, 429, 5xx...)
+        ├── UpstreamUnavailable      502: connection refused, reset, DNS
+        ├── UpstreamTimeout          504
+        └── UpstreamProtocolError    502: the provider sent something we cannot parse
+
+Errors raised before a response starts become an HTTP status; errors raised while a stream
+is under way become the dialect's final error frame.
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Base of every error the relay reports to a client."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+    outcome = "error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ClientError(RelayError):
+    status = 400
+    type = "invalid_request_error"
+    outcome = "client_error"
+
+
+class BadRequest(ClientError):
+    pass
+
+
+class ModelNotFound(ClientError):
+    status = 404
+    code = "model_not_found"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UpstreamError(RelayError):
+    status = 502
+    type = "upstream_error"
+    outcome = "upstream_error"
+
+
+class UpstreamStatusError(UpstreamError):
+    """The provider answered with an error status; the caller sees the same status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        type: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        # A provider's 2xx/3xx can't be an error to the caller; anything odd becomes 502.
+        self.status = status if 400 <= status <= 599 else 502
+        if type:
+            self.type = type
+        elif self.status == 429:
+            self.type = "rate_limit_error"
+        elif self.status in (401, 403):
+            self.type = "authentication_error"
+        elif self.status < 500:
+            self.type = "invalid_request_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "upstream_protocol_error"
+
+
+class NotSupported(RelayError):
+    """The relay cannot serve this (yet): a provider family without an adapter, say."""
+
+    status = 501
+    type = "not_implemented"
+    outcome = "client_error"

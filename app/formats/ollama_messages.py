@@ -1,0 +1,156 @@
+"""Chat messages and tool calls between OpenAI's shape and Ollama's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from app.errors import BadRequest
+from app.formats.images import base64_of, data_url
+
+
+def messages_to_ollama(messages: list[Any]) -> list[dict[str, Any]]:
+    names_by_id: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise BadRequest(f"messages[{index}] must be an object", param=f"messages[{index}]")
+        role = message.get("role")
+        converted: dict[str, Any] = {"role": "system" if role == "developer" else role}
+        text, images = _split_content(message.get("content"), index)
+        converted["content"] = text
+        if images:
+            converted["images"] = images
+        if message.get("reasoning_content"):
+            converted["thinking"] = message["reasoning_content"]
+        calls = []
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            names_by_id[call.get("id", "")] = function.get("name", "")
+            calls.append({"function": {"name": function.get("name"), "arguments": _arguments(function)}})
+            if call.get("id"):
+                calls[-1]["id"] = call["id"]
+        if calls:
+            converted["tool_calls"] = calls
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id:
+                converted["tool_call_id"] = call_id
+            name = message.get("name") or names_by_id.get(call_id or "")
+            if name:
+                converted["tool_name"] = name
+        out.append(converted)
+    return out
+
+
+def _split_content(content: Any, index: int) -> tuple[str, list[str]]:
+    if content is None or isinstance(content, str):
+        return content or "", []
+    if not isinstance(content, list):
+        raise BadRequest(f"messages[{index}].content must be a string or a list", param=f"messages[{index}]")
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            images.append(base64_of(str(url)))
+        else:
+            raise BadRequest(
+                f"messages[{index}]: content part {kind!r} cannot be sent to an Ollama model",
+                param=f"messages[{index}].content",
+            )
+    return "\n".join(texts), images
+
+
+def _arguments(function: dict[str, Any]) -> Any:
+    raw = function.get("arguments")
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"tool call arguments of {function.get('name')!r} are not valid JSON") from None
+
+
+def messages_from_ollama(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list):
+        raise BadRequest("'messages' must be a list", param="messages")
+    out: list[dict[str, Any]] = []
+    pending: list[tuple[str, str]] = []  # (id, name) of tool calls not yet answered
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest(f"messages[{index}] needs a 'role'", param=f"messages[{index}]")
+        converted: dict[str, Any] = {"role": message["role"]}
+        content = message.get("content") or ""
+        if not isinstance(content, str):
+            raise BadRequest(f"messages[{index}].content must be a string", param=f"messages[{index}]")
+        images = message.get("images") or []
+        if images:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if content else []
+            parts += [{"type": "image_url", "image_url": {"url": data_url(str(img))}} for img in images]
+            converted["content"] = parts
+        else:
+            converted["content"] = content
+        if message.get("thinking"):
+            converted["reasoning_content"] = message["thinking"]
+        calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{index}_")
+        if calls:
+            converted["tool_calls"] = calls
+            if not content:
+                converted["content"] = None
+            pending += [(c["id"], c["function"]["name"]) for c in calls]
+        if message["role"] == "tool":
+            converted["tool_call_id"] = message.get("tool_call_id") or _answer(pending, message.get("tool_name"))
+        out.append(converted)
+    return out
+
+
+def _answer(pending: list[tuple[str, str]], name: str | None) -> str:
+    """Ollama tool results may name only the tool: pair each with the oldest open call."""
+    for position, (call_id, call_name) in enumerate(pending):
+        if name is None or call_name == name:
+            del pending[position]
+            return call_id
+    return "call_unmatched"
+
+
+def tool_calls_from_ollama(calls: Any, *, prefix: str, start: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for offset, call in enumerate(c for c in calls or () if isinstance(c, dict)):
+        function = call.get("function") or {}
+        arguments = function.get("arguments", {})
+        out.append(
+            {
+                "index": start + offset,
+                "id": call.get("id") or f"{prefix}{start + offset}",
+                "type": "function",
+                "function": {
+                    "name": function.get("name", ""),
+                    "arguments": arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
+                },
+            }
+        )
+    return out
+
+
+def tool_calls_to_ollama(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for call in calls:
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or "{}"
+        try:
+            parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+        except orjson.JSONDecodeError:
+            parsed = {"_raw": arguments}  # a truncated stream: keep what the model produced
+        entry: dict[str, Any] = {"function": {"name": function.get("name", ""), "arguments": parsed}}
+        if call.get("id"):
+            entry["id"] = call["id"]
+        out.append(entry)
+    return out

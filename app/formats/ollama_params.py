@@ -1,0 +1,96 @@
+"""Sampling options, output formats, thinking and stop reasons between OpenAI and Ollama."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import BadRequest
+
+# OpenAI request field -> Ollama option of the same meaning.
+_OPTION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
+_LEVELS = ("low", "medium", "high")
+
+
+def options_from_openai(body: dict[str, Any]) -> dict[str, Any]:
+    options = {ollama: body[name] for name, ollama in _OPTION_NAMES.items() if body.get(name) is not None}
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if limit is not None:
+        options["num_predict"] = limit
+    stop = body.get("stop")
+    if stop:
+        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if (body.get("n") or 1) != 1:
+        raise BadRequest("Ollama models return one choice: 'n' must be 1", param="n")
+    return options
+
+
+def openai_from_options(options: Any) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise BadRequest("'options' must be an object", param="options")
+    params = {name: options[ollama] for name, ollama in _OPTION_NAMES.items() if ollama in options}
+    if "num_predict" in options and isinstance(options["num_predict"], int) and options["num_predict"] > 0:
+        params["max_tokens"] = options["num_predict"]
+    if options.get("stop"):
+        params["stop"] = options["stop"]
+    return params
+
+
+def format_from_response_format(response_format: Any) -> Any:
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return "json"
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else "json"
+    return None
+
+
+def response_format_from_format(fmt: Any) -> dict[str, Any] | None:
+    if fmt in (None, ""):
+        return None
+    if fmt == "json":
+        return {"type": "json_object"}
+    if isinstance(fmt, dict):
+        return {"type": "json_schema", "json_schema": {"name": "response", "schema": fmt}}
+    raise BadRequest("'format' must be \"json\" or a JSON schema object", param="format")
+
+
+def think_from_effort(effort: Any) -> bool | str | None:
+    if effort in ("none", "minimal"):
+        return False
+    if effort in _LEVELS:
+        return str(effort)
+    if effort in ("xhigh", "max"):
+        return "high"
+    return None
+
+
+def effort_from_think(think: Any) -> str | None:
+    """Only a level maps to ``reasoning_effort``; ``true``/``false`` leave the model's default."""
+    if isinstance(think, str):
+        if think not in (*_LEVELS, "max"):
+            raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
+        return "high" if think == "max" else think
+    if think is not None and not isinstance(think, bool):
+        raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
+    return None
+
+
+def done_reason(finish_reason: str | None) -> str:
+    return "length" if finish_reason == "length" else "stop"
+
+
+def finish_reason(done_reason: str | None, saw_tool_calls: bool) -> str:
+    if saw_tool_calls:
+        return "tool_calls"
+    return "length" if done_reason == "length" else "stop"

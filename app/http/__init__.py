@@ -1,0 +1,1 @@
+"""Thin Falcon resources: HTTP in, an Exchange through the pipeline, HTTP out."""

@@ -1,0 +1,127 @@
+"""What both dialects' resources share: reading a body, starting an Exchange, running the
+pipeline, and rendering every error in the caller's own dialect."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from app.dialects import ollama as ollama_dialect
+from app.dialects import openai as openai_dialect
+from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
+from app.http.asgi import dialect_of
+from app.pipeline.core import Exchange, Pipeline, Reply
+
+log = logging.getLogger("llm_relay.http")
+
+_FORM_TYPES = ("multipart/", "application/x-www-form-urlencoded")
+
+
+async def read_json(req: falcon.asgi.Request) -> Any:
+    raw = await req.stream.read()
+    content_type = (req.content_type or "").lower()
+    if content_type.startswith(_FORM_TYPES):
+        raise UnsupportedMediaType(f"expected a JSON body, got {content_type.split(';')[0]}")
+    if not raw.strip():
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def new_exchange(
+    req: falcon.asgi.Request,
+    *,
+    dialect: str,
+    kind: str,
+    body: dict[str, Any],
+    stream: bool,
+    native: dict[str, Any] | None = None,
+) -> Exchange:
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    model = body.get("model")
+    return Exchange(
+        request_id=uuid.uuid4().hex,
+        dialect=dialect,
+        endpoint=req.path,
+        kind=kind,
+        body=body,
+        stream=stream,
+        headers=headers,
+        client=req.remote_addr or "",
+        requested_model=model if isinstance(model, str) else "",
+        native=native,
+    )
+
+
+async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> Reply:
+    """Run the pipeline; the response carries the request id and the resolved model even when
+    it fails."""
+    resp.set_header("X-Request-Id", ex.request_id)
+    try:
+        return await pipeline.run(ex)
+    finally:
+        if ex.target is not None:
+            resp.set_header("X-Relay-Model", ex.target.label)
+            resp.set_header("X-Relay-Route", ex.target.via)
+
+
+def stream_response(
+    resp: falcon.asgi.Response, content_type: str, frames: AsyncGenerator[bytes, None]
+) -> None:
+    resp.content_type = content_type
+    resp.set_header("Cache-Control", "no-cache")
+    resp.set_header("X-Accel-Buffering", "no")
+    resp.stream = frames
+
+
+def json_response(resp: falcon.asgi.Response, payload: Any, status: int = 200) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(payload)
+
+
+def render_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError) -> None:
+    if dialect_of(req.path) == "ollama":
+        json_response(resp, ollama_dialect.error_body(error), error.status)
+    else:
+        json_response(resp, openai_dialect.error_body(error), error.status)
+
+
+async def handle_relay_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError, params: dict[str, Any]
+) -> None:
+    render_error(req, resp, error)
+
+
+async def handle_http_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: falcon.HTTPError, params: dict[str, Any]
+) -> None:
+    """Falcon's own errors (no such route, wrong method) in the caller's dialect."""
+    relay_error: RelayError
+    if error.status_code == 404:
+        relay_error = ModelNotFound(f"no such endpoint: {req.method} {req.path}", code="not_found")
+    else:
+        relay_error = BadRequest(error.title or "bad request")
+    relay_error.status = error.status_code
+    render_error(req, resp, relay_error)
+    for name, value in (error.headers or {}).items():
+        resp.set_header(name, value)
+
+
+async def handle_unexpected(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: dict[str, Any]
+) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    failure = RelayError(f"internal error ({type(error).__name__}); see the relay's log")
+    render_error(req, resp, failure)
+
+
+ErrorHandler = Callable[..., Any]

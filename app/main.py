@@ -1,0 +1,138 @@
+"""The composition root: ``create_app(settings)`` builds and wires everything, nothing else does.
+
+Tests swap collaborators through :class:`Factories` instead of monkeypatching modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+import falcon.asgi
+import httpx
+
+from app.adapters import ADAPTERS, Adapter
+from app.catalog import Catalog, load_pricing_snapshot
+from app.discovery import Discovery
+from app.errors import RelayError
+from app.http import ollama as ollama_http
+from app.http import openai as openai_http
+from app.http.asgi import DisconnectAware
+from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
+from app.pipeline.loader import build_pipeline
+from app.providers import BUILTIN_PROVIDERS
+from app.resolver import Resolver
+from app.services import Services
+from app.settings import Settings, parse_pairs
+from app.stores.db import Database
+from app.stores.usage import UsageWriter
+from app.upstreams import Upstreams, providers_from_settings
+
+log = logging.getLogger("llm_relay")
+
+
+def default_http_client(settings: Settings) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        connect=settings.upstream_connect_timeout,
+        read=settings.upstream_read_timeout,
+        write=settings.upstream_read_timeout,
+        pool=settings.upstream_connect_timeout,
+    )
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+
+
+@dataclass
+class Factories:
+    http_client: Callable[[Settings], httpx.AsyncClient] = default_http_client
+    adapters: Mapping[str, type[Adapter]] = field(default_factory=lambda: dict(ADAPTERS))
+    pricing: Callable[[], Mapping[str, Any]] = load_pricing_snapshot
+
+
+class Lifecycle:
+    """Falcon lifespan hooks: the database, the usage writer and discovery start and stop here."""
+
+    def __init__(self, services: Services, discovery: Discovery, *, migrate: bool) -> None:
+        self.services = services
+        self.discovery = discovery
+        self.migrate = migrate
+
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        await self.services.database.open(migrate_first=self.migrate)
+        self.services.usage.start()
+        self.discovery.start()
+
+    async def process_shutdown(self, scope: Any, event: Any) -> None:
+        await self.discovery.stop()
+        await self.services.usage.stop()
+        await self.services.upstreams.aclose()
+        await self.services.upstreams.http.aclose()
+        await self.services.database.close()
+
+
+class RelayApp(DisconnectAware):
+    """The ASGI application, with its services exposed for the CLI and tests."""
+
+    services: Services
+    discovery: Discovery
+
+
+def build_services(settings: Settings, factories: Factories) -> Services:
+    catalog = Catalog(factories.pricing())
+    providers = providers_from_settings(settings)
+    for spec in BUILTIN_PROVIDERS:  # every built-in, configured or not, so errors can say which
+        catalog.add_provider(spec.name, spec.catalog_key)
+    for provider in providers:
+        if provider.is_ollama:
+            catalog.add_provider(provider.name, None, ollama=True)
+    upstreams = Upstreams(providers, factories.http_client(settings), factories.adapters)
+    aliases = dict(parse_pairs("MODEL_ALIASES", settings.model_aliases))
+    resolver = Resolver(catalog, upstreams, aliases, settings.default_model)
+    database = Database(settings.resolved_database_url)
+    usage = UsageWriter(
+        database,
+        queue_size=settings.usage_queue_size,
+        batch_size=settings.usage_batch_size,
+        flush_seconds=settings.usage_flush_seconds,
+    )
+    return Services(settings, catalog, upstreams, resolver, database, usage)
+
+
+def create_app(
+    settings: Settings | None = None, factories: Factories | None = None, *, migrate: bool = True
+) -> RelayApp:
+    settings = settings or Settings.from_env()
+    services = build_services(settings, factories or Factories())
+    pipeline = build_pipeline(settings.stage_names, services)
+    discovery = Discovery(services.upstreams, services.catalog, settings.ollama_refresh_seconds)
+
+    api = falcon.asgi.App(middleware=[Lifecycle(services, discovery, migrate=migrate)])
+    api.req_options.strip_url_path_trailing_slash = True
+    api.add_error_handler(Exception, handle_unexpected)
+    api.add_error_handler(falcon.HTTPError, handle_http_error)
+    api.add_error_handler(RelayError, handle_relay_error)
+
+    api.add_route("/v1/chat/completions", openai_http.InferenceResource(pipeline, "chat"))
+    api.add_route("/v1/completions", openai_http.InferenceResource(pipeline, "completion"))
+    api.add_route("/v1/embeddings", openai_http.InferenceResource(pipeline, "embedding"))
+    models = openai_http.ModelsResource(services)
+    api.add_route("/v1/models", models)
+    api.add_route("/v1/models/{model_id:path}", models, suffix="model")
+
+    api.add_route("/", ollama_http.RootResource())
+    api.add_route("/api/version", ollama_http.VersionResource())
+    api.add_route("/api/chat", ollama_http.ChatResource(pipeline, services, generate=False))
+    api.add_route("/api/generate", ollama_http.ChatResource(pipeline, services, generate=True))
+    api.add_route("/api/embed", ollama_http.EmbedResource(pipeline, legacy=False))
+    api.add_route("/api/embeddings", ollama_http.EmbedResource(pipeline, legacy=True))
+    api.add_route("/api/tags", ollama_http.TagsResource(services))
+    api.add_route("/api/show", ollama_http.ShowResource(services))
+    api.add_route("/api/ps", ollama_http.PsResource(services))
+
+    app = RelayApp(api, max_body_bytes=settings.max_body_bytes)
+    app.services = services
+    app.discovery = discovery
+    return app

@@ -1,0 +1,183 @@
+"""The types every stage shares: the Exchange it reads and changes, the Reply, the Pipeline.
+
+A stage is one async call, ``await stage(ex, call_next)``. Stages listed before the dispatch
+stage prepare the request and pass it on; stages listed after it see the reply on its way
+back and may wrap its stream. The pipeline nests them so that a later stage is an outer
+layer: the cost stage sees every end of a request (finished, failed before or after the
+first byte, or abandoned by the client), including errors raised by earlier stages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from app.providers import Provider
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one request, as the provider reports them.
+
+    Invariants: the whole prompt is ``input + cache_read + cache_write``;
+    ``cached_input`` is the part of ``input`` served from a provider cache (OpenAI style);
+    ``output`` counts every generated token billed as output, ``reasoning`` included.
+    """
+
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cached_input: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reported: bool = False
+    provider_cost_nanousd: int | None = None
+    # Ollama's timings (nanoseconds), kept so the Ollama dialect can report real ones.
+    durations: dict[str, int] | None = None
+
+    def merge(self, other: Usage) -> None:
+        """Take a later (cumulative) report: it replaces the counts it carries."""
+        self.input = other.input
+        self.output = other.output
+        self.reasoning = other.reasoning
+        self.cached_input = other.cached_input
+        self.cache_read = other.cache_read
+        self.cache_write = other.cache_write
+        self.reported = self.reported or other.reported
+        if other.provider_cost_nanousd is not None:
+            self.provider_cost_nanousd = other.provider_cost_nanousd
+        if other.durations:
+            self.durations = other.durations
+
+    @property
+    def prompt_total(self) -> int:
+        return self.input + self.cache_read + self.cache_write
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where model resolution decided to send a request."""
+
+    provider: Provider
+    model: str
+    via: str = "direct"  # direct | alias | default
+    catalog_entry: Mapping[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+StreamItem = dict[str, Any] | Usage
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the dispatch stage returns: a whole body, or a stream of chunks.
+
+    Bodies and chunks are in the internal form, OpenAI's chat/completion/embedding shapes;
+    a stream also carries :class:`Usage` items, which the meter stage consumes.
+    """
+
+    body: dict[str, Any] | None = None
+    stream: AsyncIterator[StreamItem] | None = None
+    usage: Usage | None = None
+
+
+@dataclass(eq=False)
+class Exchange:
+    """One inference request on its way through the pipeline."""
+
+    request_id: str
+    dialect: str  # openai | ollama
+    endpoint: str  # the inbound path, e.g. /v1/chat/completions
+    kind: str  # chat | completion | embedding
+    body: dict[str, Any]  # the request in internal (OpenAI) form; stages may rewrite it
+    stream: bool
+    headers: Mapping[str, str]  # lower-case names
+    client: str
+    requested_model: str
+    native: dict[str, Any] | None = None  # the body as the client sent it, for same-dialect upstreams
+    created_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    started: float = field(default_factory=time.perf_counter)
+    tags: list[str] = field(default_factory=list)
+    target: Target | None = None
+    usage: Usage = field(default_factory=Usage)
+    outcome: str | None = None  # ok | client_error | upstream_error | client_closed | error
+    status: int = 200
+    error: str | None = None
+    first_token_at: float | None = None
+    ended_at: float | None = None
+    cost_nanousd: int | None = None
+    include_usage: bool = False  # the client asked for a final usage chunk
+    state: dict[str, Any] = field(default_factory=dict)  # room for custom stages
+
+    def mark_first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    @property
+    def latency_ms(self) -> int | None:
+        return None if self.ended_at is None else round((self.ended_at - self.started) * 1000)
+
+    @property
+    def ttft_ms(self) -> int | None:
+        if self.first_token_at is None:
+            return None
+        return round((self.first_token_at - self.started) * 1000)
+
+
+Next = Callable[[Exchange], Awaitable[Reply]]
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One step of the pipeline: ``await stage(ex, call_next)`` returns the reply."""
+
+    name: ClassVar[str]
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply: ...
+
+
+class PipelineError(ValueError):
+    """The configured pipeline cannot run."""
+
+
+class Pipeline:
+    """Stages in data-flow order; exactly one of them is terminal (it talks to the provider)."""
+
+    def __init__(self, stages: list[Stage]) -> None:
+        terminal = [i for i, s in enumerate(stages) if getattr(s, "terminal", False)]
+        if len(terminal) != 1:
+            names = [s.name for s in stages]
+            raise PipelineError(f"the pipeline needs exactly one dispatch stage, got {names}")
+        self.stages = list(stages)
+        index = terminal[0]
+        before, dispatch, after = stages[:index], stages[index], stages[index + 1 :]
+        # Outermost first: the last response stage, ..., the first response stage, then the
+        # request stages in order, then dispatch at the core.
+        self._chain = [*reversed(after), *before, dispatch]
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    async def run(self, ex: Exchange) -> Reply:
+        return await self._call(0, ex)
+
+    def _call(self, index: int, ex: Exchange) -> Awaitable[Reply]:
+        stage = self._chain[index]
+        if index + 1 == len(self._chain):
+            return stage(ex, _no_next)
+
+        def call_next(ex: Exchange) -> Awaitable[Reply]:
+            return self._call(index + 1, ex)
+
+        return stage(ex, call_next)
+
+
+async def _no_next(ex: Exchange) -> Reply:
+    raise PipelineError("the dispatch stage must not call the next stage")

@@ -1,0 +1,112 @@
+"""Cost write: the outermost stage. However a request ends (finished, refused, failed before
+or during the stream, or abandoned by the client) it prices the usage and hands exactly one
+row to the usage writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+from typing import ClassVar
+
+from app.errors import RelayError
+from app.pipeline.core import Exchange, Next, Reply, StreamItem
+from app.pricing import cost_nanousd
+from app.services import Services
+from app.stores.usage import UsageRow, UsageWriter
+
+log = logging.getLogger("llm_relay.cost")
+
+
+def settle(ex: Exchange, exc: BaseException | None) -> None:
+    """Record how the exchange ended."""
+    ex.ended_at = time.perf_counter()
+    if exc is None:
+        ex.outcome = ex.outcome or "ok"
+    elif isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
+        ex.outcome = "client_closed"
+        ex.status = 499
+        ex.error = "the client closed the connection"
+    elif isinstance(exc, RelayError):
+        ex.outcome = exc.outcome
+        if ex.first_token_at is None:
+            ex.status = exc.status  # once streaming began the client saw 200 and an error frame
+        ex.error = exc.message
+    else:
+        ex.outcome = "error"
+        ex.status = 500
+        ex.error = f"{type(exc).__name__}: {exc}"
+
+
+def row_of(ex: Exchange) -> UsageRow:
+    target = ex.target
+    usage = ex.usage
+    return UsageRow(
+        request_id=ex.request_id,
+        created_at=ex.created_at,
+        endpoint=ex.endpoint,
+        dialect=ex.dialect,
+        client=ex.client[:64],
+        requested_model=ex.requested_model[:255],
+        resolved_model=target.label[:255] if target else None,
+        provider=target.provider.name if target else None,
+        route=target.via if target else "none",
+        input_tokens=usage.input,
+        output_tokens=usage.output,
+        reasoning_tokens=usage.reasoning,
+        cached_input_tokens=usage.cached_input,
+        cache_read_tokens=usage.cache_read,
+        cache_write_tokens=usage.cache_write,
+        usage_reported=usage.reported,
+        cost_nanousd=ex.cost_nanousd,
+        latency_ms=ex.latency_ms,
+        ttft_ms=ex.ttft_ms,
+        streamed=ex.stream,
+        status=ex.status,
+        outcome=ex.outcome or "error",
+        error=ex.error,
+        tags=list(ex.tags),
+    )
+
+
+class CostStage:
+    name: ClassVar[str] = "cost"
+
+    def __init__(self, services: Services) -> None:
+        self.usage: UsageWriter = services.usage
+
+    def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
+        settle(ex, exc)
+        if ex.target is not None:
+            free = ex.target.provider.is_ollama
+            ex.cost_nanousd = cost_nanousd(ex.usage, ex.target.catalog_entry, free=free)
+        self.usage.submit(row_of(ex))
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        try:
+            reply = await call_next(ex)
+        except BaseException as exc:
+            self._finish(ex, exc)
+            raise
+        if reply.stream is None:
+            self._finish(ex, None)
+            return reply
+        reply.stream = self._watch(ex, reply.stream)
+        return reply
+
+    async def _watch(
+        self, ex: Exchange, source: AsyncGenerator[StreamItem, None]
+    ) -> AsyncGenerator[StreamItem, None]:
+        failure: BaseException | None = None
+        try:
+            async for item in source:
+                yield item
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            try:
+                await source.aclose()
+            finally:
+                self._finish(ex, failure)

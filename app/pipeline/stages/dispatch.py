@@ -1,0 +1,34 @@
+"""Adapter dispatch: the terminal stage, which hands the request to the provider's adapter."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from app.adapters import Call
+from app.errors import ModelNotFound
+from app.pipeline.core import Exchange, Next, Reply
+from app.services import Services
+from app.upstreams import Upstreams
+
+
+class DispatchStage:
+    name: ClassVar[str] = "dispatch"
+    terminal: ClassVar[bool] = True
+
+    def __init__(self, services: Services) -> None:
+        self.upstreams: Upstreams = services.upstreams
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        if ex.target is None:
+            raise ModelNotFound("no model was resolved for this request", param="model")
+        adapter = self.upstreams.adapter(ex.target.provider.name)
+        call = Call(
+            model=ex.target.model,
+            kind=ex.kind,
+            body=ex.body,
+            stream=ex.stream,
+            request_id=ex.request_id,
+            native=ex.native,
+            native_endpoint=ex.endpoint if ex.dialect == "ollama" else None,
+        )
+        return await adapter.send(call)

@@ -1,0 +1,49 @@
+"""Stream metering: takes the provider's usage reports out of the reply and into ``ex.usage``,
+and notes the time of the first token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar
+
+from app.pipeline.core import Exchange, Next, Reply, StreamItem, Usage
+from app.services import Services
+
+
+def carries_token(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or choice
+        if delta.get("content") or delta.get("text") or delta.get("reasoning_content") or delta.get("tool_calls"):
+            return True
+    return False
+
+
+class MeterStage:
+    name: ClassVar[str] = "meter"
+
+    def __init__(self, services: Services) -> None:
+        pass
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        reply = await call_next(ex)
+        if reply.stream is None:
+            ex.mark_first_token()
+            if reply.usage is not None:
+                ex.usage.merge(reply.usage)
+            return reply
+        reply.stream = self._meter(ex, reply.stream)
+        return reply
+
+    async def _meter(
+        self, ex: Exchange, source: AsyncGenerator[StreamItem, None]
+    ) -> AsyncGenerator[StreamItem, None]:
+        try:
+            async for item in source:
+                if isinstance(item, Usage):
+                    ex.usage.merge(item)
+                    continue
+                if ex.first_token_at is None and carries_token(item):
+                    ex.mark_first_token()
+                yield item
+        finally:
+            await source.aclose()

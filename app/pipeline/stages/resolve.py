@@ -1,0 +1,20 @@
+"""Model resolution: sets ``ex.target`` from the requested model name."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from app.pipeline.core import Exchange, Next, Reply
+from app.resolver import Resolver
+from app.services import Services
+
+
+class ResolveStage:
+    name: ClassVar[str] = "resolve"
+
+    def __init__(self, services: Services) -> None:
+        self.resolver: Resolver = services.resolver
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        ex.target = self.resolver.resolve(ex.body.get("model"))  # type: ignore[arg-type]
+        return await call_next(ex)

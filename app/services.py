@@ -1,0 +1,22 @@
+"""What the composition root builds once and hands to stages and resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.catalog import Catalog
+from app.resolver import Resolver
+from app.settings import Settings
+from app.stores.db import Database
+from app.stores.usage import UsageWriter
+from app.upstreams import Upstreams
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    upstreams: Upstreams
+    resolver: Resolver
+    database: Database
+    usage: UsageWriter

@@ -1,0 +1,178 @@
+"""Every setting of the relay, read from the environment in one place.
+
+Each setting is a dataclass field whose metadata names its environment variable and says
+what it does; ``docs/settings.md`` is generated from these fields and a test keeps the two
+in step. Secret settings may also be given as ``<NAME>_FILE``, a path to a file holding it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from app.providers import BUILTIN_PROVIDERS
+
+DEFAULT_STAGES = ("tags", "resolve", "quirks", "dispatch", "meter", "cost")
+
+
+def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+
+
+class SettingsError(ValueError):
+    """A setting has a value the relay cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = _setting("HOST", "127.0.0.1", "Address the inference API listens on.")
+    port: int = _setting("PORT", 11434, "Port of the inference API (OpenAI `/v1` and Ollama `/api`).")
+    data_dir: str = _setting("DATA_DIR", "./data", "Directory for the SQLite database and state.")
+    database_url: str = _setting(
+        "DATABASE_URL",
+        "",
+        "Database URL, `postgres://user:pass@host:5432/db` or `sqlite:///path`. "
+        "Empty: a SQLite file `llm-relay.db` under `DATA_DIR`.",
+        secret=True,
+    )
+    ollama_instances: str = _setting(
+        "OLLAMA_INSTANCES",
+        "",
+        "Ollama servers as `name=http://host:port,other=http://host2:port`.",
+    )
+    ollama_refresh_seconds: float = _setting(
+        "OLLAMA_REFRESH_SECONDS", 60.0, "How often each Ollama instance's model list is refreshed."
+    )
+    default_model: str = _setting(
+        "DEFAULT_MODEL",
+        "",
+        "Model used when a request names a model nobody serves (`provider/model` or an alias). "
+        "Empty: such requests get a 404.",
+    )
+    model_aliases: str = _setting(
+        "MODEL_ALIASES",
+        "",
+        "Extra aliases as `alias=provider/model,other=provider/model`; they win over built-in ones.",
+    )
+    pipeline_stages: str = _setting(
+        "PIPELINE_STAGES",
+        ",".join(DEFAULT_STAGES),
+        "Comma-separated pipeline stages in the order a request passes them.",
+    )
+    usage_queue_size: int = _setting(
+        "USAGE_QUEUE_SIZE", 10000, "Usage rows held in memory before the writer catches up."
+    )
+    usage_batch_size: int = _setting("USAGE_BATCH_SIZE", 200, "Usage rows written per transaction.")
+    usage_flush_seconds: float = _setting(
+        "USAGE_FLUSH_SECONDS", 0.5, "Longest time a usage row waits before it is written."
+    )
+    upstream_connect_timeout: float = _setting(
+        "UPSTREAM_CONNECT_TIMEOUT", 10.0, "Seconds to wait for a provider connection."
+    )
+    upstream_read_timeout: float = _setting(
+        "UPSTREAM_READ_TIMEOUT", 600.0, "Seconds to wait for the next bytes from a provider."
+    )
+    max_body_bytes: int = _setting(
+        "MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond)."
+    )
+    log_level: str = _setting("LOG_LEVEL", "info", "Log level: debug, info, warning, error.")
+    provider_keys: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "env": "<PROVIDER>_API_KEY",
+            "doc": "API key that enables a built-in provider. PROVIDER is one of "
+            + ", ".join(p.env for p in BUILTIN_PROVIDERS)
+            + ".",
+            "secret": True,
+        },
+    )
+    provider_base_urls: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "env": "<PROVIDER>_BASE_URL",
+            "doc": "Overrides a built-in provider's base URL (a proxy, a regional endpoint, a test).",
+            "secret": False,
+        },
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name.startswith("<"):
+                continue
+            raw = _read(env, name, secret=f.metadata["secret"])
+            if raw is None:
+                continue
+            values[f.name] = _convert(name, raw, f.default)
+        keys: dict[str, str] = {}
+        urls: dict[str, str] = {}
+        for spec in BUILTIN_PROVIDERS:
+            key = _read(env, f"{spec.env}_API_KEY", secret=True)
+            if key:
+                keys[spec.name] = key
+            url = _read(env, f"{spec.env}_BASE_URL", secret=False)
+            if url:
+                urls[spec.name] = url.rstrip("/")
+        return cls(**values, provider_keys=keys, provider_base_urls=urls)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{Path(self.data_dir) / 'llm-relay.db'}"
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.strip() for s in self.pipeline_stages.split(",") if s.strip()]
+
+
+def _read(env: Mapping[str, str], name: str, *, secret: bool) -> str | None:
+    if secret:
+        path = env.get(f"{name}_FILE")
+        if path:
+            try:
+                return Path(path).read_text().strip()
+            except OSError as exc:
+                raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
+    value = env.get(name)
+    return value.strip() if value is not None else None
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
+    return raw
+
+
+def parse_pairs(name: str, raw: str) -> list[tuple[str, str]]:
+    """Parse ``a=x,b=y`` settings; a malformed entry is an error, never silently skipped."""
+    pairs = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SettingsError(f"{name}: expected name=value, got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return pairs

@@ -1,0 +1,1 @@
+"""Persistence: Tortoise models, the database lifecycle, the usage writer and every query."""

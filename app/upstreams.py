@@ -1,0 +1,65 @@
+"""The providers this relay can reach, built from settings, and an adapter for each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from app.adapters import Adapter
+from app.errors import NotSupported
+from app.providers import BUILTIN_BY_NAME, BUILTIN_PROVIDERS, Provider
+from app.settings import Settings, SettingsError, parse_pairs
+
+
+def providers_from_settings(settings: Settings) -> list[Provider]:
+    providers = []
+    for spec in BUILTIN_PROVIDERS:
+        key = settings.provider_keys.get(spec.name)
+        if key:
+            base_url = settings.provider_base_urls.get(spec.name, spec.base_url)
+            providers.append(Provider(spec.name, spec.family, base_url, key, spec.catalog_key))
+    for name, url in parse_pairs("OLLAMA_INSTANCES", settings.ollama_instances):
+        if name in BUILTIN_BY_NAME or "/" in name:
+            raise SettingsError(f"OLLAMA_INSTANCES: {name!r} can't name an instance (a provider or a '/')")
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError(f"OLLAMA_INSTANCES: {name}={url!r} must be an http(s) URL")
+        providers.append(Provider(name, "ollama", url.rstrip("/"), kind="ollama"))
+    names = [p.name for p in providers]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"provider names must be unique, got {names}")
+    return providers
+
+
+class Upstreams:
+    """Configured providers by name, with their adapters."""
+
+    def __init__(
+        self,
+        providers: list[Provider],
+        http: httpx.AsyncClient,
+        adapter_classes: Mapping[str, type[Adapter]],
+    ) -> None:
+        self.http = http
+        self.providers = {p.name: p for p in providers}
+        self._adapters = {
+            p.name: adapter_classes[p.family](p, http) for p in providers if p.family in adapter_classes
+        }
+
+    def get(self, name: str) -> Provider | None:
+        return self.providers.get(name)
+
+    def adapter(self, name: str) -> Adapter:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            family = self.providers[name].family if name in self.providers else "unknown"
+            raise NotSupported(f"provider {name!r} ({family} API) is not supported by this version yet")
+        return adapter
+
+    @property
+    def ollama(self) -> list[Provider]:
+        return [p for p in self.providers.values() if p.is_ollama]
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()

@@ -1,0 +1,160 @@
+"""Test harness: a real relay (uvicorn on a random loopback port) in front of an emulated
+upstream that replays recorded traffic, on SQLite or PostgreSQL.
+
+``RELAY_TEST_DB=postgres`` runs the suite on PostgreSQL (``RELAY_TEST_PG`` gives the server,
+default ``postgres://postgres@127.0.0.1:5432``); it fails, never skips, when PostgreSQL is
+unreachable. ``RELAY_TEST_REPORT=path`` writes the backend and the test counts there, which
+``.ci/run`` checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app.main import Factories, RelayApp, create_app
+from app.settings import Settings
+from app.stores.queries import usage_rows
+from tests.emulator import Emulator
+from tests.live import LiveServer
+
+BACKEND = os.environ.get("RELAY_TEST_DB", "sqlite")
+PG_SERVER = os.environ.get("RELAY_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+OPENAI_COMPATIBLE = ("openai", "groq", "deepseek", "mistral", "xai", "openrouter")
+
+
+class Relay:
+    """A running relay and the means to read back what it recorded."""
+
+    def __init__(self, app: RelayApp, server: LiveServer) -> None:
+        self.app = app
+        self.server = server
+        self.url = server.url
+
+    def rows(self, *, request_id: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
+        async def fetch() -> list[dict[str, Any]]:
+            await self.app.services.usage.flush()
+            with self.app.services.database.context:
+                ids = [request_id] if request_id else None
+                return [row async for row in usage_rows(request_ids=ids, tag=tag)]
+
+        return self.server.call(fetch)
+
+    def row(self, request_id: str) -> dict[str, Any]:
+        rows = self.rows(request_id=request_id)
+        assert len(rows) == 1, f"expected one usage row for {request_id}, got {len(rows)}"
+        return rows[0]
+
+    def refresh_models(self) -> None:
+        self.server.call(self.app.discovery.refresh)
+
+
+def _create_pg_database() -> str:
+    name = f"llm_relay_test_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(f"{PG_SERVER}/postgres", timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(create())
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL tests requested but the server at {PG_SERVER} is unusable: {exc}", pytrace=False)
+    return name
+
+
+def _drop_pg_database(name: str) -> None:
+    async def drop() -> None:
+        conn = await asyncpg.connect(f"{PG_SERVER}/postgres", timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if BACKEND == "postgres":
+        name = _create_pg_database()
+        yield f"{PG_SERVER}/{name}"
+        _drop_pg_database(name)
+    elif BACKEND == "sqlite":
+        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'relay.db'}"
+    else:
+        pytest.fail(f"RELAY_TEST_DB must be sqlite or postgres, not {BACKEND!r}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[tuple[Emulator, str]]:
+    emu = Emulator()
+    server = LiveServer(emu).start()
+    yield emu, server.url
+    server.stop()
+
+
+def relay_settings(db_url: str, upstream: str, **changes: Any) -> Settings:
+    base = Settings(
+        port=0,
+        database_url=db_url,
+        provider_keys={name: f"test-key-{name}" for name in OPENAI_COMPATIBLE},
+        provider_base_urls={name: f"{upstream}/{name}/v1" for name in OPENAI_COMPATIBLE},
+        ollama_instances=f"lab={upstream}/lab",
+        ollama_refresh_seconds=3600,
+        usage_flush_seconds=0.05,
+    )
+    return base.with_changes(**changes)
+
+
+@pytest.fixture
+def make_relay(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Any]:
+    started: list[LiveServer] = []
+
+    def make(factories: Factories | None = None, **changes: Any) -> Relay:
+        app = create_app(relay_settings(db_url, emulator[1], **changes), factories)
+        server = LiveServer(app).start()
+        started.append(server)
+        relay = Relay(app, server)
+        relay.refresh_models()
+        return relay
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def relay(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Relay]:
+    app = create_app(relay_settings(db_url, emulator[1]))
+    server = LiveServer(app).start()
+    relay = Relay(app, server)
+    relay.refresh_models()
+    yield relay
+    server.stop()
+
+
+@pytest.fixture
+def upstream(emulator: tuple[Emulator, str]) -> Emulator:
+    return emulator[0]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    passed = len(terminalreporter.stats.get("passed", []))
+    failed = len(terminalreporter.stats.get("failed", [])) + len(terminalreporter.stats.get("error", []))
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    line = f"database backend: {BACKEND}; passed={passed} failed={failed} skipped={skipped}"
+    terminalreporter.write_line(line)
+    report = os.environ.get("RELAY_TEST_REPORT")
+    if report:
+        Path(report).write_text(line + "\n")

@@ -1,0 +1,120 @@
+"""An emulated upstream that replays recorded provider traffic byte for byte.
+
+Routes (``{p}`` is a provider directory under ``tests/fixtures``):
+- ``POST /{p}/.../chat/completions``, ``/completions``, ``/embeddings``: the request's
+  ``model`` names the recording, e.g. ``chat_stream_text_short``. A ``slow:`` prefix paces
+  the replay one SSE event per ``SLOW_GAP`` seconds (to test disconnects mid-stream).
+- ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
+  ``/api/version``, ``/api/embed`` answer with the recorded documentation examples;
+  ``/api/chat`` and ``/api/generate`` replay the recording the model names, else the
+  recorded stream or reply that matches the ``stream`` flag.
+
+Every request is kept in ``requests``; a client that drops a paced stream is noted in
+``disconnects`` with the time the emulator saw it go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MANIFEST = {(e["provider"], Path(e["file"]).stem): e for e in json.loads((FIXTURES / "manifest.json").read_text())}
+SLOW_GAP = 0.2
+CHUNK = 61  # replay in small pieces so parsers see lines split anywhere
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Emulator:
+    requests: list[Received] = field(default_factory=list)
+    disconnects: list[float] = field(default_factory=list)
+
+    def last(self, path_part: str = "") -> Received:
+        return next(r for r in reversed(self.requests) if path_part in r.path)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        body = json.loads(raw) if raw else None
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(Received(scope["method"], scope["path"], headers, body))
+        parts = scope["path"].strip("/").split("/")
+        if "api" in parts:
+            await self._ollama(parts[parts.index("api") + 1], body or {}, receive, send)
+        else:
+            await self._replay(parts[0], (body or {}).get("model", ""), receive, send)
+
+    async def _replay(self, provider: str, model: str, receive: Any, send: Any) -> None:
+        slow = model.startswith("slow:")
+        name = model.removeprefix("slow:")
+        entry = MANIFEST.get((provider, name))
+        if entry is None:
+            await _json(send, 404, {"error": {"message": f"no recording {provider}/{name}", "type": "not_found"}})
+            return
+        data = (FIXTURES / provider / entry["file"]).read_bytes()
+        content_type = entry["content_type"].replace(" (not recorded)", "")
+        await send({"type": "http.response.start", "status": entry["status"],
+                    "headers": [(b"content-type", content_type.encode())]})
+        if slow:
+            await self._paced(data, receive, send)
+            return
+        for start in range(0, len(data), CHUNK):
+            await send({"type": "http.response.body", "body": data[start:start + CHUNK], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _paced(self, data: bytes, receive: Any, send: Any) -> None:
+        events = [e + b"\n\n" for e in data.split(b"\n\n") if e.strip()]
+        gone = asyncio.ensure_future(receive())
+        try:
+            for event in events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                done, _ = await asyncio.wait({gone}, timeout=SLOW_GAP)
+                if done:
+                    self.disconnects.append(time.monotonic())
+                    return
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            gone.cancel()
+
+    async def _ollama(self, endpoint: str, body: dict[str, Any], receive: Any, send: Any) -> None:
+        docs = {"tags": "api_tags_docs", "show": "api_show_docs", "ps": "api_ps_docs",
+                "version": "api_version_docs", "embed": "api_embed_docs"}
+        if endpoint in docs:
+            await _json(send, 200, json.loads((FIXTURES / "ollama" / f"{docs[endpoint]}.json").read_text()))
+            return
+        model = str(body.get("model", "")).split(":")[0]
+        stream = body.get("stream", True)
+        name = model if ("ollama", model) in MANIFEST else None
+        if name is None:
+            if endpoint == "generate":
+                name = "api_generate_nonstream_docs" if body.get("prompt") else "api_generate_load_docs"
+            else:
+                name = "api_chat_stream_truncated" if stream else "api_chat_nonstream_tool_calls"
+        await self._replay("ollama", name, receive, send)
+
+
+async def _json(send: Any, status: int, payload: Any) -> None:
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": data})

@@ -1,0 +1,58 @@
+"""Real servers for tests: uvicorn on a random loopback port, in its own thread and loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import uvicorn
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, app: Any, *, lifespan: str = "on") -> None:
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            if not self._thread.is_alive():
+                raise RuntimeError("the server failed to start (see the log above)")
+            threading.Event().wait(0.01)
+        raise RuntimeError("the server did not start within 5 s")
+
+    def call(self, factory: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        """Run a coroutine on the server's own loop and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(_wrap(factory), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
