@@ -89,6 +89,6 @@ class Catalog:
 
     def pricing_of(self, provider: str, model_id: str) -> Mapping[str, Any] | None:
         entry = self.get(provider, model_id)
-        if entry is None or entry.discovered and not entry.info.get("input_cost_per_token"):
+        if entry is None or (entry.discovered and not entry.info.get("input_cost_per_token")):
             return None
         return entry.info

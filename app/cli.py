@@ -8,7 +8,7 @@ import csv
 import logging
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import orjson
@@ -22,12 +22,12 @@ def _since(value: str) -> datetime:
     match = re.fullmatch(r"(\d+)([mhd])", value.strip())
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is neither an ISO date/time nor a duration like 24h") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,7 +101,10 @@ async def list_models(settings: Settings, *, as_json: bool) -> int:
         {"model": e.label, "mode": e.mode, "source": "discovered" if e.discovered else "catalog"}
         for e in listing.visible(app.services)
     ]
-    rows += [{"model": alias, "mode": "alias", "source": target} for alias, target in listing.alias_names(app.services).items()]
+    rows += [
+        {"model": alias, "mode": "alias", "source": target}
+        for alias, target in listing.alias_names(app.services).items()
+    ]
     await app.services.upstreams.http.aclose()
     if as_json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")

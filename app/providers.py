@@ -19,17 +19,13 @@ class ProviderSpec:
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("openai", "OPENAI", "openai_compat", "https://api.openai.com/v1", "openai"),
     ProviderSpec("anthropic", "ANTHROPIC", "anthropic", "https://api.anthropic.com", "anthropic"),
-    ProviderSpec(
-        "gemini", "GOOGLE", "gemini", "https://generativelanguage.googleapis.com", "gemini"
-    ),
+    ProviderSpec("gemini", "GOOGLE", "gemini", "https://generativelanguage.googleapis.com", "gemini"),
     ProviderSpec("perplexity", "PERPLEXITY", "perplexity", "https://api.perplexity.ai", "perplexity"),
     ProviderSpec("groq", "GROQ", "openai_compat", "https://api.groq.com/openai/v1", "groq"),
     ProviderSpec("deepseek", "DEEPSEEK", "openai_compat", "https://api.deepseek.com", "deepseek"),
     ProviderSpec("mistral", "MISTRAL", "openai_compat", "https://api.mistral.ai/v1", "mistral"),
     ProviderSpec("xai", "XAI", "openai_compat", "https://api.x.ai/v1", "xai"),
-    ProviderSpec(
-        "openrouter", "OPENROUTER", "openai_compat", "https://openrouter.ai/api/v1", "openrouter"
-    ),
+    ProviderSpec("openrouter", "OPENROUTER", "openai_compat", "https://openrouter.ai/api/v1", "openrouter"),
 )
 
 BUILTIN_BY_NAME = {spec.name: spec for spec in BUILTIN_PROVIDERS}

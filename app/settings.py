@@ -75,9 +75,7 @@ class Settings:
     upstream_read_timeout: float = _setting(
         "UPSTREAM_READ_TIMEOUT", 600.0, "Seconds to wait for the next bytes from a provider."
     )
-    max_body_bytes: int = _setting(
-        "MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond)."
-    )
+    max_body_bytes: int = _setting("MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond).")
     log_level: str = _setting("LOG_LEVEL", "info", "Log level: debug, info, warning, error.")
     provider_keys: Mapping[str, str] = field(
         default_factory=dict,

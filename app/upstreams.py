@@ -42,9 +42,7 @@ class Upstreams:
     ) -> None:
         self.http = http
         self.providers = {p.name: p for p in providers}
-        self._adapters = {
-            p.name: adapter_classes[p.family](p, http) for p in providers if p.family in adapter_classes
-        }
+        self._adapters = {p.name: adapter_classes[p.family](p, http) for p in providers if p.family in adapter_classes}
 
     def get(self, name: str) -> Provider | None:
         return self.providers.get(name)

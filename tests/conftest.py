@@ -21,6 +21,7 @@ import pytest
 
 from app.main import Factories, RelayApp, create_app
 from app.settings import Settings
+from app.stores.db import apply_migrations
 from app.stores.queries import usage_rows
 from tests.emulator import Emulator
 from tests.live import LiveServer
@@ -86,14 +87,20 @@ def _drop_pg_database(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One migrated database per session. Relays under test then start with migrate=False:
+    Tortoise's migration recorder builds a model class, which runs ast.parse, and CPython 3.11
+    can fail ("AST constructor recursion depth mismatch") when two threads parse at once."""
     if BACKEND == "postgres":
         name = _create_pg_database()
-        yield f"{PG_SERVER}/{name}"
-        _drop_pg_database(name)
+        url = f"{PG_SERVER}/{name}"
     elif BACKEND == "sqlite":
-        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'relay.db'}"
+        url = f"sqlite://{tmp_path_factory.mktemp('db') / 'relay.db'}"
     else:
         pytest.fail(f"RELAY_TEST_DB must be sqlite or postgres, not {BACKEND!r}", pytrace=False)
+    asyncio.run(apply_migrations(url))
+    yield url
+    if BACKEND == "postgres":
+        _drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +129,7 @@ def make_relay(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Any]:
     started: list[LiveServer] = []
 
     def make(factories: Factories | None = None, **changes: Any) -> Relay:
-        app = create_app(relay_settings(db_url, emulator[1], **changes), factories)
+        app = create_app(relay_settings(db_url, emulator[1], **changes), factories, migrate=False)
         server = LiveServer(app).start()
         started.append(server)
         relay = Relay(app, server)
@@ -136,7 +143,7 @@ def make_relay(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def relay(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Relay]:
-    app = create_app(relay_settings(db_url, emulator[1]))
+    app = create_app(relay_settings(db_url, emulator[1]), migrate=False)
     server = LiveServer(app).start()
     relay = Relay(app, server)
     relay.refresh_models()

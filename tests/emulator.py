@@ -74,13 +74,18 @@ class Emulator:
             return
         data = (FIXTURES / provider / entry["file"]).read_bytes()
         content_type = entry["content_type"].replace(" (not recorded)", "")
-        await send({"type": "http.response.start", "status": entry["status"],
-                    "headers": [(b"content-type", content_type.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": entry["status"],
+                "headers": [(b"content-type", content_type.encode())],
+            }
+        )
         if slow:
             await self._paced(data, receive, send)
             return
         for start in range(0, len(data), CHUNK):
-            await send({"type": "http.response.body", "body": data[start:start + CHUNK], "more_body": True})
+            await send({"type": "http.response.body", "body": data[start : start + CHUNK], "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
     async def _paced(self, data: bytes, receive: Any, send: Any) -> None:
@@ -98,8 +103,13 @@ class Emulator:
             gone.cancel()
 
     async def _ollama(self, endpoint: str, body: dict[str, Any], receive: Any, send: Any) -> None:
-        docs = {"tags": "api_tags_docs", "show": "api_show_docs", "ps": "api_ps_docs",
-                "version": "api_version_docs", "embed": "api_embed_docs"}
+        docs = {
+            "tags": "api_tags_docs",
+            "show": "api_show_docs",
+            "ps": "api_ps_docs",
+            "version": "api_version_docs",
+            "embed": "api_embed_docs",
+        }
         if endpoint in docs:
             await _json(send, 200, json.loads((FIXTURES / "ollama" / f"{docs[endpoint]}.json").read_text()))
             return

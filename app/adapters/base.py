@@ -7,7 +7,7 @@ Adapters never touch the database or Falcon, and never price anything.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +50,7 @@ class Adapter(abc.ABC):
     async def send(self, call: Call) -> Reply:
         """Send a call upstream; return the whole reply or a stream of internal chunks."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook, like httpx's transports)
         """Release what this adapter holds (the shared HTTP client is closed by its owner)."""
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -125,9 +125,7 @@ def _describe(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     )
 
 
-async def open_stream(
-    http: httpx.AsyncClient, provider: Provider, request: httpx.Request
-) -> httpx.Response:
+async def open_stream(http: httpx.AsyncClient, provider: Provider, request: httpx.Request) -> httpx.Response:
     """Send a streaming request; an error status is read whole and raised."""
     with upstream_errors(provider):
         response = await http.send(request, stream=True)
@@ -140,7 +138,7 @@ async def open_stream(
     return response
 
 
-async def iter_body(provider: Provider, response: httpx.Response) -> AsyncIterator[bytes]:
+async def iter_body(provider: Provider, response: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The raw bytes of a streamed response; the connection is closed however this ends."""
     try:
         with upstream_errors(provider):

@@ -176,7 +176,9 @@ class _Translator:
             delta: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
             if message.get("thinking"):
                 delta["reasoning_content"] = message["thinking"]
-            calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_", start=self.tool_calls)
+            calls = tool_calls_from_ollama(
+                message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_", start=self.tool_calls
+            )
             if calls:
                 delta["tool_calls"] = calls
                 self.tool_calls += len(calls)
@@ -208,7 +210,10 @@ class _Translator:
                 out["reasoning_content"] = message["thinking"]
             if calls:
                 out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
-            choice: dict[str, Any] = {"message": out, "finish_reason": finish_reason(data.get("done_reason"), bool(calls))}
+            choice: dict[str, Any] = {
+                "message": out,
+                "finish_reason": finish_reason(data.get("done_reason"), bool(calls)),
+            }
         else:
             choice = {"text": data.get("response", ""), "finish_reason": finish_reason(data.get("done_reason"), False)}
             if data.get("thinking"):

@@ -9,7 +9,7 @@ chunk, Mistral tool calls without ``type``, Groq's usage inside ``x_groq``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -71,7 +71,7 @@ class OpenAICompatAdapter(Adapter):
         raw_usage = find_usage(data)
         return Reply(body=data, usage=usage_from_openai(raw_usage) if raw_usage else None)
 
-    async def _chunks(self, body: AsyncIterator[bytes]) -> AsyncIterator[StreamItem]:
+    async def _chunks(self, body: AsyncGenerator[bytes, None]) -> AsyncGenerator[StreamItem, None]:
         events = iter_sse(body)
         try:
             async for event in events:
@@ -102,7 +102,7 @@ class OpenAICompatAdapter(Adapter):
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
 
 
-async def _replay(reply: Reply) -> AsyncIterator[StreamItem]:
+async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:
     """A whole chat body as the chunks a stream would have carried."""
     body = reply.body or {}
     for choice in body.get("choices") or ():

@@ -21,8 +21,10 @@ def find_usage(payload: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(usage, dict):
         return usage
     groq = payload.get("x_groq")
-    if isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
-        return groq["usage"]
+    if isinstance(groq, dict):
+        inner = groq.get("usage")
+        if isinstance(inner, dict):
+            return inner
     return None
 
 

@@ -7,7 +7,7 @@ never assume compact JSON: real providers pad ``data:`` lines, send ``:`` commen
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 
@@ -67,7 +67,7 @@ class SSEParser:
         self._data = []
 
 
-async def iter_sse(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[SSEvent]:
+async def iter_sse(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[SSEvent, None]:
     parser = SSEParser()
     try:
         async for chunk in chunks:
@@ -99,7 +99,7 @@ def _nonblank(parts: Iterable[bytes]) -> list[bytes]:
     return [p for p in (part.strip() for part in parts) if p]
 
 
-async def iter_ndjson(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+async def iter_ndjson(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
     splitter = NDJSONSplitter()
     try:
         async for chunk in chunks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncGenerator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -105,7 +105,7 @@ def error_body(err: RelayError) -> dict[str, Any]:
 
 
 def timestamp() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
@@ -141,7 +141,9 @@ class _Collector:
     def add(self, choice: dict[str, Any]) -> tuple[str, str]:
         delta = choice.get("delta") or choice.get("message") or {}
         for call in delta.get("tool_calls") or ():
-            slot = self.calls.setdefault(call.get("index", len(self.calls)), {"function": {"name": "", "arguments": ""}})
+            slot = self.calls.setdefault(
+                call.get("index", len(self.calls)), {"function": {"name": "", "arguments": ""}}
+            )
             if call.get("id"):
                 slot["id"] = call["id"]
             function = call.get("function") or {}

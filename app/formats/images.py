@@ -38,6 +38,4 @@ def base64_of(url: str) -> str:
         if sep and header.endswith(";base64"):
             return payload
         raise BadRequest("image data URLs must be base64-encoded")
-    raise BadRequest(
-        "this model's server accepts inline images only: send the image as a base64 data URL"
-    )
+    raise BadRequest("this model's server accepts inline images only: send the image as a base64 data URL")

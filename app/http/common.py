@@ -73,9 +73,7 @@ async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> R
             resp.set_header("X-Relay-Route", ex.target.via)
 
 
-def stream_response(
-    resp: falcon.asgi.Response, content_type: str, frames: AsyncGenerator[bytes, None]
-) -> None:
+def stream_response(resp: falcon.asgi.Response, content_type: str, frames: AsyncGenerator[bytes, None]) -> None:
     resp.content_type = content_type
     resp.set_header("Cache-Control", "no-cache")
     resp.set_header("X-Accel-Buffering", "no")
@@ -112,8 +110,9 @@ async def handle_http_error(
         relay_error = BadRequest(error.title or "bad request")
     relay_error.status = error.status_code
     render_error(req, resp, relay_error)
-    for name, value in (error.headers or {}).items():
-        resp.set_header(name, value)
+    if isinstance(error.headers, dict):
+        for name, value in error.headers.items():
+            resp.set_header(name, value)
 
 
 async def handle_unexpected(

@@ -10,8 +10,8 @@ from app import listing
 from app.dialects import ollama as dialect
 from app.http.common import json_response, new_exchange, read_json, run, stream_response
 from app.pipeline.core import Pipeline
-from app.tagging import split_model_tag
 from app.services import Services
+from app.tagging import split_model_tag
 
 # The Ollama API version we speak; clients such as Open WebUI parse it as dotted integers.
 OLLAMA_API_VERSION = "0.12.6"
@@ -52,7 +52,9 @@ class ChatResource:
             if not target.provider.is_ollama:
                 # Loading and unloading only mean something to an Ollama server.
                 unload = native.get("keep_alive") in (0, "0", "0s")
-                json_response(resp, {**dialect.whole(ex, {}, generate=True), "done_reason": "unload" if unload else "load"})
+                json_response(
+                    resp, {**dialect.whole(ex, {}, generate=True), "done_reason": "unload" if unload else "load"}
+                )
                 return
         reply = await run(self.pipeline, ex, resp)
         if reply.stream is not None:

@@ -10,7 +10,7 @@ first byte, or abandoned by the client), including errors raised by earlier stag
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -83,7 +83,7 @@ class Reply:
     """
 
     body: dict[str, Any] | None = None
-    stream: AsyncIterator[StreamItem] | None = None
+    stream: AsyncGenerator[StreamItem, None] | None = None
     usage: Usage | None = None
 
 

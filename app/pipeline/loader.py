@@ -50,7 +50,5 @@ def build_pipeline(names: list[str], services: Any) -> Pipeline:
             raise PipelineError(f"stage {name!r} does not satisfy the Stage protocol (name, async __call__)")
         stages.append(stage)
     if not any(getattr(s, "terminal", False) for s in stages):
-        raise PipelineError(
-            f"the pipeline {names} has no dispatch stage; installed: {', '.join(installed())}"
-        )
+        raise PipelineError(f"the pipeline {names} has no dispatch stage; installed: {', '.join(installed())}")
     return Pipeline(stages)

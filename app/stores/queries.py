@@ -47,7 +47,7 @@ async def usage_rows(
     """Usage rows oldest first, each with its tags, fetched a page at a time."""
     if tag is not None:
         tagged = await UsageTag.filter(tag=tag).values_list("request_id", flat=True)
-        request_ids = [str(r) for r in tagged if request_ids is None or r in request_ids]
+        request_ids = [str(r) for r in tagged if request_ids is None or str(r) in request_ids]
     last_id = 0
     while True:
         query = UsageRecord.filter(id__gt=last_id)
@@ -59,8 +59,9 @@ async def usage_rows(
         if not rows:
             return
         tags: dict[str, list[str]] = defaultdict(list)
-        for tag in await UsageTag.filter(request_id__in=[r["request_id"] for r in rows]).order_by("id").values():
-            tags[tag["request_id"]].append(tag["tag"])
+        found = UsageTag.filter(request_id__in=[r["request_id"] for r in rows]).order_by("id")
+        for request_id, name in await found.values_list("request_id", "tag"):
+            tags[str(request_id)].append(str(name))
         for row in rows:
             last_id = row["id"]
             yield {name: (tags.get(row["request_id"], []) if name == "tags" else row[name]) for name in EXPORT_FIELDS}

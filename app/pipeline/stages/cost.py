@@ -95,9 +95,7 @@ class CostStage:
         reply.stream = self._watch(ex, reply.stream)
         return reply
 
-    async def _watch(
-        self, ex: Exchange, source: AsyncGenerator[StreamItem, None]
-    ) -> AsyncGenerator[StreamItem, None]:
+    async def _watch(self, ex: Exchange, source: AsyncGenerator[StreamItem, None]) -> AsyncGenerator[StreamItem, None]:
         failure: BaseException | None = None
         try:
             async for item in source:

@@ -34,9 +34,7 @@ class MeterStage:
         reply.stream = self._meter(ex, reply.stream)
         return reply
 
-    async def _meter(
-        self, ex: Exchange, source: AsyncGenerator[StreamItem, None]
-    ) -> AsyncGenerator[StreamItem, None]:
+    async def _meter(self, ex: Exchange, source: AsyncGenerator[StreamItem, None]) -> AsyncGenerator[StreamItem, None]:
         try:
             async for item in source:
                 if isinstance(item, Usage):

@@ -15,6 +15,7 @@ from app.pipeline.core import Exchange, Next, Reply
 from app.services import Services
 from app.tagging import bearer_tags, parse_tags, split_model_tag
 
+
 class TagStage:
     name: ClassVar[str] = "tags"
 
