@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import ollama
+import openai
 import pytest
 
 from app.main import Factories, RelayApp, create_app
@@ -165,3 +167,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
     report = os.environ.get("RELAY_TEST_REPORT")
     if report:
         Path(report).write_text(line + "\n")
+
+
+class SDKClients:
+    """Real SDK clients pointed at a relay, closed when the test ends."""
+
+    def __init__(self) -> None:
+        self._open: list[Any] = []
+
+    def openai(self, url: str) -> openai.OpenAI:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        self._open.append(client)
+        return client
+
+    def ollama(self, url: str, headers: dict[str, str] | None = None) -> ollama.Client:
+        client = ollama.Client(host=url, headers=headers)
+        self._open.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._open:
+            client.close()
+
+
+@pytest.fixture
+def sdk() -> Iterator[SDKClients]:
+    clients = SDKClients()
+    yield clients
+    clients.close()

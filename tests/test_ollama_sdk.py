@@ -8,7 +8,6 @@ import uuid
 
 import httpx
 import ollama
-import openai
 import pytest
 
 from tests.cases import CHAT_CASES, Case
@@ -17,14 +16,14 @@ from tests.recordings import expected_body, expected_stream
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-def tagged_client(relay) -> tuple[ollama.Client, str]:
+def tagged_client(relay, sdk) -> tuple[ollama.Client, str]:
     tag = f"t-{uuid.uuid4().hex[:12]}"
-    return ollama.Client(host=relay.url, headers={"X-Proxy-Tag": tag}), tag
+    return sdk.ollama(relay.url, headers={"X-Proxy-Tag": tag}), tag
 
 
 @pytest.mark.parametrize("case", CHAT_CASES, ids=lambda c: c.id)
-def test_chat_through_ollama_dialect(relay, case: Case) -> None:
-    client, tag = tagged_client(relay)
+def test_chat_through_ollama_dialect(relay, case: Case, sdk) -> None:
+    client, tag = tagged_client(relay, sdk)
     model = f"{case.provider}/{case.name}"
     want = expected_stream(case.provider, case.name) if case.stream else expected_body(case.provider, case.name)
     text, thinking, calls, final = "", "", [], None
@@ -53,8 +52,8 @@ def test_chat_through_ollama_dialect(relay, case: Case) -> None:
     )
 
 
-def test_ollama_stream_through_ollama_dialect(relay) -> None:
-    client, tag = tagged_client(relay)
+def test_ollama_stream_through_ollama_dialect(relay, sdk) -> None:
+    client, tag = tagged_client(relay, sdk)
     parts = list(client.chat(model="lab/api_chat_stream_truncated", messages=MESSAGES, stream=True))
     assert "".join(p.message.content for p in parts) == "This is test completion response"
     final = parts[-1]
@@ -67,8 +66,8 @@ def test_ollama_stream_through_ollama_dialect(relay) -> None:
     assert (row["input_tokens"], row["output_tokens"]) == (10, 239)
 
 
-def test_ollama_tool_calls_through_both_dialects(relay) -> None:
-    client, tag = tagged_client(relay)
+def test_ollama_tool_calls_through_both_dialects(relay, sdk) -> None:
+    client, tag = tagged_client(relay, sdk)
     reply = client.chat(model="lab/api_chat_nonstream_tool_calls", messages=MESSAGES, stream=False)
     names = [c.function.name for c in reply.message.tool_calls]
     assert names == [
@@ -80,7 +79,7 @@ def test_ollama_tool_calls_through_both_dialects(relay) -> None:
     ]
     assert reply.message.tool_calls[0].function.arguments == {"location": "Boston, MA"}
     assert reply.message.tool_calls[3].function.arguments == {}  # recorded without arguments
-    oa = openai.OpenAI(base_url=relay.url + "/v1", api_key="unused", max_retries=0)
+    oa = sdk.openai(relay.url)
     completion = oa.chat.completions.create(model="lab/api_chat_nonstream_tool_calls", messages=MESSAGES)
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -89,8 +88,8 @@ def test_ollama_tool_calls_through_both_dialects(relay) -> None:
     assert completion.usage.prompt_tokens == 152 and completion.usage.completion_tokens == 22
 
 
-def test_ollama_stream_through_openai_dialect(relay) -> None:
-    oa = openai.OpenAI(base_url=relay.url + "/v1", api_key="unused", max_retries=0)
+def test_ollama_stream_through_openai_dialect(relay, sdk) -> None:
+    oa = sdk.openai(relay.url)
     text, usage, finish = "", None, None
     for chunk in oa.chat.completions.create(
         model="lab/api_chat_stream_truncated", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
@@ -104,8 +103,8 @@ def test_ollama_stream_through_openai_dialect(relay) -> None:
     assert (usage.prompt_tokens, usage.completion_tokens) == (10, 239)
 
 
-def test_generate_and_load(relay) -> None:
-    client, tag = tagged_client(relay)
+def test_generate_and_load(relay, sdk) -> None:
+    client, tag = tagged_client(relay, sdk)
     reply = client.generate(model="lab/llama3.2", prompt="Why is the sky blue?", stream=False)
     assert reply.response == "The sky is blue because it is the color of the sky."
     assert (reply.prompt_eval_count, reply.eval_count) == (26, 290)
@@ -120,16 +119,16 @@ def test_generate_and_load(relay) -> None:
     assert [(r["endpoint"], r["streamed"]) for r in rows][:2] == [("/api/generate", False), ("/api/generate", True)]
 
 
-def test_generate_from_cloud_model_as_chat(relay, upstream) -> None:
-    client, _ = tagged_client(relay)
+def test_generate_from_cloud_model_as_chat(relay, upstream, sdk) -> None:
+    client, _ = tagged_client(relay, sdk)
     reply = client.generate(model="openai/chat_nonstream_basic", prompt="hi", system="be brief", stream=False)
     assert reply.response == expected_body("openai", "chat_nonstream_basic").text
     sent = upstream.last("/chat/completions").body
     assert sent["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
 
 
-def test_listing_endpoints(relay) -> None:
-    client = ollama.Client(host=relay.url)
+def test_listing_endpoints(relay, sdk) -> None:
+    client = sdk.ollama(relay.url)
     names = [m.model for m in client.list().models]
     assert "lab/llama3.2:latest" in names and "lab/deepseek-r1:latest" in names
     assert "openai/gpt-4o" in names and "groq/openai/gpt-oss-120b" in names
@@ -148,13 +147,13 @@ def test_listing_endpoints(relay) -> None:
     assert root.text == "Ollama is running"
 
 
-def test_embeddings_both_dialects(relay) -> None:
-    client, tag = tagged_client(relay)
+def test_embeddings_both_dialects(relay, sdk) -> None:
+    client, tag = tagged_client(relay, sdk)
     result = client.embed(model="lab/all-minilm", input="The sky is blue")
     assert len(result.embeddings) == 1 and result.embeddings[0][:2] == [0.010071029, -0.0017594862]
     legacy = httpx.post(relay.url + "/api/embeddings", json={"model": "lab/all-minilm", "prompt": "x"}).json()
     assert legacy["embedding"][:1] == [0.010071029]
-    oa = openai.OpenAI(base_url=relay.url + "/v1", api_key="unused", max_retries=0)
+    oa = sdk.openai(relay.url)
     vectors = oa.embeddings.create(model="lab/all-minilm", input="The sky is blue")
     assert len(vectors.data[0].embedding) == 10 and vectors.usage.prompt_tokens == 8
     row = relay.rows(tag=tag)[0]

@@ -64,8 +64,8 @@ def run_sync(client: openai.OpenAI, model: str, case: Case, tag: str) -> tuple[E
 
 
 @pytest.mark.parametrize("case", CHAT_CASES, ids=lambda c: c.id)
-def test_sync_client_relays_recording(relay, case: Case) -> None:
-    client = openai.OpenAI(base_url=relay.url + "/v1", api_key="unused", max_retries=0)
+def test_sync_client_relays_recording(relay, case: Case, sdk) -> None:
+    client = sdk.openai(relay.url)
     tag = f"t-{uuid.uuid4().hex[:12]}"
     model = f"{case.provider}/{case.name}"
     got, headers = run_sync(client, model, case, tag)
@@ -78,9 +78,9 @@ def test_sync_client_relays_recording(relay, case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", OTHER_COMPATIBLE, ids=lambda c: c.id)
-def test_other_openai_compatible_servers(make_relay, emulator, case: Case) -> None:
+def test_other_openai_compatible_servers(make_relay, emulator, case: Case, sdk) -> None:
     relay = make_relay(provider_base_urls={"openai": f"{emulator[1]}/{case.provider}/v1"})
-    client = openai.OpenAI(base_url=relay.url + "/v1", api_key="unused", max_retries=0)
+    client = sdk.openai(relay.url)
     tag = f"t-{uuid.uuid4().hex[:12]}"
     got, headers = run_sync(client, f"openai/{case.name}", case, tag)
     assert got == _expected(case)
@@ -117,8 +117,8 @@ async def test_async_client_non_streaming(relay) -> None:
     await client.close()
 
 
-def test_legacy_completions(relay) -> None:
-    client = openai.OpenAI(base_url=relay.url + "/v1", api_key="unused", max_retries=0)
+def test_legacy_completions(relay, sdk) -> None:
+    client = sdk.openai(relay.url)
     tag = f"t-{uuid.uuid4().hex[:12]}"
     completion = client.completions.create(
         model="openai/completions_legacy_nonstream", prompt="A new holiday", extra_headers={"X-Proxy-Tag": tag}

@@ -107,7 +107,10 @@ def messages_from_ollama(messages: Any) -> list[dict[str, Any]]:
                 converted["content"] = None
             pending += [(c["id"], c["function"]["name"]) for c in calls]
         if message["role"] == "tool":
-            converted["tool_call_id"] = message.get("tool_call_id") or _answer(pending, message.get("tool_name"))
+            call_id = message.get("tool_call_id")
+            if call_id:  # answered by id: no longer open for a result that names only the tool
+                pending[:] = [p for p in pending if p[0] != call_id]
+            converted["tool_call_id"] = call_id or _answer(pending, message.get("tool_name"))
         out.append(converted)
     return out
 
@@ -125,7 +128,9 @@ def tool_calls_from_ollama(calls: Any, *, prefix: str, start: int = 0) -> list[d
     out = []
     for offset, call in enumerate(c for c in calls or () if isinstance(c, dict)):
         function = call.get("function") or {}
-        arguments = function.get("arguments", {})
+        arguments = function.get("arguments")
+        if arguments is None:  # missing, or null (a nil map in Ollama's Go)
+            arguments = {}
         out.append(
             {
                 "index": start + offset,

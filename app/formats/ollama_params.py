@@ -19,7 +19,9 @@ _LEVELS = ("low", "medium", "high")
 
 def options_from_openai(body: dict[str, Any]) -> dict[str, Any]:
     options = {ollama: body[name] for name, ollama in _OPTION_NAMES.items() if body.get(name) is not None}
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit = body.get("max_completion_tokens")
+    if limit is None:  # absent or an explicit null: the older name still counts
+        limit = body.get("max_tokens")
     if limit is not None:
         options["num_predict"] = limit
     stop = body.get("stop")

@@ -110,6 +110,7 @@ class Exchange:
     status: int = 200
     error: str | None = None
     first_token_at: float | None = None
+    pieces: int = 0  # streamed chunks that carried tokens, for estimates when usage is missing
     ended_at: float | None = None
     cost_nanousd: int | None = None
     include_usage: bool = False  # the client asked for a final usage chunk

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import ClassVar
 
+from app import estimate
 from app.errors import RelayError
 from app.pipeline.core import Exchange, Next, Reply, StreamItem
 from app.pricing import cost_nanousd
@@ -78,6 +79,9 @@ class CostStage:
 
     def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
         settle(ex, exc)
+        if not ex.usage.reported and ex.target is not None and (ex.pieces or ex.outcome == "ok"):
+            ex.usage.input = estimate.prompt_tokens(ex.body)
+            ex.usage.output = ex.pieces
         if ex.target is not None:
             free = ex.target.provider.is_ollama
             ex.cost_nanousd = cost_nanousd(ex.usage, ex.target.catalog_entry, free=free)

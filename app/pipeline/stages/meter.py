@@ -40,8 +40,10 @@ class MeterStage:
                 if isinstance(item, Usage):
                     ex.usage.merge(item)
                     continue
-                if ex.first_token_at is None and carries_token(item):
-                    ex.mark_first_token()
+                if carries_token(item):
+                    ex.pieces += 1
+                    if ex.first_token_at is None:
+                        ex.mark_first_token()
                 yield item
         finally:
             await source.aclose()
