@@ -86,6 +86,8 @@ def test_ollama_tool_calls_through_both_dialects(relay, sdk) -> None:
     assert [c.function.name for c in choice.message.tool_calls] == names
     assert json.loads(choice.message.tool_calls[4].function.arguments) == {"age": "36"}
     assert completion.usage.prompt_tokens == 152 and completion.usage.completion_tokens == 22
+    row = relay.rows(tag=tag)[0]
+    assert (row["dialect"], row["input_tokens"], row["output_tokens"]) == ("ollama", 152, 22)
 
 
 def test_ollama_stream_through_openai_dialect(relay, sdk) -> None:

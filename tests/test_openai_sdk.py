@@ -84,6 +84,7 @@ def test_other_openai_compatible_servers(make_relay, emulator, case: Case, sdk) 
     tag = f"t-{uuid.uuid4().hex[:12]}"
     got, headers = run_sync(client, f"openai/{case.name}", case, tag)
     assert got == _expected(case)
+    assert headers["x-relay-model"] == f"openai/{case.name}"
     _check_usage_row(relay.rows(tag=tag)[0], case, f"openai/{case.name}")
 
 
