@@ -69,7 +69,13 @@ class Resolver:
                 provider = next((p for n, p in self.upstreams.providers.items() if n.lower() == prefix.lower()), None)
             if provider is not None:
                 entry = self.catalog.get(provider.name, rest)
-                return Target(provider, entry.id if entry else rest, "direct", entry.info if entry else None), ""
+                if entry is not None:
+                    return self._target(entry), ""
+                # "openai/gpt-oss-120b" is Groq's model id, not an unknown OpenAI model.
+                whole = [e for e in self.catalog.find(name) if e.provider in self.upstreams.providers]
+                if len(whole) == 1:
+                    return self._target(whole[0]), ""
+                return Target(provider, rest, "direct", None), ""
         dashed = self._dashed(name)
         if dashed is not None:
             return dashed, ""

@@ -1,0 +1,104 @@
+"""Upstream errors keep their status and message, in the caller's dialect; bad input is a
+clear 4xx; every outcome leaves exactly one usage row."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.live import free_port
+
+CHAT = [{"role": "user", "content": "hi"}]
+
+
+def test_upstream_400_keeps_status_and_message(relay, sdk) -> None:
+    client = sdk.openai(relay.url)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="openai/error_400_unsupported_system_role", messages=CHAT)
+    error = caught.value
+    assert error.status_code == 400
+    assert "does not support 'system' with this model" in error.message
+    assert error.body["param"] == "messages[0].role" and error.body["code"] == "unsupported_value"
+    row = relay.row(error.response.headers["x-request-id"])
+    assert (row["outcome"], row["status"], row["provider"]) == ("upstream_error", 400, "openai")
+    assert "does not support 'system'" in row["error"]
+
+
+def test_upstream_429_is_a_429_in_both_dialects(relay, sdk) -> None:
+    client = sdk.openai(relay.url)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="openrouter/error_429_rate_limited", messages=CHAT)
+    assert "temporarily rate-limited upstream" in caught.value.message
+    reply = httpx.post(
+        relay.url + "/api/chat", json={"model": "openrouter/error_429_rate_limited", "messages": CHAT, "stream": True}
+    )
+    assert reply.status_code == 429
+    assert "rate-limited" in reply.json()["error"]
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["outcome"], row["status"], row["streamed"]) == ("upstream_error", 429, True)
+
+
+def test_groq_tool_use_failure(relay, sdk) -> None:
+    client = sdk.openai(relay.url)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="groq/error_400_tool_use_failed", messages=CHAT, stream=True)
+    assert caught.value.body["code"] == "tool_use_failed"
+
+
+def test_unreachable_upstream_is_a_502(make_relay) -> None:
+    relay = make_relay(provider_base_urls={"openai": f"http://127.0.0.1:{free_port()}/v1"})
+    reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": CHAT})
+    assert reply.status_code == 502
+    assert reply.json()["error"]["code"] == "upstream_unavailable"
+    assert relay.row(reply.headers["x-request-id"])["outcome"] == "upstream_error"
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "needle"),
+    [
+        ("/v1/chat/completions", b"{not json", "not valid JSON"),
+        ("/v1/chat/completions", b"[1, 2]", "JSON object"),
+        ("/v1/chat/completions", b'{"messages": []}', "'model' is required"),
+        ("/v1/chat/completions", b'{"model": "gpt-4o"}', "'messages' is required"),
+        ("/v1/chat/completions", b'{"model": 5, "messages": []}', "'model' must be a string"),
+        ("/v1/chat/completions", b'{"model": "gpt-4o", "messages": "hi"}', "must be a list"),
+        ("/v1/chat/completions", b'{"model": "gpt-4o", "messages": [{"content": "x"}]}', "'role'"),
+        ("/v1/chat/completions", b'{"model": "x", "messages": [{"role": "user"}], "stream": "yes"}', "'stream'"),
+        ("/v1/embeddings", b'{"model": "x"}', "'input' is required"),
+        ("/api/chat", b"{not json", "not valid JSON"),
+        ("/api/chat", b'{"messages": []}', "'model' is required"),
+        ("/api/chat", b'{"model": "x", "messages": [{"content": 1}]}', "'role'"),
+        ("/api/chat", b'{"model": "x", "messages": [{"role": "user"}], "think": "lots"}', "'think'"),
+        ("/api/generate", b'{"model": "x", "prompt": 5}', "'prompt' must be a string"),
+        ("/api/chat", b"", "empty"),
+    ],
+)
+def test_bad_input_is_a_clear_400(relay, path: str, payload: bytes, needle: str) -> None:
+    reply = httpx.post(relay.url + path, content=payload, headers={"content-type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    body = reply.json()
+    message = body["error"] if path.startswith("/api/") else body["error"]["message"]
+    assert needle in message
+
+
+def test_form_bodies_are_415(relay) -> None:
+    reply = httpx.post(relay.url + "/v1/chat/completions", data={"model": "x"})
+    assert reply.status_code == 415 and "JSON" in reply.json()["error"]["message"]
+
+
+def test_oversized_body_is_413(make_relay) -> None:
+    relay = make_relay(max_body_bytes=1000)
+    big = {"model": "openai/x", "messages": [{"role": "user", "content": "x" * 2000}]}
+    assert httpx.post(relay.url + "/v1/chat/completions", json=big).status_code == 413
+    reply = httpx.post(relay.url + "/api/chat", json=big)
+    assert reply.status_code == 413 and "larger than 1000 bytes" in reply.json()["error"]
+
+
+def test_unknown_routes_in_each_dialect(relay) -> None:
+    openai_reply = httpx.get(relay.url + "/v1/nothing")
+    assert openai_reply.status_code == 404 and "no such endpoint" in openai_reply.json()["error"]["message"]
+    ollama_reply = httpx.post(relay.url + "/api/nothing", json={})
+    assert ollama_reply.status_code == 404 and "no such endpoint" in ollama_reply.json()["error"]
+    wrong_method = httpx.get(relay.url + "/v1/chat/completions")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
