@@ -100,7 +100,11 @@ def messages_from_ollama(messages: Any) -> list[dict[str, Any]]:
             converted["content"] = content
         if message.get("thinking"):
             converted["reasoning_content"] = message["thinking"]
-        calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{index}_")
+        # Request messages carry no stream "index" (strict providers reject unknown keys).
+        calls = [
+            {k: v for k, v in c.items() if k != "index"}
+            for c in tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{index}_")
+        ]
         if calls:
             converted["tool_calls"] = calls
             if not content:

@@ -1,0 +1,93 @@
+"""The ``llm-relay`` command: help, migrate, models, usage export, and serve end to end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+
+from tests.live import free_port
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], env={**clean, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_lists_every_command() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("serve", "migrate", "models", "usage"):
+        assert command in result.stdout
+    assert "--format" in cli("usage", "export", "--help").stdout
+
+
+def test_bad_setting_is_a_clear_error() -> None:
+    result = cli("models", env={"PORT": "eleven"})
+    assert result.returncode == 2 and "PORT='eleven' is not a valid int" in result.stderr
+
+
+def test_models_lists_configured_providers(tmp_path) -> None:
+    result = cli("models", "--json", env={"GROQ_API_KEY": "k", "DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    models = {row["model"] for row in json.loads(result.stdout)}
+    assert "groq/openai/gpt-oss-120b" in models
+    assert not any(m.startswith("openai/") for m in models)
+
+
+def test_usage_export_shows_the_rows(relay, db_url) -> None:
+    tag = f"t-{uuid.uuid4().hex[:10]}"
+    reply = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "deepseek/chat_nonstream_cache_hit_reasoning", "messages": [{"role": "user", "content": "x"}]},
+        headers={"X-Proxy-Tag": tag},
+    )
+    request_id = reply.headers["x-request-id"]
+    relay.rows(tag=tag)  # flushed
+    as_csv = cli("usage", "export", "--format", "csv", env={"DATABASE_URL": db_url})
+    assert as_csv.returncode == 0, as_csv.stderr
+    row = next(r for r in csv.DictReader(io.StringIO(as_csv.stdout)) if r["request_id"] == request_id)
+    assert (row["tags"], row["input_tokens"], row["cached_input_tokens"], row["reasoning_tokens"]) == (tag, "563", "512", "60")
+    as_json = cli("usage", "export", "--format", "json", "--since", "1h", env={"DATABASE_URL": db_url})
+    rows = {r["request_id"]: r for r in json.loads(as_json.stdout)}
+    assert rows[request_id]["tags"] == [tag] and rows[request_id]["output_tokens"] == 116
+    future = cli("usage", "export", "--format", "json", "--since", "2999-01-01", env={"DATABASE_URL": db_url})
+    assert json.loads(future.stdout) == []
+
+
+def test_serve_migrates_a_fresh_sqlite_database_and_answers(tmp_path) -> None:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                reply = httpx.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.ConnectError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "the relay did not start"
+                time.sleep(0.1)
+        assert reply.text == "Ollama is running"
+        assert (tmp_path / "data" / "llm-relay.db").exists()
+        models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()
+        assert models["object"] == "list"
+    finally:
+        process.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        status = process.wait(timeout=15)
+        log = process.stderr.read() if process.stderr else ""
+        if process.stderr:
+            process.stderr.close()
+    assert status in (0, -15), log
+    assert "Traceback" not in log

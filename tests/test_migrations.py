@@ -1,0 +1,93 @@
+"""Migrations from zero on the backend under test, and the schema they leave behind."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from app.stores.db import apply_migrations
+from tests.conftest import BACKEND, PG_SERVER, _create_pg_database, _drop_pg_database
+
+RECORD_COLUMNS = {
+    "id", "request_id", "created_at", "endpoint", "dialect", "client", "requested_model", "resolved_model",
+    "provider", "route", "input_tokens", "output_tokens", "reasoning_tokens", "cached_input_tokens",
+    "cache_read_tokens", "cache_write_tokens", "usage_reported", "cost_nanousd", "latency_ms", "ttft_ms",
+    "streamed", "status", "outcome", "error",
+}  # fmt: skip
+INDEXED = {("usage_record", "created_at"), ("usage_record", "provider"), ("usage_record", "outcome"),
+           ("usage_record", "request_id"), ("usage_tag", "request_id"), ("usage_tag", "tag")}  # fmt: skip
+
+
+async def sqlite_schema(path: str) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    import aiosqlite
+
+    columns: dict[str, set[str]] = {}
+    indexed: set[tuple[str, str]] = set()
+    async with aiosqlite.connect(path) as db:
+        for table in ("usage_record", "usage_tag", "model_alias"):
+            columns[table] = {row[1] async for row in await db.execute(f"PRAGMA table_info({table})")}
+            for index in await (await db.execute(f"PRAGMA index_list({table})")).fetchall():
+                for info in await (await db.execute(f"PRAGMA index_info('{index[1]}')")).fetchall():
+                    indexed.add((table, info[2]))
+    return columns, indexed
+
+
+async def postgres_schema(url: str) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    conn = await asyncpg.connect(url)
+    try:
+        columns: dict[str, set[str]] = {}
+        for row in await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        ):
+            columns.setdefault(row["table_name"], set()).add(row["column_name"])
+        indexed = set()
+        for row in await conn.fetch(
+            "SELECT t.relname AS table_name, a.attname AS column_name FROM pg_index i "
+            "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_attribute a ON a.attrelid = t.oid "
+            "AND a.attnum = ANY(i.indkey) JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'"
+        ):
+            indexed.add((row["table_name"], row["column_name"]))
+        types = {
+            r["column_name"]: r["data_type"]
+            for r in await conn.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'usage_record'"
+            )
+        }
+        assert types["cost_nanousd"] == "bigint" and types["created_at"] == "timestamp with time zone"
+        return columns, indexed
+    finally:
+        await conn.close()
+
+
+def test_migrate_from_zero_twice(tmp_path) -> None:
+    if BACKEND == "postgres":
+        name = _create_pg_database()
+        url = f"{PG_SERVER}/{name}"
+    else:
+        path = str(tmp_path / f"fresh-{uuid.uuid4().hex}.db")
+        url = f"sqlite://{path}"
+    try:
+        asyncio.run(apply_migrations(url))
+        asyncio.run(apply_migrations(url))  # idempotent: nothing left to apply
+        if BACKEND == "postgres":
+            columns, indexed = asyncio.run(postgres_schema(url))
+        else:
+            columns, indexed = asyncio.run(sqlite_schema(path))
+    finally:
+        if BACKEND == "postgres":
+            _drop_pg_database(name)
+    assert columns["usage_record"] == RECORD_COLUMNS
+    assert columns["usage_tag"] == {"id", "request_id", "tag"}
+    assert columns["model_alias"] == {"name", "target", "created_at"}
+    missing = INDEXED - indexed
+    assert not missing, f"indexes missing after migration: {sorted(missing)}"
+
+
+def test_default_sqlite_file_is_created_under_data_dir(tmp_path) -> None:
+    from app.settings import Settings
+
+    settings = Settings(data_dir=str(tmp_path / "nested" / "data"))
+    asyncio.run(apply_migrations(settings.resolved_database_url))
+    assert (tmp_path / "nested" / "data" / "llm-relay.db").exists()
