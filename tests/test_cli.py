@@ -19,7 +19,11 @@ from tests.live import free_port
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     return subprocess.run(
-        [sys.executable, "-m", "app", *args], env={**clean, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "app", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -56,7 +60,12 @@ def test_usage_export_shows_the_rows(relay, db_url) -> None:
     as_csv = cli("usage", "export", "--format", "csv", env={"DATABASE_URL": db_url})
     assert as_csv.returncode == 0, as_csv.stderr
     row = next(r for r in csv.DictReader(io.StringIO(as_csv.stdout)) if r["request_id"] == request_id)
-    assert (row["tags"], row["input_tokens"], row["cached_input_tokens"], row["reasoning_tokens"]) == (tag, "563", "512", "60")
+    assert (row["tags"], row["input_tokens"], row["cached_input_tokens"], row["reasoning_tokens"]) == (
+        tag,
+        "563",
+        "512",
+        "60",
+    )
     as_json = cli("usage", "export", "--format", "json", "--since", "1h", env={"DATABASE_URL": db_url})
     rows = {r["request_id"]: r for r in json.loads(as_json.stdout)}
     assert rows[request_id]["tags"] == [tag] and rows[request_id]["output_tokens"] == 116
