@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.settings import Settings  # noqa: E402
+from app.settings import Settings
 
 HEADER = """# Settings
 

@@ -63,14 +63,25 @@ class Emulator:
         if "api" in parts:
             await self._ollama(parts[parts.index("api") + 1], body or {}, receive, send)
         else:
-            await self._replay(parts[0], (body or {}).get("model", ""), receive, send)
+            await self._replay(
+                parts[0], (body or {}).get("model", ""), receive, send, (body or {}).get("stream", False)
+            )
 
-    async def _replay(self, provider: str, model: str, receive: Any, send: Any) -> None:
+    async def _replay(self, provider: str, model: str, receive: Any, send: Any, stream: Any = None) -> None:
         slow = model.startswith("slow:")
         name = model.removeprefix("slow:")
         entry = MANIFEST.get((provider, name))
         if entry is None:
             await _json(send, 404, {"error": {"message": f"no recording {provider}/{name}", "type": "not_found"}})
+            return
+        if (
+            stream is not None
+            and entry["status"] == 200
+            and bool(stream) != entry["file"].endswith((".sse", ".ndjson"))
+        ):
+            # A real server answers in the framing the request asked for; so must the relay ask right.
+            message = f"recording {name} is {'not ' if stream else ''}a stream, but the request said stream={stream}"
+            await _json(send, 400, {"error": {"message": message, "type": "emulator_mismatch"}})
             return
         data = (FIXTURES / provider / entry["file"]).read_bytes()
         content_type = entry["content_type"].replace(" (not recorded)", "")
@@ -121,7 +132,7 @@ class Emulator:
                 name = "api_generate_nonstream_docs" if body.get("prompt") else "api_generate_load_docs"
             else:
                 name = "api_chat_stream_truncated" if stream else "api_chat_nonstream_tool_calls"
-        await self._replay("ollama", name, receive, send)
+        await self._replay("ollama", name, receive, send, stream if endpoint == "chat" else None)
 
 
 async def _json(send: Any, status: int, payload: Any) -> None:

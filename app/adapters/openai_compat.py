@@ -45,6 +45,8 @@ class OpenAICompatAdapter(Adapter):
 
     async def send(self, call: Call) -> Reply:
         body = {**call.body, "model": call.model}
+        if call.kind != "embedding":
+            body["stream"] = call.stream
         url = self.provider.base_url + PATHS[call.kind]
         content = orjson.dumps(body)
         if not call.stream:
