@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -41,6 +42,10 @@ class DisconnectAware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Every response, errors included, carries the id its usage row is filed under.
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        send = _with_request_id(send, request_id.encode())
         body = await self._read_body(receive)
         if body is None:
             return  # the client left before sending its whole request
@@ -113,3 +118,15 @@ class DisconnectAware:
             }
         )
         await send({"type": "http.response.body", "body": data})
+
+
+def _with_request_id(send: Send, request_id: bytes) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                headers.append((b"x-request-id", request_id))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending

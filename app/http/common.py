@@ -47,8 +47,9 @@ def new_exchange(
 ) -> Exchange:
     headers = {k.lower(): v for k, v in req.headers.items()}
     model = body.get("model")
+    request_id = req.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     return Exchange(
-        request_id=uuid.uuid4().hex,
+        request_id=request_id,
         dialect=dialect,
         endpoint=req.path,
         kind=kind,
@@ -64,7 +65,6 @@ def new_exchange(
 async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> Reply:
     """Run the pipeline; the response carries the request id and the resolved model even when
     it fails."""
-    resp.set_header("X-Request-Id", ex.request_id)
     try:
         return await pipeline.run(ex)
     finally:

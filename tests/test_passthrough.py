@@ -1,0 +1,188 @@
+"""Nothing the client sends is silently dropped: OpenAI fields reach OpenAI-compatible
+providers as sent, Ollama fields reach Ollama servers, and each dialect's fields are
+translated when the model lives on the other side."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+
+import httpx
+
+from app.stores.queries import usage_rows
+from tests.cases import OTHER_COMPATIBLE
+from tests.recordings import expected_body, expected_stream
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]
+
+
+def test_openai_fields_pass_through_untouched(relay, upstream) -> None:
+    body = {
+        "model": "openai/chat_nonstream_basic",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}},
+            ]},
+        ],
+        "tools": TOOLS, "tool_choice": "auto", "response_format": {"type": "json_object"}, "n": 2,
+        "stop": ["\n\n"], "seed": 7, "presence_penalty": 0.5, "frequency_penalty": 0.25,
+        "reasoning_effort": "low", "user": "alice", "temperature": 0.2, "logprobs": True,
+        "top_logprobs": 2, "metadata": {"k": "v"}, "some_new_field": {"nested": [1, 2]},
+    }  # fmt: skip
+    reply = httpx.post(relay.url + "/v1/chat/completions", json=body)
+    assert reply.status_code == 200
+    sent = upstream.last("/openai/v1/chat/completions")
+    assert sent.body == {**body, "model": "chat_nonstream_basic", "stream": False}
+    assert sent.headers["authorization"] == "Bearer test-key-openai"
+
+
+def test_streaming_asks_upstream_for_usage_but_honours_the_client(relay, upstream) -> None:
+    body = {"model": "groq/chat_stream_reasoning_x_groq_usage", "messages": [{"role": "user", "content": "x"}]}
+    text = httpx.post(relay.url + "/v1/chat/completions", json={**body, "stream": True}).text
+    assert upstream.last("/groq/").body["stream_options"] == {"include_usage": True}
+    chunks = [json.loads(line[6:]) for line in text.split("\n\n") if line.startswith("data: {")]
+    assert chunks and not any("usage" in chunk for chunk in chunks)  # x_groq stays Groq's own
+    assert text.endswith("data: [DONE]\n\n")
+
+
+def test_mistral_quirks(relay, upstream) -> None:
+    body = {"model": "mistral/chat_nonstream_tool_call", "messages": [{"role": "user", "content": "x"}], "seed": 3}
+    assert httpx.post(relay.url + "/v1/chat/completions", json=body).status_code == 200
+    sent = upstream.last("/mistral/").body
+    assert sent["random_seed"] == 3 and "seed" not in sent and "stream_options" not in sent
+
+
+def test_ollama_fields_reach_ollama_servers(relay, upstream) -> None:
+    body = {
+        "model": "lab/llama3.2",
+        "messages": [{"role": "user", "content": "what is this?", "images": [PNG]}],
+        "options": {"num_ctx": 8192, "temperature": 0.1, "top_k": 20, "repeat_penalty": 1.1},
+        "keep_alive": "10m", "think": True, "format": "json", "tools": TOOLS, "stream": True,
+    }  # fmt: skip
+    assert httpx.post(relay.url + "/api/chat", json=body).status_code == 200
+    sent = upstream.last("/lab/api/chat").body
+    assert sent["model"] == "llama3.2:latest" and sent["stream"] is True
+    assert sent["options"] == {"num_ctx": 8192, "temperature": 0.1, "top_k": 20, "repeat_penalty": 1.1}
+    assert (sent["keep_alive"], sent["think"], sent["format"], sent["tools"]) == ("10m", True, "json", TOOLS)
+    assert sent["messages"] == [{"role": "user", "content": "what is this?", "images": [PNG]}]
+
+
+def test_generate_fields_reach_ollama_servers(relay, upstream) -> None:
+    body = {"model": "lab/codellama:13b", "prompt": "def add(", "suffix": "    return a + b", "raw": True,
+            "options": {"num_predict": 32}, "keep_alive": 1800, "stream": False}  # fmt: skip
+    assert httpx.post(relay.url + "/api/generate", json=body).status_code == 200
+    sent = upstream.last("/lab/api/generate").body
+    assert (sent["prompt"], sent["suffix"], sent["raw"], sent["keep_alive"]) == (
+        "def add(",
+        "    return a + b",
+        True,
+        1800,
+    )
+    assert sent["options"]["num_predict"] == 32
+
+
+def test_ollama_request_to_openai_compatible_model_is_translated(relay, upstream) -> None:
+    body = {
+        "model": "openai/chat_nonstream_basic", "stream": False,
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "what?", "images": [PNG]}],
+        "options": {"temperature": 0.3, "top_p": 0.9, "seed": 1, "num_predict": 64, "stop": ["END"]},
+        "format": {"type": "object", "properties": {"a": {"type": "string"}}}, "think": "high", "tools": TOOLS,
+    }  # fmt: skip
+    assert httpx.post(relay.url + "/api/chat", json=body).status_code == 200
+    sent = upstream.last("/openai/v1/chat/completions").body
+    assert sent["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "what?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+        ]},
+    ]  # fmt: skip
+    assert (sent["temperature"], sent["top_p"], sent["seed"], sent["stop"]) == (0.3, 0.9, 1, ["END"])
+    assert sent["max_tokens"] == 64 and sent["reasoning_effort"] == "high" and sent["tools"] == TOOLS
+    assert sent["response_format"]["json_schema"]["schema"] == body["format"]
+
+
+def test_openai_request_to_ollama_model_is_translated(relay, upstream) -> None:
+    body = {
+        "model": "lab/llama3.2", "max_tokens": 50, "temperature": 0.4, "stop": "END",
+        "response_format": {"type": "json_object"}, "tools": TOOLS,
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+            ]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "cold"},
+        ],
+    }  # fmt: skip
+    assert httpx.post(relay.url + "/v1/chat/completions", json={**body, "stream": True}).status_code == 200
+    sent = upstream.last("/lab/api/chat").body
+    assert sent["options"] == {"temperature": 0.4, "num_predict": 50, "stop": ["END"]}
+    assert sent["format"] == "json" and sent["tools"] == TOOLS and sent["stream"] is True
+    assert sent["messages"] == [
+        {"role": "user", "content": "look", "images": [PNG]},
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}, "id": "c1"}]},
+        {"role": "tool", "content": "cold", "tool_call_id": "c1", "tool_name": "get_weather"},
+    ]  # fmt: skip
+
+
+def test_remote_image_urls_cannot_reach_ollama(relay) -> None:
+    body = {"model": "lab/llama3.2", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}  # fmt: skip
+    reply = httpx.post(relay.url + "/v1/chat/completions", json=body)
+    assert reply.status_code == 400 and "base64 data URL" in reply.json()["error"]["message"]
+
+
+def test_openai_completions_reach_ollama_generate(relay, upstream, sdk) -> None:
+    completion = sdk.openai(relay.url).completions.create(model="lab/llama3.2", prompt="Why is the sky blue?")
+    assert completion.choices[0].text == "The sky is blue because it is the color of the sky."
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (26, 290)
+    assert upstream.last("/lab/api/generate").body["prompt"] == "Why is the sky blue?"
+
+
+def test_other_openai_compatible_recordings_through_ollama_dialect(make_relay, emulator, sdk) -> None:
+    for case in OTHER_COMPATIBLE:
+        relay = make_relay(provider_base_urls={"openai": f"{emulator[1]}/{case.provider}/v1"})
+        client = sdk.ollama(relay.url)
+        model = f"openai/{case.name}"
+        if case.stream:
+            parts = list(client.chat(model=model, messages=[{"role": "user", "content": "x"}], stream=True))
+            text, final = "".join(p.message.content for p in parts), parts[-1]
+            want = expected_stream(case.provider, case.name)
+        else:
+            final = client.chat(model=model, messages=[{"role": "user", "content": "x"}], stream=False)
+            text, want = final.message.content, expected_body(case.provider, case.name)
+        assert text == want.text, case.id
+        assert (final.prompt_eval_count, final.eval_count) == (case.input, case.output), case.id
+
+
+def test_errors_carry_a_request_id_too(relay) -> None:
+    reply = httpx.post(relay.url + "/v1/chat/completions", content=b"{oops")
+    assert reply.status_code == 400 and len(reply.headers["x-request-id"]) == 32
+
+
+def test_usage_rows_are_flushed_on_shutdown(make_relay) -> None:
+    relay = make_relay(usage_flush_seconds=60, usage_batch_size=1000)  # nothing is written before shutdown
+    tag = f"t-{uuid.uuid4().hex[:10]}"
+    body = {"model": "openai/chat_nonstream_basic", "messages": [{"role": "user", "content": "x"}]}
+    for _ in range(5):
+        httpx.post(relay.url + "/v1/chat/completions", headers={"X-Proxy-Tag": tag}, json=body)
+    relay.server.stop()
+
+    async def read() -> list[dict]:
+        await relay.app.services.database.open(migrate_first=False)
+        try:
+            with relay.app.services.database.context:
+                return [row async for row in usage_rows(tag=tag)]
+        finally:
+            await relay.app.services.database.close()
+
+    assert len(asyncio.run(read())) == 5
