@@ -46,6 +46,7 @@ class Catalog:
         self._pricing = pricing
         self._by_provider: dict[str, dict[str, ModelEntry]] = {}
         self._ollama: set[str] = set()
+        self.version = 0  # bumped on every change, so derived views can be cached
 
     def add_provider(self, name: str, catalog_key: str | None, *, ollama: bool = False) -> None:
         """Register a provider and the snapshot models it serves."""
@@ -56,6 +57,7 @@ class Catalog:
         self._by_provider[name] = entries
         if ollama:
             self._ollama.add(name)
+        self.version += 1
 
     def set_discovered(self, provider: str, entries: Iterable[ModelEntry]) -> None:
         """Replace what discovery found for a provider (snapshot entries stay)."""
@@ -64,6 +66,7 @@ class Catalog:
         for entry in entries:
             kept[model_key(entry.id, ollama=ollama)] = entry
         self._by_provider[provider] = kept
+        self.version += 1
 
     def get(self, provider: str, model_id: str) -> ModelEntry | None:
         entries = self._by_provider.get(provider)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.adapters.ollama import OllamaAdapter
-from app.aliases import builtin_aliases
 from app.catalog import ModelEntry
 from app.errors import RelayError
 from app.pipeline.core import Target
@@ -32,7 +31,7 @@ def visible(services: Services) -> list[ModelEntry]:
 
 
 def alias_names(services: Services) -> dict[str, str]:
-    names = {**builtin_aliases(services.catalog), **services.resolver.aliases}
+    names = {**services.resolver.family_aliases, **services.resolver.aliases}
     return {alias: target for alias, target in names.items() if _resolvable(services, alias)}
 
 

@@ -30,6 +30,16 @@ class Resolver:
         self.upstreams = upstreams
         self.aliases = {k.lower(): v for k, v in (aliases or {}).items()}
         self.default_model = default_model
+        self._families: tuple[int, dict[str, str]] = (-1, {})
+
+    @property
+    def family_aliases(self) -> dict[str, str]:
+        """The built-in family aliases, recomputed only when the catalog changes."""
+        version, aliases = self._families
+        if version != self.catalog.version:
+            aliases = builtin_aliases(self.catalog)
+            self._families = (self.catalog.version, aliases)
+        return aliases
 
     def resolve(self, name: str) -> Target:
         if not isinstance(name, str) or not name.strip():
@@ -53,7 +63,7 @@ class Resolver:
         target, reason = self._direct(name)
         if target is not None:
             return target, ""
-        family = builtin_aliases(self.catalog).get(name.lower())
+        family = self.family_aliases.get(name.lower())
         if family is not None:
             target, family_reason = self._direct(family)
             if target is not None:

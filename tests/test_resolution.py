@@ -144,3 +144,11 @@ def test_models_endpoint_lists_and_describes(relay, sdk) -> None:
     assert client.models.retrieve("lab/llama3.2").id == "lab/llama3.2"
     missing = httpx.get(relay.url + "/v1/models/nope/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_family_alias_moves_when_the_catalog_changes() -> None:
+    built = services(provider_keys={"anthropic": "k"})
+    assert built.resolver.resolve("claude-sonnet").label == "anthropic/claude-sonnet-5-5"
+    newer = ModelEntry("anthropic", "claude-sonnet-6", "chat", {}, discovered=True)
+    built.catalog.set_discovered("anthropic", [newer])
+    assert built.resolver.resolve("claude-sonnet").label == "anthropic/claude-sonnet-6"
