@@ -40,6 +40,7 @@ class Received:
 class Emulator:
     requests: list[Received] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)  # Ollama instances that answer 503
 
     def last(self, path_part: str = "") -> Received:
         return next(r for r in reversed(self.requests) if path_part in r.path)
@@ -60,7 +61,9 @@ class Emulator:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Received(scope["method"], scope["path"], headers, body))
         parts = scope["path"].strip("/").split("/")
-        if "api" in parts:
+        if "api" in parts and parts[0] in self.down:
+            await _json(send, 503, {"error": f"{parts[0]} is down"})
+        elif "api" in parts:
             await self._ollama(parts[parts.index("api") + 1], body or {}, receive, send)
         else:
             await self._replay(

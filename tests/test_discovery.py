@@ -1,0 +1,46 @@
+"""Ollama model discovery runs in the background, refreshes, and survives an instance outage."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.live import free_port
+
+
+def test_discovery_refreshes_periodically(make_relay) -> None:
+    relay = make_relay(ollama_refresh_seconds=0.1)
+    status = relay.app.discovery.status["lab"]
+    first = status.checked_at
+    deadline = time.monotonic() + 5
+    while status.checked_at == first and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status.checked_at != first and status.ok and status.models == 2
+
+
+def test_instance_down_keeps_its_last_list_and_says_why(make_relay, emulator) -> None:
+    upstream, url = emulator
+    relay = make_relay(ollama_instances=f"flaky={url}/flaky,gone=http://127.0.0.1:{free_port()}")
+    assert relay.app.services.catalog.get("flaky", "llama3.2") is not None
+    upstream.down.add("flaky")
+    try:
+        relay.refresh_models()
+    finally:
+        upstream.down.discard("flaky")
+    status = relay.app.discovery.status
+    assert status["flaky"].ok is False and "flaky is down" in (status["flaky"].error or "")
+    assert status["gone"].ok is False and "cannot reach" in (status["gone"].error or "")
+    assert relay.app.services.catalog.get("flaky", "llama3.2") is not None  # still listed
+    tags = httpx.get(relay.url + "/api/tags").json()["models"]
+    assert "flaky/llama3.2:latest" in [m["model"] for m in tags]
+
+
+def test_requests_never_probe_instances(relay, upstream) -> None:
+    before = sum(1 for r in upstream.requests if r.path.endswith("/api/tags"))
+    for _ in range(3):
+        httpx.post(
+            relay.url + "/api/chat", json={"model": "lab/llama3.2", "messages": [{"role": "user", "content": "x"}]}
+        )
+    after = sum(1 for r in upstream.requests if r.path.endswith("/api/tags"))
+    assert after == before

@@ -1,0 +1,70 @@
+"""Settings from the environment: types, secrets from files, providers and instances."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import Settings, SettingsError
+from app.upstreams import providers_from_settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 11434, "./data")
+    assert settings.resolved_database_url == "sqlite://data/llm-relay.db"
+    assert settings.stage_names == ["tags", "resolve", "quirks", "dispatch", "meter", "cost"]
+    assert providers_from_settings(settings) == []
+
+
+def test_types_are_checked() -> None:
+    assert Settings.from_env({"PORT": "8000", "USAGE_FLUSH_SECONDS": "0.25"}).port == 8000
+    with pytest.raises(SettingsError, match="PORT='x' is not a valid int"):
+        Settings.from_env({"PORT": "x"})
+
+
+def test_provider_keys_base_urls_and_secret_files(tmp_path) -> None:
+    key_file = tmp_path / "groq"
+    key_file.write_text("gsk-from-file\n")
+    db_file = tmp_path / "db"
+    db_file.write_text("postgres://u:p@db:5432/relay")
+    settings = Settings.from_env(
+        {
+            "OPENAI_API_KEY": "sk-env",
+            "OPENAI_BASE_URL": "http://proxy.local/v1/",
+            "GROQ_API_KEY_FILE": str(key_file),
+            "DATABASE_URL_FILE": str(db_file),
+        }
+    )
+    providers = {p.name: p for p in providers_from_settings(settings)}
+    assert providers["openai"].api_key == "sk-env" and providers["openai"].base_url == "http://proxy.local/v1"
+    assert providers["groq"].api_key == "gsk-from-file"
+    assert providers["groq"].base_url == "https://api.groq.com/openai/v1"
+    assert settings.resolved_database_url == "postgres://u:p@db:5432/relay"
+
+
+def test_unreadable_secret_file_is_an_error(tmp_path) -> None:
+    with pytest.raises(SettingsError, match="OPENAI_API_KEY_FILE: cannot read"):
+        Settings.from_env({"OPENAI_API_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_ollama_instances() -> None:
+    settings = Settings.from_env({"OLLAMA_INSTANCES": "home=http://10.0.0.2:11434/, gpu=https://gpu.lan"})
+    providers = providers_from_settings(settings)
+    assert [(p.name, p.base_url, p.family) for p in providers] == [
+        ("home", "http://10.0.0.2:11434", "ollama"),
+        ("gpu", "https://gpu.lan", "ollama"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("home", "expected name=value"),
+        ("openai=http://x", "can't name an instance"),
+        ("home=ftp://x", "must be an http"),
+        ("a=http://x,a=http://y", "unique"),
+    ],
+)
+def test_bad_ollama_instances(value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        providers_from_settings(Settings.from_env({"OLLAMA_INSTANCES": value}))
