@@ -31,6 +31,7 @@ from tests.live import LiveServer
 BACKEND = os.environ.get("RELAY_TEST_DB", "sqlite")
 PG_SERVER = os.environ.get("RELAY_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 OPENAI_COMPATIBLE = ("openai", "groq", "deepseek", "mistral", "xai", "openrouter")
+NATIVE = ("anthropic", "gemini", "perplexity")
 
 
 class Relay:
@@ -117,8 +118,11 @@ def relay_settings(db_url: str, upstream: str, **changes: Any) -> Settings:
     base = Settings(
         port=0,
         database_url=db_url,
-        provider_keys={name: f"test-key-{name}" for name in OPENAI_COMPATIBLE},
-        provider_base_urls={name: f"{upstream}/{name}/v1" for name in OPENAI_COMPATIBLE},
+        provider_keys={name: f"test-key-{name}" for name in OPENAI_COMPATIBLE + NATIVE},
+        provider_base_urls={
+            **{name: f"{upstream}/{name}/v1" for name in OPENAI_COMPATIBLE},
+            **{name: f"{upstream}/{name}" for name in NATIVE},
+        },
         ollama_instances=f"lab={upstream}/lab",
         ollama_refresh_seconds=3600,
         usage_flush_seconds=0.05,

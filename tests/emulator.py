@@ -1,8 +1,9 @@
 """An emulated upstream that replays recorded provider traffic byte for byte.
 
 Routes (``{p}`` is a provider directory under ``tests/fixtures``):
-- ``POST /{p}/.../chat/completions``, ``/completions``, ``/embeddings``: the request's
-  ``model`` names the recording, e.g. ``chat_stream_text_short``. A ``slow:`` prefix paces
+- ``POST /{p}/.../chat/completions``, ``/completions``, ``/embeddings``, ``/v1/messages``,
+  ``/v1/responses``: the request's ``model`` names the recording, e.g.
+  ``chat_stream_text_short``; ``/gemini/v1beta/models/{recording}:{method}`` for Gemini. A ``slow:`` prefix paces
   the replay one SSE event per ``SLOW_GAP`` seconds (to test disconnects mid-stream).
 - ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
   ``/api/version``, ``/api/embed`` answer with the recorded documentation examples;
@@ -65,6 +66,10 @@ class Emulator:
             await _json(send, 503, {"error": f"{parts[0]} is down"})
         elif "api" in parts:
             await self._ollama(parts[parts.index("api") + 1], body or {}, receive, send)
+        elif ":" in parts[-1]:  # Gemini: /gemini/v1beta/models/{model}:{method}
+            model, _, method = parts[-1].partition(":")
+            stream = method == "streamGenerateContent"
+            await self._replay(parts[0], model, receive, send, stream if "Content" in method else None)
         else:
             await self._replay(
                 parts[0], (body or {}).get("model", ""), receive, send, (body or {}).get("stream", False)
@@ -80,7 +85,8 @@ class Emulator:
         if (
             stream is not None
             and entry["status"] == 200
-            and bool(stream) != entry["file"].endswith((".sse", ".ndjson"))
+            and bool(stream)
+            != (entry["file"].endswith((".sse", ".ndjson")) or ":streamGenerateContent" in entry["uri"])
         ):
             # A real server answers in the framing the request asked for; so must the relay ask right.
             message = f"recording {name} is {'not ' if stream else ''}a stream, but the request said stream={stream}"

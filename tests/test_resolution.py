@@ -139,7 +139,7 @@ def test_models_endpoint_lists_and_describes(relay, sdk) -> None:
     ids = {m.id for m in client.models.list()}
     assert {"openai/gpt-4o", "lab/llama3.2:latest", "groq/openai/gpt-oss-120b"} <= ids
     assert "gpt" in ids  # a family alias the configured providers can serve
-    assert not any(i.startswith("anthropic/") for i in ids)  # not configured
+    assert "anthropic/claude-sonnet-4-5" in ids and "claude-sonnet" in ids
     assert client.models.retrieve("openai/gpt-4o").owned_by == "openai"
     assert client.models.retrieve("lab/llama3.2").id == "lab/llama3.2"
     missing = httpx.get(relay.url + "/v1/models/nope/nothing")

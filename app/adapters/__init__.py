@@ -1,14 +1,29 @@
 """One module per upstream API family; each adapter translates the internal request and
 reply to and from that family's wire format."""
 
+from app.adapters.anthropic import AnthropicAdapter
 from app.adapters.base import Adapter, Call
+from app.adapters.gemini import GeminiAdapter
 from app.adapters.ollama import OllamaAdapter
 from app.adapters.openai_compat import OpenAICompatAdapter
+from app.adapters.perplexity import PerplexityAdapter
 
 # family -> adapter class; families without an entry are known but not served yet.
 ADAPTERS: dict[str, type[Adapter]] = {
     "openai_compat": OpenAICompatAdapter,
     "ollama": OllamaAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+    "perplexity": PerplexityAdapter,
 }
 
-__all__ = ["ADAPTERS", "Adapter", "Call", "OllamaAdapter", "OpenAICompatAdapter"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "AnthropicAdapter",
+    "Call",
+    "GeminiAdapter",
+    "OllamaAdapter",
+    "OpenAICompatAdapter",
+    "PerplexityAdapter",
+]

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 
+from app.adapters.images import ImageLimits
 from app.errors import (
     UpstreamError,
     UpstreamProtocolError,
@@ -42,9 +43,10 @@ class Call:
 class Adapter(abc.ABC):
     """Carries calls to one provider."""
 
-    def __init__(self, provider: Provider, http: httpx.AsyncClient) -> None:
+    def __init__(self, provider: Provider, http: httpx.AsyncClient, images: ImageLimits | None = None) -> None:
         self.provider = provider
         self.http = http
+        self.images = images or ImageLimits()
 
     @abc.abstractmethod
     async def send(self, call: Call) -> Reply:

@@ -23,8 +23,12 @@ class Usage:
     """Token counts of one request, as the provider reports them.
 
     Invariants: the whole prompt is ``input + cache_read + cache_write``;
-    ``cached_input`` is the part of ``input`` served from a provider cache (OpenAI style);
-    ``output`` counts every generated token billed as output, ``reasoning`` included.
+    ``cached_input`` is the part of ``input`` served from a provider cache (OpenAI, DeepSeek,
+    Gemini style, counted inside the prompt); ``cache_read``/``cache_write`` are Anthropic
+    style, outside ``input``; ``cache_write_1h`` is the part of ``cache_write`` written at the
+    one-hour rate; ``output`` counts every generated token billed as output, ``reasoning``
+    included; ``tool_prompt`` is the part of ``input`` a provider added for its own tools
+    (Gemini's ``toolUsePromptTokenCount``); ``web_search_requests`` counts billed searches.
     """
 
     input: int = 0
@@ -33,6 +37,9 @@ class Usage:
     cached_input: int = 0
     cache_read: int = 0
     cache_write: int = 0
+    cache_write_1h: int = 0
+    tool_prompt: int = 0
+    web_search_requests: int = 0
     reported: bool = False
     provider_cost_nanousd: int | None = None
     # Ollama's timings (nanoseconds), kept so the Ollama dialect can report real ones.
@@ -46,6 +53,9 @@ class Usage:
         self.cached_input = other.cached_input
         self.cache_read = other.cache_read
         self.cache_write = other.cache_write
+        self.cache_write_1h = other.cache_write_1h
+        self.tool_prompt = other.tool_prompt
+        self.web_search_requests = other.web_search_requests
         self.reported = self.reported or other.reported
         if other.provider_cost_nanousd is not None:
             self.provider_cost_nanousd = other.provider_cost_nanousd

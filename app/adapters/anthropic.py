@@ -1,0 +1,12 @@
+"""Anthropic's Messages API (placeholder until the adapter lands)."""
+
+from __future__ import annotations
+
+from app.adapters.base import Adapter, Call
+from app.errors import NotSupported
+from app.pipeline.core import Reply
+
+
+class AnthropicAdapter(Adapter):
+    async def send(self, call: Call) -> Reply:
+        raise NotSupported("the Anthropic adapter is not implemented yet")
