@@ -76,6 +76,12 @@ class Settings:
         "UPSTREAM_READ_TIMEOUT", 600.0, "Seconds to wait for the next bytes from a provider."
     )
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond).")
+    image_fetch_max_bytes: int = _setting(
+        "IMAGE_FETCH_MAX_BYTES",
+        20 * 1024 * 1024,
+        "Largest image the relay downloads for a provider that needs image bytes (not URLs).",
+    )
+    image_fetch_timeout: float = _setting("IMAGE_FETCH_TIMEOUT", 10.0, "Seconds allowed for downloading such an image.")
     log_level: str = _setting("LOG_LEVEL", "info", "Log level: debug, info, warning, error.")
     provider_keys: Mapping[str, str] = field(
         default_factory=dict,
