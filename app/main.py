@@ -15,6 +15,7 @@ import falcon.asgi
 import httpx
 
 from app.adapters import ADAPTERS, Adapter
+from app.adapters.images import ImageLimits
 from app.catalog import Catalog, load_pricing_snapshot
 from app.discovery import Discovery
 from app.errors import RelayError
@@ -88,7 +89,8 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     for provider in providers:
         if provider.is_ollama:
             catalog.add_provider(provider.name, None, ollama=True)
-    upstreams = Upstreams(providers, factories.http_client(settings), factories.adapters)
+    images = ImageLimits(settings.image_fetch_max_bytes, settings.image_fetch_timeout)
+    upstreams = Upstreams(providers, factories.http_client(settings), factories.adapters, images)
     aliases = dict(parse_pairs("MODEL_ALIASES", settings.model_aliases))
     resolver = Resolver(catalog, upstreams, aliases, settings.default_model)
     database = Database(settings.resolved_database_url)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import httpx
 
 from app.adapters import Adapter
+from app.adapters.images import ImageLimits
 from app.errors import NotSupported
 from app.providers import BUILTIN_BY_NAME, BUILTIN_PROVIDERS, Provider
 from app.settings import Settings, SettingsError, parse_pairs
@@ -39,10 +40,13 @@ class Upstreams:
         providers: list[Provider],
         http: httpx.AsyncClient,
         adapter_classes: Mapping[str, type[Adapter]],
+        images: ImageLimits | None = None,
     ) -> None:
         self.http = http
         self.providers = {p.name: p for p in providers}
-        self._adapters = {p.name: adapter_classes[p.family](p, http) for p in providers if p.family in adapter_classes}
+        self._adapters = {
+            p.name: adapter_classes[p.family](p, http, images) for p in providers if p.family in adapter_classes
+        }
 
     def get(self, name: str) -> Provider | None:
         return self.providers.get(name)
