@@ -78,7 +78,7 @@ class Emulator:
     async def _replay(self, provider: str, model: str, receive: Any, send: Any, stream: Any = None) -> None:
         slow = model.startswith("slow:")
         name = model.removeprefix("slow:")
-        entry = MANIFEST.get((provider, name))
+        entry = MANIFEST.get((provider, name)) or _unlisted(provider, name)
         if entry is None:
             await _json(send, 404, {"error": {"message": f"no recording {provider}/{name}", "type": "not_found"}})
             return
@@ -148,3 +148,11 @@ async def _json(send: Any, status: int, payload: Any) -> None:
     data = json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": data})
+
+
+def _unlisted(provider: str, name: str) -> dict[str, Any] | None:
+    """A recording not (yet) in the manifest: served as 200 in the framing its suffix says."""
+    for suffix, content_type in ((".json", "application/json"), (".sse", "text/event-stream")):
+        if (FIXTURES / provider / f"{name}{suffix}").exists():
+            return {"file": f"{name}{suffix}", "status": 200, "content_type": content_type, "uri": ""}
+    return None

@@ -7,7 +7,7 @@ Adapters never touch the database or Falcon, and never price anything.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ class Call:
     request_id: str
     native: dict[str, Any] | None = None  # the client's own body, when it spoke Ollama
     native_endpoint: str | None = None  # e.g. /api/generate
+    catalog: Mapping[str, Any] | None = None  # the model's catalog entry (limits, capabilities), if known
 
 
 class Adapter(abc.ABC):

@@ -30,5 +30,6 @@ class DispatchStage:
             request_id=ex.request_id,
             native=ex.native,
             native_endpoint=ex.endpoint if ex.dialect == "ollama" else None,
+            catalog=ex.target.catalog_entry,
         )
         return await adapter.send(call)
