@@ -11,7 +11,7 @@ import ollama
 import pytest
 
 from tests.cases import CHAT_CASES, Case
-from tests.recordings import expected_body, expected_stream
+from tests.recordings import body, expected_body, expected_stream
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -160,3 +160,19 @@ def test_embeddings_both_dialects(relay, sdk) -> None:
     assert len(vectors.data[0].embedding) == 10 and vectors.usage.prompt_tokens == 8
     row = relay.rows(tag=tag)[0]
     assert (row["endpoint"], row["input_tokens"]) == ("/api/embed", 8)
+
+
+def test_sources_are_appended_for_ollama_clients(make_relay, emulator, sdk) -> None:
+    relay = make_relay(provider_base_urls={"openai": f"{emulator[1]}/perplexity/v1"})
+    client = sdk.ollama(relay.url)
+    want = expected_body("perplexity", "chat_nonstream_citations").text
+    citations = body("perplexity", "chat_nonstream_citations")["citations"]
+    reply = client.chat(model="openai/chat_nonstream_citations", messages=MESSAGES, stream=False)
+    assert reply.message.content.startswith(want)
+    listed = reply.message.content[len(want) :]
+    assert listed.startswith("\n\nSources:\n1. ")
+    assert [line.split(". ", 1)[1] for line in listed.strip().splitlines()[1:]] == citations
+    parts = list(client.chat(model="openai/chat_stream_citations", messages=MESSAGES, stream=True))
+    streamed = "".join(p.message.content for p in parts)
+    assert streamed.startswith(expected_stream("perplexity", "chat_stream_citations").text)
+    assert streamed.count("\n\nSources:\n") == 1 and parts[-1].done

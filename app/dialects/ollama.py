@@ -131,12 +131,32 @@ def _line(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload) + b"\n"
 
 
+def sources_text(sources: list[tuple[str, str]]) -> str:
+    """Web sources as a numbered Markdown list, the way Ollama clients can show them."""
+    lines = [f"{i}. [{title}]({url})" if title else f"{i}. {url}" for i, (title, url) in enumerate(sources, 1)]
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
 class _Collector:
-    """Gathers tool-call fragments: Ollama sends each call whole, OpenAI streams pieces."""
+    """Gathers tool-call fragments (Ollama sends each call whole, OpenAI streams pieces) and
+    the web sources a provider cited, which Ollama's format has no field for."""
 
     def __init__(self) -> None:
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
+        self.sources: dict[str, str] = {}  # url -> title, in citation order
+
+    def add_sources(self, payload: dict[str, Any]) -> None:
+        for result in payload.get("search_results") or ():
+            if isinstance(result, dict) and isinstance(result.get("url"), str):
+                self.sources.setdefault(result["url"], str(result.get("title") or ""))
+        for url in payload.get("citations") or ():
+            if isinstance(url, str):
+                self.sources.setdefault(url, "")
+
+    @property
+    def sources_text(self) -> str:
+        return sources_text([(title, url) for url, title in self.sources.items()]) if self.sources else ""
 
     def add(self, choice: dict[str, Any]) -> tuple[str, str]:
         delta = choice.get("delta") or choice.get("message") or {}
@@ -179,12 +199,15 @@ async def ndjson(
         async for chunk in items:
             if not isinstance(chunk, dict):
                 continue
+            collected.add_sources(chunk)
             for choice in chunk.get("choices") or ():
                 if choice.get("index", 0) != 0:
                     continue  # Ollama has no n > 1
                 content, thinking = collected.add(choice)
                 if content or thinking:
                     yield _line({**piece(content, thinking), "done": False})
+        if collected.sources:
+            yield _line({**piece(collected.sources_text, ""), "done": False})
         if collected.calls and not generate:
             calls = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
             yield _line({**piece("", "", calls), "done": False})
@@ -207,6 +230,8 @@ def whole(ex: Exchange, body: dict[str, Any], *, generate: bool) -> dict[str, An
     for choice in body.get("choices") or ():
         if choice.get("index", 0) == 0:
             content, thinking = collected.add(choice)
+    collected.add_sources(body)
+    content += collected.sources_text
     out: dict[str, Any] = {"model": model, "created_at": timestamp()}
     if generate:
         out["response"] = content
