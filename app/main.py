@@ -25,10 +25,12 @@ from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.pipeline.loader import build_pipeline
 from app.providers import BUILTIN_PROVIDERS
+from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
 from app.services import Services
 from app.settings import Settings, parse_pairs
 from app.stores.db import Database
+from app.stores.live import LiveConfig
 from app.stores.usage import UsageWriter
 from app.upstreams import Upstreams, providers_from_settings
 
@@ -56,17 +58,21 @@ class Factories:
 class Lifecycle:
     """Falcon lifespan hooks: the database, the usage writer and discovery start and stop here."""
 
-    def __init__(self, services: Services, discovery: Discovery, *, migrate: bool) -> None:
+    def __init__(self, services: Services, discovery: Discovery, live: LiveConfig, *, migrate: bool) -> None:
         self.services = services
         self.discovery = discovery
+        self.live = live
         self.migrate = migrate
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         await self.services.database.open(migrate_first=self.migrate)
+        await self.live.reload()
         self.services.usage.start()
         self.discovery.start()
+        self.live.start()
 
     async def process_shutdown(self, scope: Any, event: Any) -> None:
+        await self.live.stop()
         await self.discovery.stop()
         await self.services.usage.stop()
         await self.services.upstreams.aclose()
@@ -79,6 +85,7 @@ class RelayApp(DisconnectAware):
 
     services: Services
     discovery: Discovery
+    live: LiveConfig
 
 
 def build_services(settings: Settings, factories: Factories) -> Services:
@@ -100,7 +107,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
         batch_size=settings.usage_batch_size,
         flush_seconds=settings.usage_flush_seconds,
     )
-    return Services(settings, catalog, upstreams, resolver, database, usage)
+    return Services(settings, catalog, upstreams, resolver, database, usage, QuirkBook(load_file_rules()))
 
 
 def create_app(
@@ -110,8 +117,9 @@ def create_app(
     services = build_services(settings, factories or Factories())
     pipeline = build_pipeline(settings.stage_names, services)
     discovery = Discovery(services.upstreams, services.catalog, settings.ollama_refresh_seconds)
+    live = LiveConfig(services, settings.config_refresh_seconds)
 
-    api = falcon.asgi.App(middleware=[Lifecycle(services, discovery, migrate=migrate)])
+    api = falcon.asgi.App(middleware=[Lifecycle(services, discovery, live, migrate=migrate)])
     api.req_options.strip_url_path_trailing_slash = True
     api.add_error_handler(Exception, handle_unexpected)
     api.add_error_handler(falcon.HTTPError, handle_http_error)
@@ -137,4 +145,5 @@ def create_app(
     app = RelayApp(api, max_body_bytes=settings.max_body_bytes)
     app.services = services
     app.discovery = discovery
+    app.live = live
     return app

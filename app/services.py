@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.catalog import Catalog
+from app.quirks import QuirkBook
 from app.resolver import Resolver
 from app.settings import Settings
 from app.stores.db import Database
@@ -20,3 +21,4 @@ class Services:
     resolver: Resolver
     database: Database
     usage: UsageWriter
+    quirks: QuirkBook

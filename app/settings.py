@@ -62,6 +62,12 @@ class Settings:
         ",".join(DEFAULT_STAGES),
         "Comma-separated pipeline stages in the order a request passes them.",
     )
+    config_refresh_seconds: float = _setting(
+        "CONFIG_REFRESH_SECONDS",
+        10.0,
+        "How often aliases and quirk overrides are re-read from the database (edits made through "
+        "this instance apply at once; this is how other instances catch up).",
+    )
     usage_queue_size: int = _setting(
         "USAGE_QUEUE_SIZE", 10000, "Usage rows held in memory before the writer catches up."
     )

@@ -30,6 +30,7 @@ _ANTHROPIC_SHORT = {
 }
 # file -> (number of events, Counter of event names); None is "no event: line"
 EXPECTED: dict[str, tuple[int, dict[Any, int]]] = {
+    "perplexity/agent_responses_stream_web_search.sse": (44, {None: 44}),
     "anthropic/messages_stream_prompt_cache_code_exec.sse": (
         44,
         {

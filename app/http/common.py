@@ -71,6 +71,8 @@ async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> R
         if ex.target is not None:
             resp.set_header("X-Relay-Model", ex.target.label)
             resp.set_header("X-Relay-Route", ex.target.via)
+        if ex.state.get("dropped_params"):
+            resp.set_header("X-Relay-Dropped-Params", ",".join(ex.state["dropped_params"]))
 
 
 def stream_response(resp: falcon.asgi.Response, content_type: str, frames: AsyncGenerator[bytes, None]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -53,3 +55,15 @@ class ModelAlias(Model):
 
     class Meta:
         table = "model_alias"
+
+
+class QuirkOverride(Model):
+    """A quirk rule edited by an admin: the same shape as a rule in app/data/quirks.yaml."""
+
+    id = fields.IntField(primary_key=True)
+    rule: dict[str, Any] = fields.JSONField()
+    enabled = fields.BooleanField(default=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "quirk_override"

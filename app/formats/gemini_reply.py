@@ -1,0 +1,300 @@
+"""Gemini ``GenerateContentResponse`` objects as internal (OpenAI-shaped) bodies and chunks.
+
+A stream is a series of whole responses, each carrying the new parts of every candidate and
+the usage so far, so one translator serves both the whole reply and each streamed piece.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import time
+from typing import Any
+
+import orjson
+
+from app.formats.gemini_request import join_call_id
+from app.pipeline.core import Reply, StreamItem, Usage
+
+# Stopped by a filter, whatever it was checking: the caller sees one content_filter.
+FILTERED = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"}
+)
+
+
+def _count(meta: dict[str, Any], name: str) -> int:
+    value = meta.get(name)
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def usage_from_gemini(meta: dict[str, Any]) -> Usage:
+    """promptTokenCount already holds the cached part; tool-use prompt tokens (Google's own
+    search results, say) are billed as input but counted apart; thoughts are billed as output
+    but left out of candidatesTokenCount."""
+    prompt = _count(meta, "promptTokenCount")
+    tool = _count(meta, "toolUsePromptTokenCount")
+    thoughts = _count(meta, "thoughtsTokenCount")
+    return Usage(
+        input=prompt + tool,
+        output=_count(meta, "candidatesTokenCount") + thoughts,
+        reasoning=thoughts,
+        cached_input=min(_count(meta, "cachedContentTokenCount"), prompt),
+        tool_prompt=tool,
+        reported=True,
+    )
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input,
+        "completion_tokens": usage.output,
+        "total_tokens": usage.input + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+    }
+
+
+def finish_reason(reason: str, saw_calls: bool) -> str:
+    if reason in FILTERED:
+        return "content_filter"
+    if reason == "MAX_TOKENS":
+        return "length"
+    return "tool_calls" if saw_calls and reason == "STOP" else "stop"
+
+
+def sources(data: dict[str, Any]) -> dict[str, Any]:
+    """Google Search grounding as the top-level citations/search_results of the internal form."""
+    results: dict[str, str] = {}  # url -> title, first seen first
+    for candidate in data.get("candidates") or ():
+        grounding = candidate.get("groundingMetadata") if isinstance(candidate, dict) else None
+        for chunk in (grounding or {}).get("groundingChunks") or ():
+            web = chunk.get("web") if isinstance(chunk, dict) else None
+            if isinstance(web, dict) and isinstance(web.get("uri"), str):
+                results.setdefault(web["uri"], str(web.get("title") or ""))
+    if not results:
+        return {}
+    return {
+        "citations": list(results),
+        "search_results": [{"title": title, "url": url} for url, title in results.items()],
+    }
+
+
+class ReplyTranslator:
+    """Gemini responses -> internal chat (or text completion) bodies and chunks, for one
+    request. Tool call ids are made here (Gemini's calls have none) and carry the thought
+    signature of their part."""
+
+    def __init__(self, *, request_id: str, model: str, chat: bool = True) -> None:
+        self.chat = chat
+        self.id = ("chatcmpl-" if chat else "cmpl-") + request_id
+        self.model = model
+        self.created = int(time.time())
+        self._prefix = f"call_{request_id[-8:]}_"
+        self._calls = 0  # across candidates, so every id in the reply is unique
+        self._calls_of: dict[int, int] = {}  # candidate index -> calls so far
+        self._started: set[int] = set()
+
+    def _envelope(self, data: dict[str, Any], choices: list[dict[str, Any]], obj: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": obj,
+            "created": self.created,
+            "model": data.get("modelVersion") or self.model,
+            "choices": choices,
+        }
+
+    def _message(self, candidate: dict[str, Any], index: int, *, stream: bool) -> dict[str, Any]:
+        """The text, thoughts and function calls of one candidate's parts."""
+        text: list[str] = []
+        thoughts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        content = candidate.get("content")
+        # MAX_TOKENS (and filters) may end a candidate with a content that has no parts at all.
+        for part in (content.get("parts") if isinstance(content, dict) else None) or ():
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("functionCall"), dict):
+                calls.append(self._tool_call(part, index, stream=stream))
+            elif isinstance(part.get("text"), str) and part["text"]:
+                # (Gemini 3 may end a thought with an empty part that only holds a signature.)
+                (thoughts if part.get("thought") else text).append(part["text"])
+        out: dict[str, Any] = {}
+        if text:
+            out["content"] = "".join(text)
+        if thoughts:
+            out["reasoning_content"] = "".join(thoughts)
+        if calls:
+            out["tool_calls"] = calls
+        return out
+
+    def _tool_call(self, part: dict[str, Any], index: int, *, stream: bool) -> dict[str, Any]:
+        function = part["functionCall"]
+        position = self._calls_of.get(index, 0)
+        self._calls_of[index] = position + 1
+        call_id = join_call_id(f"{self._prefix}{self._calls}", part.get("thoughtSignature"))
+        self._calls += 1
+        args = function.get("args")
+        call: dict[str, Any] = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": str(function.get("name") or ""), "arguments": _json(args if args else {})},
+        }
+        return {"index": position, **call} if stream else call
+
+    def _finish(self, candidate: dict[str, Any], index: int) -> str | None:
+        reason = candidate.get("finishReason")
+        if not isinstance(reason, str) or not reason:
+            return None
+        return finish_reason(reason, self._calls_of.get(index, 0) > 0)
+
+    def chunk(self, data: dict[str, Any]) -> list[StreamItem]:
+        """One streamed response: a chunk (when it says anything), then its usage so far."""
+        items: list[StreamItem] = []
+        choices: list[dict[str, Any]] = []
+        for candidate in data.get("candidates") or ():
+            if not isinstance(candidate, dict):
+                continue
+            index = int(candidate.get("index") or 0)
+            delta = self._message(candidate, index, stream=True)
+            finish = self._finish(candidate, index)
+            if not delta and finish is None:
+                continue
+            if index not in self._started:
+                self._started.add(index)
+                delta = {"role": "assistant", **delta}
+            choices.append(self._choice(index, delta, finish, key="delta"))
+        if not data.get("candidates") and _blocked(data):
+            choices.append(self._choice(0, {"role": "assistant", "content": ""}, "content_filter", key="delta"))
+        found = sources(data)
+        if choices or found:
+            items.append(
+                {**self._envelope(data, choices, "chat.completion.chunk" if self.chat else "text_completion"), **found}
+            )
+        meta = data.get("usageMetadata")
+        if isinstance(meta, dict):
+            items.append(usage_from_gemini(meta))
+        return items
+
+    def whole(self, data: Any) -> Reply:
+        data = data if isinstance(data, dict) else {}
+        choices: list[dict[str, Any]] = []
+        for candidate in data.get("candidates") or ():
+            if not isinstance(candidate, dict):
+                continue
+            index = int(candidate.get("index") or 0)
+            message = {"role": "assistant", **self._message(candidate, index, stream=False)}
+            # OpenAI's shape: content is null beside tool calls, "" when there is nothing.
+            message.setdefault("content", None if message.get("tool_calls") else "")
+            choices.append(self._choice(index, message, self._finish(candidate, index) or "stop", key="message"))
+        if not choices:
+            reason = "content_filter" if _blocked(data) else "stop"
+            choices.append(self._choice(0, {"role": "assistant", "content": ""}, reason, key="message"))
+        meta = data.get("usageMetadata")
+        usage = usage_from_gemini(meta) if isinstance(meta, dict) else None
+        body = {
+            **self._envelope(data, choices, "chat.completion" if self.chat else "text_completion"),
+            **sources(data),
+        }
+        if usage is not None:
+            body["usage"] = usage_body(usage)
+        return Reply(body=body, usage=usage)
+
+    def _choice(self, index: int, message: dict[str, Any], finish: str | None, *, key: str) -> dict[str, Any]:
+        if self.chat:
+            return {"index": index, key: message, "finish_reason": finish}
+        # A text completion: the text, and the thoughts beside it as the other adapters do.
+        choice: dict[str, Any] = {"index": index, "text": message.get("content") or "", "finish_reason": finish}
+        if message.get("reasoning_content"):
+            choice["reasoning_content"] = message["reasoning_content"]
+        return choice
+
+
+def _blocked(data: dict[str, Any]) -> bool:
+    feedback = data.get("promptFeedback")
+    return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def embedding_reply(data: Any, model: str, encoding_format: Any = None) -> Reply:
+    """batchEmbedContents -> an OpenAI embedding list; base64 when asked, as OpenAI does
+    (little-endian float32)."""
+    data = data if isinstance(data, dict) else {}
+    items = []
+    for index, embedding in enumerate(data.get("embeddings") or ()):
+        values = list((embedding or {}).get("values") or [])
+        vector: Any = values
+        if encoding_format == "base64":
+            vector = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+        items.append({"object": "embedding", "index": index, "embedding": vector})
+    meta = data.get("usageMetadata")
+    usage = Usage(input=_count(meta, "promptTokenCount"), reported=True) if isinstance(meta, dict) else Usage()
+    body = {
+        "object": "list",
+        "data": items,
+        "model": model,
+        "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
+    }
+    return Reply(body=body, usage=usage)
+
+
+_SPECIAL = re.compile(rb'["\\{}\[\]]')
+
+
+class JSONArraySplitter:
+    """Splits a streamed JSON array (``[{...}\\n,\\r\\n{...}]``, what streamGenerateContent
+    sends without alt=sse) into its elements as each one completes. A lone object is one
+    element. Only brackets outside strings count, so text holding braces splits nowhere."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._scanned = 0  # bytes of the buffer already looked at
+        self._depth = 0
+        self._base: int | None = None  # depth at which elements start: 1 in an array, 0 alone
+        self._start = -1  # where the current element began, or -1 between elements
+        self._in_string = False
+        self._skip = -1  # position of a byte escaped by a backslash
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._buffer += chunk
+        out: list[bytes] = []
+        for match in _SPECIAL.finditer(self._buffer, self._scanned):
+            position = match.start()
+            if position == self._skip:
+                continue
+            byte = self._buffer[position : position + 1]
+            if self._in_string:
+                if byte == b"\\":
+                    self._skip = position + 1
+                elif byte == b'"':
+                    self._in_string = False
+            elif byte == b'"':
+                self._in_string = True
+            elif byte in (b"{", b"["):
+                if self._base is None:
+                    self._base = 1 if byte == b"[" else 0
+                if self._depth == self._base:
+                    self._start = position
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth == self._base and self._start >= 0:
+                    out.append(self._buffer[self._start : position + 1])
+                    self._start = -1
+        self._trim()
+        return out
+
+    def _trim(self) -> None:
+        keep = self._start if self._start >= 0 else len(self._buffer)
+        self._buffer = self._buffer[keep:]
+        self._skip = self._skip - keep if self._skip >= keep else -1
+        self._start = 0 if self._start >= 0 else -1
+        self._scanned = len(self._buffer)
+
+    def close(self) -> list[bytes]:
+        """What is left: an unfinished element, handed on so that parsing it fails loudly."""
+        rest, self._buffer = self._buffer.strip(), b""
+        return [rest] if rest and self._start >= 0 else []
