@@ -1,12 +1,100 @@
-"""Anthropic's Messages API (placeholder until the adapter lands)."""
+"""Anthropic's Messages API (``POST /v1/messages``).
+
+The internal OpenAI chat request is translated by :mod:`app.formats.anthropic_request`;
+whole replies and streamed events come back as OpenAI chat bodies and chunks, thinking and
+its signatures included, with one :class:`Usage` that keeps Anthropic's cache reads and
+writes apart from the rest of the prompt.
+"""
 
 from __future__ import annotations
 
-from app.adapters.base import Adapter, Call
-from app.errors import NotSupported
-from app.pipeline.core import Reply
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from app.adapters.base import (
+    Adapter,
+    Call,
+    error_from_body,
+    error_from_payload,
+    iter_body,
+    load_json,
+    open_stream,
+    upstream_errors,
+)
+from app.adapters.wire import iter_sse
+from app.errors import BadRequest, UpstreamProtocolError
+from app.formats.anthropic_reply import chat_body, error_status
+from app.formats.anthropic_request import build_request
+from app.formats.anthropic_stream import StreamTranslator
+from app.pipeline.core import Reply, StreamItem
+
+ANTHROPIC_VERSION = "2023-06-01"
 
 
 class AnthropicAdapter(Adapter):
+    def _headers(self, stream: bool) -> dict[str, str]:
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if self.provider.api_key:
+            headers["x-api-key"] = self.provider.api_key
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return headers
+
     async def send(self, call: Call) -> Reply:
-        raise NotSupported("the Anthropic adapter is not implemented yet")
+        if call.kind != "chat":
+            # Anthropic has neither embeddings nor a bare-prompt completion endpoint.
+            raise BadRequest(f"{self.provider.name} models serve chat only: use /v1/chat/completions or /api/chat")
+        body = build_request(call.body, model=call.model, stream=call.stream, catalog=call.catalog)
+        url = self.provider.base_url + "/v1/messages"
+        content = orjson.dumps(body)
+        if not call.stream:
+            with upstream_errors(self.provider):
+                response = await self.http.post(url, content=content, headers=self._headers(False))
+            if response.status_code >= 400:
+                raise error_from_body(self.provider, response.status_code, response.content)
+            return self._whole(load_json(self.provider, response.content))
+        request = self.http.build_request("POST", url, content=content, headers=self._headers(True))
+        response = await open_stream(self.http, self.provider, request)
+        return Reply(stream=self._chunks(iter_body(self.provider, response), StreamTranslator(call.request_id)))
+
+    def _whole(self, data: Any) -> Reply:
+        if not isinstance(data, dict) or data.get("type") == "error" or not isinstance(data.get("content"), list):
+            payload = data if isinstance(data, dict) and "error" in data else {"error": {"message": f"{data!r:.200}"}}
+            raise error_from_payload(self.provider, payload, error_status(payload))
+        body, usage = chat_body(data, created=int(time.time()))
+        return Reply(body=body, usage=usage)
+
+    async def _chunks(
+        self, body: AsyncGenerator[bytes, None], translate: StreamTranslator
+    ) -> AsyncGenerator[StreamItem, None]:
+        events = iter_sse(body)
+        try:
+            async for event in events:
+                data = event.data.strip()  # real streams pad their data lines with spaces
+                if not data:
+                    continue
+                payload = load_json(self.provider, data)
+                if not isinstance(payload, dict):
+                    continue
+                if event.event == "error" or payload.get("type") == "error":
+                    raise error_from_payload(self.provider, payload, error_status(payload))
+                for item in translate.event(payload):
+                    yield item
+            if not translate.finished:
+                raise UpstreamProtocolError(f"{self.provider.name}: the stream ended before the message did")
+        finally:
+            await events.aclose()
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        with upstream_errors(self.provider):
+            response = await self.http.get(
+                self.provider.base_url + "/v1/models", params={"limit": 1000}, headers=self._headers(False)
+            )
+        if response.status_code >= 400:
+            raise error_from_body(self.provider, response.status_code, response.content)
+        data = load_json(self.provider, response.content)
+        models = data.get("data") if isinstance(data, dict) else None
+        return [m for m in models or () if isinstance(m, dict) and m.get("id")]
