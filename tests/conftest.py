@@ -10,6 +10,7 @@ unreachable. ``RELAY_TEST_REPORT=path`` writes the backend and the test counts t
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,10 @@ from tests.emulator import Emulator
 from tests.live import LiveServer
 
 BACKEND = os.environ.get("RELAY_TEST_DB", "sqlite")
+# A 1x1 transparent PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 PG_SERVER = os.environ.get("RELAY_TEST_PG", "postgres://postgres@127.0.0.1:5432")
 OPENAI_COMPATIBLE = ("openai", "groq", "deepseek", "mistral", "xai", "openrouter")
 NATIVE = ("anthropic", "gemini", "perplexity")
@@ -199,3 +204,17 @@ def sdk() -> Iterator[SDKClients]:
     clients = SDKClients()
     yield clients
     clients.close()
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    """A loopback server that answers every GET with a tiny PNG (tests never use the internet)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"image/png")]})
+        await send({"type": "http.response.body", "body": PNG})
+
+    server = LiveServer(app, lifespan="off").start()
+    yield server.url
+    server.stop()

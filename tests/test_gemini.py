@@ -19,7 +19,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.live import LiveServer
+from tests.conftest import PNG
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini"
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -35,10 +35,6 @@ PELICAN_TOOL = {
         "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
     },
 }
-# A 1x1 transparent PNG.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-)
 PNG_B64 = base64.b64encode(PNG).decode()
 
 
@@ -253,18 +249,6 @@ def test_tool_round_trip_through_ollama_dialect(relay, sdk, upstream) -> None:
     stranger = {"role": "user", "content": "someone else"}
     list(client.chat(model=model, messages=[stranger, assistant, result], tools=[PELICAN_TOOL], stream=True))
     assert "thoughtSignature" not in upstream.last("/gemini/").body["contents"][1]["parts"][0]
-
-
-@pytest.fixture
-def image_server():
-    async def app(scope, receive, send):
-        assert scope["type"] == "http"
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"image/png")]})
-        await send({"type": "http.response.body", "body": PNG})
-
-    server = LiveServer(app, lifespan="off").start()
-    yield server.url
-    server.stop()
 
 
 def test_images_reach_gemini_as_inline_data(relay, sdk, upstream, image_server) -> None:

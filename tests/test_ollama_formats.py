@@ -228,7 +228,7 @@ def test_format_and_response_format():
 
 
 THINK = {"none": False, "minimal": False, "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
-EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high", True: None, False: None, None: None}
+EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high", True: "medium", False: None, None: None}
 
 
 def test_think_and_reasoning_effort():

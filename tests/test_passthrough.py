@@ -13,6 +13,7 @@ import httpx
 
 from app.stores.queries import usage_rows
 from tests.cases import OTHER_COMPATIBLE
+from tests.conftest import PNG as PNG_BYTES
 from tests.recordings import FIXTURES, expected_body, expected_stream
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
@@ -134,11 +135,16 @@ def test_openai_request_to_ollama_model_is_translated(relay, upstream) -> None:
     ]  # fmt: skip
 
 
-def test_remote_image_urls_cannot_reach_ollama(relay) -> None:
-    body = {"model": "lab/llama3.2", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}  # fmt: skip
-    reply = httpx.post(relay.url + "/v1/chat/completions", json=body)
-    assert reply.status_code == 400 and "base64 data URL" in reply.json()["error"]["message"]
+def test_remote_image_urls_are_fetched_for_ollama(relay, upstream, image_server, make_relay) -> None:
+    image = {"type": "image_url", "image_url": {"url": f"{image_server}/cat.png"}}
+    body = {"model": "lab/llama3.2", "stream": False, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what?"}, image]}]}  # fmt: skip
+    assert httpx.post(relay.url + "/v1/chat/completions", json=body).status_code == 200
+    sent = upstream.last("/lab/api/chat").body["messages"][0]
+    assert sent == {"role": "user", "content": "what?", "images": [base64.b64encode(PNG_BYTES).decode()]}
+    small = make_relay(image_fetch_max_bytes=10)
+    reply = httpx.post(small.url + "/v1/chat/completions", json=body)
+    assert reply.status_code == 400 and "larger than 10 bytes" in reply.json()["error"]["message"]
 
 
 def test_openai_completions_reach_ollama_generate(relay, upstream, sdk) -> None:

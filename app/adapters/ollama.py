@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from app.adapters.base import (
     open_stream,
     upstream_errors,
 )
+from app.adapters.images import image_base64
 from app.adapters.wire import iter_ndjson
 from app.errors import BadRequest
 from app.formats.ollama_messages import messages_to_ollama, tool_calls_from_ollama
@@ -56,7 +58,7 @@ def generate_fields(messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 class OllamaAdapter(Adapter):
     async def send(self, call: Call) -> Reply:
-        path, body = self._request(call)
+        path, body = self._request(await self._inline_images(call))
         url = self.provider.base_url + path
         if call.kind == "embedding":
             data = await self._post(url, body)
@@ -73,6 +75,24 @@ class OllamaAdapter(Adapter):
             return Reply(stream=self._chunks(_single(orjson.dumps(load_json(self.provider, data))), translate))
         return Reply(stream=self._chunks(iter_body(self.provider, response), translate))
 
+    async def _inline_images(self, call: Call) -> Call:
+        """Ollama takes image bytes only: fetch http(s) image URLs (within the size/time limits)."""
+        messages = call.body.get("messages")
+        if not isinstance(messages, list) or not any(_remote_images(m) for m in messages):
+            return call
+        inlined = []
+        for message in messages:
+            if _remote_images(message):
+                parts = []
+                for part in message["content"]:
+                    if _is_remote_image(part):
+                        mime, data = await image_base64(self.http, _image_url(part), self.images)
+                        part = {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+                    parts.append(part)
+                message = {**message, "content": parts}
+            inlined.append(message)
+        return replace(call, body={**call.body, "messages": inlined})
+
     def _request(self, call: Call) -> tuple[str, dict[str, Any]]:
         """Build Ollama's body from the internal one (which stages may have rewritten), then
         add what only an Ollama-speaking client can ask for (keep_alive, raw, extra options)."""
@@ -86,7 +106,8 @@ class OllamaAdapter(Adapter):
         fmt = format_from_response_format(body.get("response_format"))
         if fmt is not None:
             request["format"] = fmt
-        think = think_from_effort(body.get("reasoning_effort"))
+        # An Ollama client's own think value (true/false or a level) is what its server expects.
+        think = native["think"] if "think" in native else think_from_effort(body.get("reasoning_effort"))
         if think is not None:
             request["think"] = think
         if body.get("logprobs"):
@@ -226,6 +247,20 @@ class _Translator:
             "total_tokens": usage.input + usage.output,
         }
         return Reply(body=body, usage=usage)
+
+
+def _image_url(part: dict[str, Any]) -> str:
+    image = part.get("image_url")
+    return str(image.get("url") if isinstance(image, dict) else image)
+
+
+def _is_remote_image(part: Any) -> bool:
+    return isinstance(part, dict) and part.get("type") == "image_url" and _image_url(part).startswith("http")
+
+
+def _remote_images(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(_is_remote_image(p) for p in content)
 
 
 async def _single(data: bytes) -> AsyncGenerator[bytes, None]:

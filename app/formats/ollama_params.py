@@ -78,14 +78,16 @@ def think_from_effort(effort: Any) -> bool | str | None:
 
 
 def effort_from_think(think: Any) -> str | None:
-    """Only a level maps to ``reasoning_effort``; ``true``/``false`` leave the model's default."""
+    """A level maps to ``reasoning_effort`` and ``true`` to medium (models that can't reason drop
+    it in the quirk stage); ``false`` leaves the model's default, since not every model can stop
+    thinking."""
     if isinstance(think, str):
         if think not in (*_LEVELS, "max"):
             raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
         return "high" if think == "max" else think
     if think is not None and not isinstance(think, bool):
         raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
-    return None
+    return "medium" if think is True else None
 
 
 def done_reason(finish_reason: str | None) -> str:

@@ -82,6 +82,9 @@ class CostStage:
         if not ex.usage.reported and ex.target is not None and (ex.pieces or ex.outcome == "ok"):
             ex.usage.input = estimate.prompt_tokens(ex.body)
             ex.usage.output = ex.pieces
+        elif ex.outcome == "client_closed":
+            # Reported usage may predate the hang-up (Anthropic's message_start says 1 output token).
+            ex.usage.output = max(ex.usage.output, ex.pieces)
         if ex.target is not None:
             free = ex.target.provider.is_ollama
             ex.cost_nanousd = cost_nanousd(ex.usage, ex.target.catalog_entry, free=free)

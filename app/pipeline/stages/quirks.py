@@ -23,6 +23,12 @@ def has_images(body: dict[str, Any]) -> bool:
     return False
 
 
+def reasons(target: Target) -> bool:
+    """False only when the pricing catalog knows the model and lists no reasoning for it."""
+    info = target.catalog_entry
+    return not info or "mode" not in info or bool(info.get("supports_reasoning"))
+
+
 def accepts_images(target: Target) -> bool:
     """False only when the catalog says so; a model it doesn't know gets the benefit of the doubt."""
     info = target.catalog_entry
@@ -48,6 +54,9 @@ class QuirkStage:
             if has_images(ex.body) and not accepts_images(target):
                 raise BadRequest(f"model {target.label} does not accept images", param="messages")
             dropped = self.services.quirks.apply(ex)
+            if ex.body.get("reasoning_effort") is not None and not reasons(target):
+                del ex.body["reasoning_effort"]  # the provider would refuse the whole request
+                dropped.append("reasoning_effort")
             if dropped:
                 ex.state["dropped_params"] = dropped
         return await call_next(ex)
