@@ -1,4 +1,5 @@
-"""Background discovery of the models on each Ollama server, refreshed periodically.
+"""Background discovery of the models on each Ollama server and each custom provider that
+doesn't list its models, refreshed periodically.
 
 Never on the request path: requests read the catalog as it stands. An instance that is down
 keeps its last known list, and its error is kept for display.
@@ -29,9 +30,10 @@ class InstanceStatus:
 
 
 def entry_of(provider: str, model: dict[str, Any]) -> ModelEntry:
+    """An Ollama /api/tags entry, or an OpenAI/Anthropic /models entry (``id``)."""
     capabilities = model.get("capabilities") or []
     mode = "embedding" if "embedding" in capabilities and "completion" not in capabilities else "chat"
-    name = str(model.get("model") or model.get("name"))
+    name = str(model.get("model") or model.get("name") or model.get("id"))
     return ModelEntry(provider, name, mode, model, discovered=True)
 
 
@@ -40,11 +42,11 @@ class Discovery:
         self.upstreams = upstreams
         self.catalog = catalog
         self.interval = interval
-        self.status: dict[str, InstanceStatus] = {p.name: InstanceStatus() for p in upstreams.ollama}
+        self.status: dict[str, InstanceStatus] = {p.name: InstanceStatus() for p in upstreams.discoverable}
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
-        await asyncio.gather(*(self._refresh_one(p.name) for p in self.upstreams.ollama))
+        await asyncio.gather(*(self._refresh_one(p.name) for p in self.upstreams.discoverable))
 
     async def _refresh_one(self, name: str) -> None:
         status = self.status.setdefault(name, InstanceStatus())
@@ -52,16 +54,16 @@ class Discovery:
             models = await self.upstreams.adapter(name).list_models()
         except RelayError as exc:
             status.ok, status.error = False, exc.message
-            log.warning("ollama instance %s: model list failed: %s", name, exc.message)
+            log.warning("provider %s: model list failed: %s", name, exc.message)
         else:
-            entries = [entry_of(name, m) for m in models if m.get("model") or m.get("name")]
+            entries = [entry_of(name, m) for m in models if m.get("model") or m.get("name") or m.get("id")]
             self.catalog.set_discovered(name, entries)
             status.ok, status.error, status.models = True, None, len(entries)
         status.checked_at = time.time()
 
     def start(self) -> None:
-        if self.upstreams.ollama:
-            self._task = asyncio.create_task(self._loop(), name="ollama-discovery")
+        if self.upstreams.discoverable:
+            self._task = asyncio.create_task(self._loop(), name="model-discovery")
 
     async def _loop(self) -> None:
         while True:

@@ -16,7 +16,7 @@ import httpx
 
 from app.adapters import ADAPTERS, Adapter
 from app.adapters.images import ImageLimits
-from app.catalog import Catalog, load_pricing_snapshot
+from app.catalog import Catalog, ModelEntry, load_pricing_snapshot
 from app.discovery import Discovery
 from app.errors import RelayError
 from app.http import ollama as ollama_http
@@ -94,8 +94,11 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     for spec in BUILTIN_PROVIDERS:  # every built-in, configured or not, so errors can say which
         catalog.add_provider(spec.name, spec.catalog_key)
     for provider in providers:
-        if provider.is_ollama:
-            catalog.add_provider(provider.name, None, ollama=True)
+        if provider.kind != "builtin":
+            catalog.add_provider(provider.name, None, ollama=provider.is_ollama)
+        if provider.models:
+            declared = [ModelEntry(provider.name, m, "chat", {}, discovered=True) for m in provider.models]
+            catalog.set_discovered(provider.name, declared)
     images = ImageLimits(settings.image_fetch_max_bytes, settings.image_fetch_timeout)
     upstreams = Upstreams(providers, factories.http_client(settings), factories.adapters, images)
     aliases = dict(parse_pairs("MODEL_ALIASES", settings.model_aliases))

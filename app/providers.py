@@ -41,6 +41,8 @@ class Provider:
     api_key: str | None = None
     catalog_key: str | None = None
     kind: str = "builtin"  # builtin | ollama | custom
+    discover: bool = False  # its model list comes from the server, refreshed in the background
+    models: tuple[str, ...] = ()  # models declared in configuration (custom providers)
 
     @property
     def is_ollama(self) -> bool:

@@ -46,6 +46,12 @@ class Settings:
     ollama_refresh_seconds: float = _setting(
         "OLLAMA_REFRESH_SECONDS", 60.0, "How often each Ollama instance's model list is refreshed."
     )
+    providers_file: str = _setting(
+        "PROVIDERS_FILE",
+        "",
+        "YAML file declaring custom OpenAI- or Anthropic-compatible providers (see "
+        "app/custom_providers.py for the format).",
+    )
     default_model: str = _setting(
         "DEFAULT_MODEL",
         "",

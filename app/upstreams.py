@@ -8,6 +8,7 @@ import httpx
 
 from app.adapters import Adapter
 from app.adapters.images import ImageLimits
+from app.custom_providers import load_custom_providers
 from app.errors import NotSupported
 from app.providers import BUILTIN_BY_NAME, BUILTIN_PROVIDERS, Provider
 from app.settings import Settings, SettingsError, parse_pairs
@@ -25,7 +26,11 @@ def providers_from_settings(settings: Settings) -> list[Provider]:
             raise SettingsError(f"OLLAMA_INSTANCES: {name!r} can't name an instance (a provider or a '/')")
         if not url.startswith(("http://", "https://")):
             raise SettingsError(f"OLLAMA_INSTANCES: {name}={url!r} must be an http(s) URL")
-        providers.append(Provider(name, "ollama", url.rstrip("/"), kind="ollama"))
+        providers.append(Provider(name, "ollama", url.rstrip("/"), kind="ollama", discover=True))
+    for custom in load_custom_providers(settings.providers_file):
+        if custom.name in BUILTIN_BY_NAME:
+            raise SettingsError(f"PROVIDERS_FILE: {custom.name!r} is a built-in provider's name")
+        providers.append(custom)
     names = [p.name for p in providers]
     if len(set(names)) != len(names):
         raise SettingsError(f"provider names must be unique, got {names}")
@@ -61,6 +66,10 @@ class Upstreams:
     @property
     def ollama(self) -> list[Provider]:
         return [p for p in self.providers.values() if p.is_ollama]
+
+    @property
+    def discoverable(self) -> list[Provider]:
+        return [p for p in self.providers.values() if p.discover]
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():

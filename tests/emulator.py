@@ -5,6 +5,7 @@ Routes (``{p}`` is a provider directory under ``tests/fixtures``):
   ``/v1/responses``: the request's ``model`` names the recording, e.g.
   ``chat_stream_text_short``; ``/gemini/v1beta/models/{recording}:{method}`` for Gemini. A ``slow:`` prefix paces
   the replay one SSE event per ``SLOW_GAP`` seconds (to test disconnects mid-stream).
+- ``GET /{p}/.../models``: the recordings of ``p`` as an OpenAI model list.
 - ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
   ``/api/version``, ``/api/embed`` answer with the recorded documentation examples;
   ``/api/chat`` and ``/api/generate`` replay the recording the model names, else the
@@ -66,6 +67,12 @@ class Emulator:
             await _json(send, 503, {"error": f"{parts[0]} is down"})
         elif "api" in parts:
             await self._ollama(parts[parts.index("api") + 1], body or {}, receive, send)
+        elif scope["method"] == "GET" and parts[-1] == "models":
+            # No provider's model list was recorded in OpenAI's shape; this follows the
+            # ListModelsResponse schema of the OpenAI OpenAPI spec, listing the recordings.
+            names = sorted({stem for provider, stem in MANIFEST if provider == parts[0]})
+            data = [{"id": n, "object": "model", "created": 0, "owned_by": parts[0]} for n in names]
+            await _json(send, 200, {"object": "list", "data": data})
         elif ":" in parts[-1]:  # Gemini: /gemini/v1beta/models/{model}:{method}
             model, _, method = parts[-1].partition(":")
             stream = method == "streamGenerateContent"

@@ -55,22 +55,30 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def local_relay(llama_server, db_url, emulator):
+def local_relay(llama_server, db_url, emulator, tmp_path_factory):
+    """The llama.cpp server as a custom OpenAI-compatible provider, its model discovered."""
     from app.main import create_app
     from tests.conftest import Relay, relay_settings
     from tests.live import LiveServer
 
-    settings = relay_settings(db_url, emulator[1], provider_base_urls={"openai": llama_server + "/v1"})
-    app = create_app(settings, migrate=False)
+    providers = tmp_path_factory.mktemp("providers") / "providers.yaml"
+    providers.write_text(f"providers:\n  - {{name: llama, api: openai, base_url: '{llama_server}/v1'}}\n")
+    app = create_app(relay_settings(db_url, emulator[1], providers_file=str(providers)), migrate=False)
     server = LiveServer(app).start()
-    yield Relay(app, server)
+    relay = Relay(app, server)
+    relay.refresh_models()
+    yield relay
     server.stop()
+
+
+def test_model_is_discovered(local_relay, sdk) -> None:
+    assert "llama/gemma-3-270m" in {m.id for m in sdk.openai(local_relay.url).models.list()}
 
 
 def test_non_streaming_usage_is_the_servers(local_relay, sdk) -> None:
     client = sdk.openai(local_relay.url)
     reply = client.chat.completions.with_raw_response.create(
-        model="openai/gemma-3-270m", messages=MESSAGES, max_tokens=8, extra_headers={"X-Proxy-Tag": "local"}
+        model="llama/gemma-3-270m", messages=MESSAGES, max_tokens=8, extra_headers={"X-Proxy-Tag": "local"}
     )
     completion = reply.parse()
     assert completion.choices[0].finish_reason in ("stop", "length")
@@ -89,7 +97,7 @@ def test_stream_without_usage_is_recorded_as_estimate(local_relay, sdk) -> None:
     pieces = 0
     usage_chunks = 0
     for chunk in client.chat.completions.create(
-        model="openai/gemma-3-270m",
+        model="llama/gemma-3-270m",
         messages=MESSAGES,
         max_tokens=12,
         stream=True,
@@ -109,7 +117,7 @@ def test_stream_without_usage_is_recorded_as_estimate(local_relay, sdk) -> None:
 def test_ollama_client_streams_from_llama_cpp(local_relay, sdk) -> None:
     tag = f"t-{uuid.uuid4().hex[:10]}"
     client = sdk.ollama(local_relay.url, headers={"X-Proxy-Tag": tag})
-    parts = list(client.chat(model="openai/gemma-3-270m", messages=MESSAGES, stream=True, options={"num_predict": 10}))
+    parts = list(client.chat(model="llama/gemma-3-270m", messages=MESSAGES, stream=True, options={"num_predict": 10}))
     assert parts[-1].done is True and parts[-1].done_reason in ("stop", "length")
     text_parts = [p for p in parts if p.message.content]
     assert text_parts

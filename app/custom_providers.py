@@ -1,0 +1,82 @@
+"""Custom providers: any number of OpenAI- or Anthropic-compatible endpoints, declared in a
+YAML file named by ``PROVIDERS_FILE`` (the admin UI will edit the same records)::
+
+    providers:
+      - name: lmstudio                 # the prefix clients use: lmstudio/<model>
+        api: openai                    # openai | anthropic
+        base_url: http://127.0.0.1:1234/v1
+        api_key_env: LMSTUDIO_API_KEY  # or api_key_file: /run/secrets/key (or no key at all)
+        models: [qwen2.5-7b-instruct]  # optional; without it the list comes from GET /models
+
+The key is never written in the file itself, only where to find it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.providers import Provider
+from app.settings import SettingsError
+
+FAMILIES = {"openai": "openai_compat", "anthropic": "anthropic"}
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
+_KEYS = {"name", "api", "base_url", "api_key_env", "api_key_file", "models"}
+
+
+def load_custom_providers(path: str, env: Mapping[str, str] | None = None) -> list[Provider]:
+    if not path:
+        return []
+    env = os.environ if env is None else env
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise SettingsError(f"PROVIDERS_FILE: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"PROVIDERS_FILE: {path} is not valid YAML: {exc}") from None
+    entries = data.get("providers") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise SettingsError(f"PROVIDERS_FILE: {path} needs a 'providers' list")
+    return [_provider(entry, index, env) for index, entry in enumerate(entries)]
+
+
+def _provider(entry: Any, index: int, env: Mapping[str, str]) -> Provider:
+    where = f"PROVIDERS_FILE: providers[{index}]"
+    if not isinstance(entry, dict):
+        raise SettingsError(f"{where} must be a mapping")
+    unknown = set(entry) - _KEYS
+    if unknown:
+        raise SettingsError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(_KEYS)})")
+    name = str(entry.get("name", ""))
+    if not _NAME.fullmatch(name):
+        raise SettingsError(f"{where}: name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
+    family = FAMILIES.get(str(entry.get("api", "")))
+    if family is None:
+        raise SettingsError(f"{where} ({name}): api must be one of {sorted(FAMILIES)}")
+    base_url = str(entry.get("base_url", "")).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"{where} ({name}): base_url must be an http(s) URL")
+    models = entry.get("models") or []
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise SettingsError(f"{where} ({name}): models must be a list of model ids")
+    key = _key(entry, env, f"{where} ({name})")
+    return Provider(name, family, base_url, key, kind="custom", discover=not models, models=tuple(models))
+
+
+def _key(entry: dict[str, Any], env: Mapping[str, str], where: str) -> str | None:
+    if entry.get("api_key_env"):
+        value = env.get(str(entry["api_key_env"]))
+        if not value:
+            raise SettingsError(f"{where}: environment variable {entry['api_key_env']} is not set")
+        return value.strip()
+    if entry.get("api_key_file"):
+        try:
+            return Path(str(entry["api_key_file"])).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{where}: cannot read {entry['api_key_file']}: {exc.strerror}") from None
+    return None
