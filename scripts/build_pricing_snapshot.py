@@ -28,7 +28,7 @@ PROVIDERS = {
 }
 MODES = {"chat", "completion", "embedding", "responses"}
 KEEP_PREFIXES = ("input_cost", "output_cost", "cache_", "search_", "max_", "supports_", "tiered")
-KEEP = {"mode", "deprecation_date", "web_search_billing_unit"}
+KEEP = {"mode", "deprecation_date", "web_search_billing_unit", "litellm_provider"}
 
 
 def build(catalog: dict) -> dict:

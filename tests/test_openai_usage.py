@@ -27,8 +27,10 @@ def chunks(name: str) -> list[dict[str, Any]]:
     return [json.loads(e.data) for e in events if e.data.strip() != "[DONE]"]
 
 
-def U(inp, out, reasoning=0, cached=0, write=0, cost=None) -> Usage:
+def U(inp, out, reasoning=0, cached=0, write=0, cost=None, search=None) -> Usage:
     return Usage(
+        search_context_size=search,
+        web_search_requests=1 if search else 0,
         input=inp,
         output=out,
         reasoning=reasoning,
@@ -52,8 +54,9 @@ NONSTREAM = {
     # OpenRouter: 17 + 2177 = 2194 (reasoning inside completion); cost 0.00435825 USD
     "openrouter/chat_nonstream_usage_cost.json": U(17, 2177, reasoning=960, cost=4_358_250),
     "perplexity/chat_nonstream_citations.json": U(10, 251),
-    # Perplexity: cost.total_cost 0.00501 USD (request_cost 0.005 + input 0.00001)
-    "perplexity/chat_nonstream_usage_cost.json": U(6, 1, cost=5_010_000),
+    # Perplexity: cost.total_cost 0.00501 USD (request_cost 0.005 + input 0.00001); one search,
+    # billed by its context size "low"
+    "perplexity/chat_nonstream_usage_cost.json": U(6, 1, cost=5_010_000, search="low"),
     # xAI: 12 + 2 + 320 = 334 = total, so the 320 reasoning tokens are on top of completion's 2;
     # 1641500 ticks of 1e-10 USD = 164150 nano-USD
     "xai/chat_nonstream_reasoning.json": U(12, 322, reasoning=320, cached=2, cost=164_150),

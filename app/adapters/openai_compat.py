@@ -27,7 +27,7 @@ from app.adapters.base import (
 )
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import iter_sse
-from app.pipeline.core import Reply, StreamItem
+from app.pipeline.core import Reply, StreamItem, Usage
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
 
@@ -54,16 +54,16 @@ class OpenAICompatAdapter(Adapter):
                 response = await self.http.post(url, content=content, headers=self._headers(False))
             if response.status_code >= 400:
                 raise error_from_body(self.provider, response.status_code, response.content)
-            return self._whole(load_json(self.provider, response.content))
+            return self._whole(load_json(self.provider, response.content), call)
         request = self.http.build_request("POST", url, content=content, headers=self._headers(True))
         response = await open_stream(self.http, self.provider, request)
         if is_json_response(response):
             # Some servers ignore "stream": answer with the whole body, replayed as chunks.
             data = b"".join([chunk async for chunk in iter_body(self.provider, response)])
-            return Reply(stream=_replay(self._whole(load_json(self.provider, data))))
-        return Reply(stream=self._chunks(iter_body(self.provider, response)))
+            return Reply(stream=_replay(self._whole(load_json(self.provider, data), call)))
+        return Reply(stream=self._chunks(iter_body(self.provider, response), call))
 
-    def _whole(self, data: Any) -> Reply:
+    def _whole(self, data: Any, call: Call) -> Reply:
         if not isinstance(data, dict):
             raise error_from_payload(self.provider, {"error": {"message": f"unexpected reply {data!r:.200}"}})
         if "error" in data and not data.get("choices") and not data.get("data"):
@@ -71,9 +71,9 @@ class OpenAICompatAdapter(Adapter):
         for choice in data.get("choices") or ():
             normalize_message(choice.get("message"))
         raw_usage = find_usage(data)
-        return Reply(body=data, usage=usage_from_openai(raw_usage) if raw_usage else None)
+        return Reply(body=data, usage=_usage(raw_usage, data, call) if raw_usage else None)
 
-    async def _chunks(self, body: AsyncGenerator[bytes, None]) -> AsyncGenerator[StreamItem, None]:
+    async def _chunks(self, body: AsyncGenerator[bytes, None], call: Call) -> AsyncGenerator[StreamItem, None]:
         events = iter_sse(body)
         try:
             async for event in events:
@@ -86,12 +86,12 @@ class OpenAICompatAdapter(Adapter):
                 raw_usage = find_usage(chunk)
                 if event.event == "error" or "error" in chunk:
                     if raw_usage:
-                        yield usage_from_openai(raw_usage)
+                        yield _usage(raw_usage, chunk, call)
                     raise error_from_payload(self.provider, chunk)
                 normalize_chunk(chunk, raw_usage)
+                if raw_usage:  # before the chunk that carries it, so its cost can ride along
+                    yield _usage(raw_usage, chunk, call)
                 yield chunk
-                if raw_usage:
-                    yield usage_from_openai(raw_usage)
         finally:
             await events.aclose()
 
@@ -102,6 +102,20 @@ class OpenAICompatAdapter(Adapter):
             raise error_from_body(self.provider, response.status_code, response.content)
         data = load_json(self.provider, response.content)
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:
+    """Usage plus what pricing needs beside the counts: the service tier that served the
+    request and the web search a search model or Sonar ran."""
+    usage = usage_from_openai(raw)
+    tier = payload.get("service_tier")
+    usage.service_tier = tier if isinstance(tier, str) else None
+    options = call.body.get("web_search_options")
+    if usage.search_context_size is None and isinstance(options, dict):
+        usage.web_search_requests = max(usage.web_search_requests, 1)
+        size = options.get("search_context_size")
+        usage.search_context_size = size if isinstance(size, str) else "medium"
+    return usage
 
 
 async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:

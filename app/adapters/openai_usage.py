@@ -44,7 +44,10 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
     output = completion
     if reasoning and total == prompt + completion + reasoning:
         output = completion + reasoning  # xAI: reasoning is billed but not in completion_tokens
+    size = raw.get("search_context_size")  # Sonar bills each request's search by its context size
     return Usage(
+        search_context_size=size if isinstance(size, str) else None,
+        web_search_requests=1 if isinstance(size, str) else 0,
         input=max(prompt - cache_write, 0),
         output=output,
         reasoning=min(reasoning, output),

@@ -55,6 +55,7 @@ def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
         cache_write=cache_write,
         cache_write_1h=min(_int(_dict(raw.get("cache_creation")).get("ephemeral_1h_input_tokens")), cache_write),
         web_search_requests=_int(_dict(raw.get("server_tool_use")).get("web_search_requests")),
+        service_tier=raw.get("service_tier") if isinstance(raw.get("service_tier"), str) else None,
         reported=True,
     )
 

@@ -28,7 +28,17 @@ def _count(meta: dict[str, Any], name: str) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
-def usage_from_gemini(meta: dict[str, Any]) -> Usage:
+def search_count(data: dict[str, Any]) -> int:
+    """Google Search queries behind a grounded answer (at least one when it was grounded)."""
+    count = 0
+    for candidate in data.get("candidates") or ():
+        grounding = candidate.get("groundingMetadata") if isinstance(candidate, dict) else None
+        if isinstance(grounding, dict):
+            count += max(len(grounding.get("webSearchQueries") or ()), 1)
+    return count
+
+
+def usage_from_gemini(meta: dict[str, Any], searches: int = 0) -> Usage:
     """promptTokenCount already holds the cached part; tool-use prompt tokens (Google's own
     search results, say) are billed as input but counted apart; thoughts are billed as output
     but left out of candidatesTokenCount."""
@@ -41,6 +51,8 @@ def usage_from_gemini(meta: dict[str, Any]) -> Usage:
         reasoning=thoughts,
         cached_input=min(_count(meta, "cachedContentTokenCount"), prompt),
         tool_prompt=tool,
+        web_search_requests=searches,
+        service_tier=str(meta["serviceTier"]).lower() if meta.get("serviceTier") else None,
         reported=True,
     )
 
@@ -92,6 +104,7 @@ class ReplyTranslator:
         self.created = int(time.time())
         self._prefix = f"call_{request_id[-8:]}_"
         self._calls = 0  # across candidates, so every id in the reply is unique
+        self._searches = 0  # Google Search queries grounding ran, billed per query or per prompt
         self._calls_of: dict[int, int] = {}  # candidate index -> calls so far
         self._started: set[int] = set()
 
@@ -171,9 +184,10 @@ class ReplyTranslator:
             items.append(
                 {**self._envelope(data, choices, "chat.completion.chunk" if self.chat else "text_completion"), **found}
             )
+        self._searches = max(self._searches, search_count(data))
         meta = data.get("usageMetadata")
         if isinstance(meta, dict):
-            items.append(usage_from_gemini(meta))
+            items.append(usage_from_gemini(meta, self._searches))
         return items
 
     def whole(self, data: Any) -> Reply:
@@ -191,7 +205,7 @@ class ReplyTranslator:
             reason = "content_filter" if _blocked(data) else "stop"
             choices.append(self._choice(0, {"role": "assistant", "content": ""}, reason, key="message"))
         meta = data.get("usageMetadata")
-        usage = usage_from_gemini(meta) if isinstance(meta, dict) else None
+        usage = usage_from_gemini(meta, search_count(data)) if isinstance(meta, dict) else None
         body = {
             **self._envelope(data, choices, "chat.completion" if self.chat else "text_completion"),
             **sources(data),

@@ -40,6 +40,8 @@ class Usage:
     cache_write_1h: int = 0
     tool_prompt: int = 0
     web_search_requests: int = 0
+    search_context_size: str | None = None  # low | medium | high, where search is billed by it
+    service_tier: str | None = None  # batch | flex | priority | default, as the provider reports it
     reported: bool = False
     provider_cost_nanousd: int | None = None
     # Ollama's timings (nanoseconds), kept so the Ollama dialect can report real ones.
@@ -56,6 +58,8 @@ class Usage:
         self.cache_write_1h = other.cache_write_1h
         self.tool_prompt = other.tool_prompt
         self.web_search_requests = other.web_search_requests
+        self.search_context_size = other.search_context_size or self.search_context_size
+        self.service_tier = other.service_tier or self.service_tier
         self.reported = self.reported or other.reported
         if other.provider_cost_nanousd is not None:
             self.provider_cost_nanousd = other.provider_cost_nanousd
