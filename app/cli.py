@@ -148,7 +148,13 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (",".join(v) if isinstance(v, list) else v.isoformat() if isinstance(v, datetime) else v)
-        for k, v in row.items()
-    }
+    def cell(value: Any) -> Any:
+        if isinstance(value, list):
+            return ",".join(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return orjson.dumps(value).decode()
+        return value
+
+    return {k: cell(v) for k, v in row.items()}

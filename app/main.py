@@ -25,6 +25,7 @@ from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.pipeline.loader import build_pipeline
 from app.providers import BUILTIN_PROVIDERS
+from app.pricing import Pricer
 from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
 from app.services import Services
@@ -110,7 +111,8 @@ def build_services(settings: Settings, factories: Factories) -> Services:
         batch_size=settings.usage_batch_size,
         flush_seconds=settings.usage_flush_seconds,
     )
-    return Services(settings, catalog, upstreams, resolver, database, usage, QuirkBook(load_file_rules()))
+    quirks = QuirkBook(load_file_rules())
+    return Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer())
 
 
 def create_app(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.catalog import Catalog
+from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
 from app.settings import Settings
@@ -22,3 +23,4 @@ class Services:
     database: Database
     usage: UsageWriter
     quirks: QuirkBook
+    pricer: Pricer

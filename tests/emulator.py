@@ -43,6 +43,9 @@ class Emulator:
     requests: list[Received] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
     down: set[str] = field(default_factory=set)  # Ollama instances that answer 503
+    # provider -> recording replayed for a model that names none (so real model ids, which the
+    # catalog prices, can be used in tests)
+    fallback: dict[str, str] = field(default_factory=dict)
 
     def last(self, path_part: str = "") -> Received:
         return next(r for r in reversed(self.requests) if path_part in r.path)
@@ -86,6 +89,8 @@ class Emulator:
         slow = model.startswith("slow:")
         name = model.removeprefix("slow:")
         entry = MANIFEST.get((provider, name)) or _unlisted(provider, name)
+        if entry is None and provider in self.fallback:
+            entry = MANIFEST.get((provider, self.fallback[provider]))
         if entry is None:
             await _json(send, 404, {"error": {"message": f"no recording {provider}/{name}", "type": "not_found"}})
             return

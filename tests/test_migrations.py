@@ -14,7 +14,10 @@ RECORD_COLUMNS = {
     "id", "request_id", "created_at", "endpoint", "dialect", "client", "requested_model", "resolved_model",
     "provider", "route", "input_tokens", "output_tokens", "reasoning_tokens", "cached_input_tokens",
     "cache_read_tokens", "cache_write_tokens", "usage_reported", "cost_nanousd", "latency_ms", "ttft_ms",
-    "streamed", "status", "outcome", "error",
+    "streamed", "status", "outcome", "error", "cache_write_1h_tokens", "web_search_requests", "service_tier",
+    "cost_source", "computed_cost_nanousd", "provider_cost_nanousd", "cost_input_nanousd",
+    "cost_cached_input_nanousd", "cost_cache_read_nanousd", "cost_cache_write_nanousd", "cost_output_nanousd",
+    "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates",
 }  # fmt: skip
 INDEXED = {("usage_record", "created_at"), ("usage_record", "provider"), ("usage_record", "outcome"),
            ("usage_record", "request_id"), ("usage_tag", "request_id"), ("usage_tag", "tag")}  # fmt: skip
@@ -26,7 +29,7 @@ async def sqlite_schema(path: str) -> tuple[dict[str, set[str]], set[tuple[str, 
     columns: dict[str, set[str]] = {}
     indexed: set[tuple[str, str]] = set()
     async with aiosqlite.connect(path) as db:
-        for table in ("usage_record", "usage_tag", "model_alias"):
+        for table in ("usage_record", "usage_tag", "model_alias", "price_override", "pricing_sync"):
             columns[table] = {row[1] async for row in await db.execute(f"PRAGMA table_info({table})")}
             for index in await (await db.execute(f"PRAGMA index_list({table})")).fetchall():
                 for info in await (await db.execute(f"PRAGMA index_info('{index[1]}')")).fetchall():
@@ -81,6 +84,8 @@ def test_migrate_from_zero_twice(tmp_path) -> None:
     assert columns["usage_record"] == RECORD_COLUMNS
     assert columns["usage_tag"] == {"id", "request_id", "tag"}
     assert columns["model_alias"] == {"name", "target", "created_at"}
+    assert {"provider", "model", "input_per_mtok", "tier_threshold"} <= columns["price_override"]
+    assert {"started_at", "status", "changes", "snapshot"} <= columns["pricing_sync"]
     missing = INDEXED - indexed
     assert not missing, f"indexes missing after migration: {sorted(missing)}"
 
@@ -91,3 +96,46 @@ def test_default_sqlite_file_is_created_under_data_dir(tmp_path) -> None:
     settings = Settings(data_dir=str(tmp_path / "nested" / "data"))
     asyncio.run(apply_migrations(settings.resolved_database_url))
     assert (tmp_path / "nested" / "data" / "llm-relay.db").exists()
+
+
+def test_upgrade_keeps_existing_rows(tmp_path) -> None:
+    """Columns added by later migrations get their defaults on rows written before them."""
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.api import migrate
+
+    from app.stores.db import tortoise_config
+
+    if BACKEND == "postgres":
+        name = _create_pg_database()
+        url = f"{PG_SERVER}/{name}"
+    else:
+        url = f"sqlite://{tmp_path / 'upgrade.db'}"
+
+    async def run() -> tuple:
+        ctx = TortoiseContext()
+        with ctx:
+            await migrate(config=tortoise_config(url), target="relay.0002_quirk_override")
+            conn = ctx.connections.get("default")
+            await conn.execute_script(
+                "INSERT INTO usage_record (request_id, created_at, endpoint, dialect, client, requested_model, "
+                "route, input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, cache_read_tokens, "
+                "cache_write_tokens, usage_reported, cost_nanousd, streamed, status, outcome) VALUES ('old-1', "
+                "'2026-01-01 00:00:00+00:00', '/v1/chat/completions', 'openai', '', 'm', 'direct', 1, 2, 0, 0, "
+                "0, 0, TRUE, 5, FALSE, 200, 'ok')"
+            )
+            await ctx.close_connections()
+        await apply_migrations(url)
+        ctx = TortoiseContext()
+        with ctx:
+            await ctx.init(config=tortoise_config(url))
+            from app.stores.models import UsageRecord
+
+            row = await UsageRecord.get(request_id="old-1")
+            await ctx.close_connections()
+        return row.cost_nanousd, row.cost_source, row.web_search_requests, row.cache_write_1h_tokens
+
+    try:
+        assert asyncio.run(run()) == (5, "unpriced", 0, 0)
+    finally:
+        if BACKEND == "postgres":
+            _drop_pg_database(name)

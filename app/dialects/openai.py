@@ -11,6 +11,7 @@ import orjson
 
 from app.errors import BadRequest, RelayError
 from app.pipeline.core import Exchange, StreamItem, Usage
+from app.pricing import dollars
 
 log = logging.getLogger("llm_relay.openai")
 DONE = b"data: [DONE]\n\n"
@@ -71,6 +72,22 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     }
 
 
+def with_cost(ex: Exchange, usage: dict[str, Any]) -> dict[str, Any]:
+    """The caller's cost in dollars as ``usage.cost`` (OpenRouter's convention), unless the
+    provider already put its own there."""
+    if "cost" in usage or ex.pricer is None:
+        return usage
+    charged = ex.pricer()
+    return usage if charged is None else {**usage, "cost": dollars(charged)}
+
+
+def body_with_cost(ex: Exchange, body: Any) -> Any:
+    if isinstance(body, dict) and isinstance(body.get("usage"), dict) and ex.cost_nanousd is not None:
+        if "cost" not in body["usage"]:
+            return {**body, "usage": {**body["usage"], "cost": dollars(ex.cost_nanousd)}}
+    return body
+
+
 def _frame(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -91,6 +108,7 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
                 else:
                     sent_usage = True
+                    chunk = {**chunk, "usage": with_cost(ex, chunk["usage"])}
             yield _frame(chunk)
         if ex.include_usage and not sent_usage and ex.usage.reported:
             yield _frame(
@@ -100,7 +118,7 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
                     "created": last.get("created", int(time.time())),
                     "model": last.get("model", ""),
                     "choices": [],
-                    "usage": usage_body(ex.usage),
+                    "usage": with_cost(ex, usage_body(ex.usage)),
                 }
             )
     except RelayError as err:

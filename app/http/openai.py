@@ -27,7 +27,7 @@ class InferenceResource:
         if reply.stream is not None:
             stream_response(resp, "text/event-stream", dialect.sse(ex, reply.stream))
         else:
-            json_response(resp, reply.body)
+            json_response(resp, dialect.body_with_cost(ex, reply.body))
 
 
 class ModelsResource:

@@ -126,7 +126,10 @@ class Exchange:
     first_token_at: float | None = None
     pieces: int = 0  # streamed chunks that carried tokens, for estimates when usage is missing
     ended_at: float | None = None
-    cost_nanousd: int | None = None
+    cost_nanousd: int | None = None  # charged; the cost stage also keeps its Charge in state["charge"]
+    # Set by the cost stage: the current charge for the usage seen so far, for dialects that
+    # show the caller its cost (OpenAI's usage.cost).
+    pricer: Callable[[], int | None] | None = None
     include_usage: bool = False  # the client asked for a final usage chunk
     state: dict[str, Any] = field(default_factory=dict)  # room for custom stages
 

@@ -2,5 +2,6 @@
 (:mod:`app.pricing.engine`)."""
 
 from app.pricing.engine import COMPONENTS, CostBreakdown, PriceOverride, compute, cost_nanousd
+from app.pricing.pricer import Charge, Pricer, dollars
 
-__all__ = ["COMPONENTS", "CostBreakdown", "PriceOverride", "compute", "cost_nanousd"]
+__all__ = ["COMPONENTS", "Charge", "CostBreakdown", "PriceOverride", "Pricer", "compute", "cost_nanousd", "dollars"]

@@ -26,7 +26,25 @@ class UsageRecord(Model):
     cache_read_tokens = fields.BigIntField(default=0)
     cache_write_tokens = fields.BigIntField(default=0)
     usage_reported = fields.BooleanField(default=False)
+    # Columns added after the first release carry a database default, so existing rows migrate.
+    cache_write_1h_tokens = fields.BigIntField(default=0, db_default=0)
+    web_search_requests = fields.IntField(default=0, db_default=0)
+    service_tier = fields.CharField(max_length=16, null=True)
+    # What the caller is charged: the provider's own figure when it reports one, else ours.
     cost_nanousd = fields.BigIntField(null=True)
+    cost_source = fields.CharField(max_length=16, default="unpriced", db_default="unpriced")  # see docs
+    computed_cost_nanousd = fields.BigIntField(null=True)
+    provider_cost_nanousd = fields.BigIntField(null=True)
+    cost_input_nanousd = fields.BigIntField(null=True)
+    cost_cached_input_nanousd = fields.BigIntField(null=True)
+    cost_cache_read_nanousd = fields.BigIntField(null=True)
+    cost_cache_write_nanousd = fields.BigIntField(null=True)
+    cost_output_nanousd = fields.BigIntField(null=True)
+    cost_request_nanousd = fields.BigIntField(null=True)
+    cost_search_nanousd = fields.BigIntField(null=True)
+    pricing_tier = fields.CharField(max_length=32, null=True)
+    # The rates applied, so a later price sync never changes what a past request cost.
+    rates: dict[str, Any] | None = fields.JSONField(null=True)
     latency_ms = fields.IntField(null=True)
     ttft_ms = fields.IntField(null=True)
     streamed = fields.BooleanField(default=False)
@@ -67,3 +85,46 @@ class QuirkOverride(Model):
 
     class Meta:
         table = "quirk_override"
+
+
+class PriceOverride(Model):
+    """Prices set by an admin for one model, kept apart from the catalog so no sync overwrites them."""
+    # NOTE: model docstrings become SQL comments, which Tortoise neither escapes nor keeps whole
+    # across a semicolon on SQLite: no quotes or semicolons in them.
+
+    id = fields.IntField(primary_key=True)
+    provider = fields.CharField(max_length=64)
+    model = fields.CharField(max_length=255)
+    input_per_mtok = fields.DecimalField(max_digits=18, decimal_places=9, null=True)
+    output_per_mtok = fields.DecimalField(max_digits=18, decimal_places=9, null=True)
+    cache_read_per_mtok = fields.DecimalField(max_digits=18, decimal_places=9, null=True)
+    cache_write_per_mtok = fields.DecimalField(max_digits=18, decimal_places=9, null=True)
+    cache_read_multiplier = fields.DecimalField(max_digits=12, decimal_places=6, null=True)
+    cache_write_multiplier = fields.DecimalField(max_digits=12, decimal_places=6, null=True)
+    request_fee_usd = fields.DecimalField(max_digits=18, decimal_places=9, null=True)
+    tier_threshold = fields.BigIntField(null=True)
+    enabled = fields.BooleanField(default=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "price_override"
+        unique_together = (("provider", "model"),)
+
+
+class PricingSync(Model):
+    """One pricing sync: when, from where, what changed, and the snapshot it produced if it worked."""
+
+    id = fields.IntField(primary_key=True)
+    started_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    source = fields.CharField(max_length=500)
+    status = fields.CharField(max_length=16)  # ok | failed
+    error = fields.TextField(null=True)
+    added = fields.IntField(default=0)
+    removed = fields.IntField(default=0)
+    changed = fields.IntField(default=0)
+    changes: dict[str, Any] | None = fields.JSONField(null=True)
+    snapshot: dict[str, Any] | None = fields.JSONField(null=True)
+
+    class Meta:
+        table = "pricing_sync"

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -40,7 +41,22 @@ class UsageRow:
     cache_read_tokens: int
     cache_write_tokens: int
     usage_reported: bool
+    cache_write_1h_tokens: int
+    web_search_requests: int
+    service_tier: str | None
     cost_nanousd: int | None
+    cost_source: str
+    computed_cost_nanousd: int | None
+    provider_cost_nanousd: int | None
+    cost_input_nanousd: int | None
+    cost_cached_input_nanousd: int | None
+    cost_cache_read_nanousd: int | None
+    cost_cache_write_nanousd: int | None
+    cost_output_nanousd: int | None
+    cost_request_nanousd: int | None
+    cost_search_nanousd: int | None
+    pricing_tier: str | None
+    rates: dict[str, Any] | None
     latency_ms: int | None
     ttft_ms: int | None
     streamed: bool

@@ -8,12 +8,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from app import estimate
 from app.errors import RelayError
 from app.pipeline.core import Exchange, Next, Reply, StreamItem
-from app.pricing import cost_nanousd
+from app.pricing import Charge
 from app.services import Services
 from app.stores.usage import UsageRow, UsageWriter
 
@@ -40,9 +40,14 @@ def settle(ex: Exchange, exc: BaseException | None) -> None:
         ex.error = f"{type(exc).__name__}: {exc}"
 
 
-def row_of(ex: Exchange) -> UsageRow:
+def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
     target = ex.target
     usage = ex.usage
+    computed = charge.computed if charge else None
+    parts = computed.parts if computed else {}
+    rates: dict[str, Any] | None = None
+    if computed is not None:
+        rates = {"rates": computed.rates, "tier": computed.tier, "service_tier": computed.service_tier}
     return UsageRow(
         request_id=ex.request_id,
         created_at=ex.created_at,
@@ -60,7 +65,22 @@ def row_of(ex: Exchange) -> UsageRow:
         cache_read_tokens=usage.cache_read,
         cache_write_tokens=usage.cache_write,
         usage_reported=usage.reported,
+        cache_write_1h_tokens=usage.cache_write_1h,
+        web_search_requests=usage.web_search_requests,
+        service_tier=(usage.service_tier or "")[:16] or None,
         cost_nanousd=ex.cost_nanousd,
+        cost_source=charge.source if charge else "unpriced",
+        computed_cost_nanousd=computed.total if computed else None,
+        provider_cost_nanousd=usage.provider_cost_nanousd,
+        cost_input_nanousd=parts.get("input"),
+        cost_cached_input_nanousd=parts.get("cached_input"),
+        cost_cache_read_nanousd=parts.get("cache_read"),
+        cost_cache_write_nanousd=parts.get("cache_write"),
+        cost_output_nanousd=parts.get("output"),
+        cost_request_nanousd=parts.get("request"),
+        cost_search_nanousd=parts.get("search"),
+        pricing_tier=computed.tier if computed else None,
+        rates=rates,
         latency_ms=ex.latency_ms,
         ttft_ms=ex.ttft_ms,
         streamed=ex.stream,
@@ -76,6 +96,12 @@ class CostStage:
 
     def __init__(self, services: Services) -> None:
         self.usage: UsageWriter = services.usage
+        self.services = services
+
+    def _charge(self, ex: Exchange) -> Charge | None:
+        if ex.target is None:
+            return None
+        return self.services.pricer.charge(ex.target, ex.usage)
 
     def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
         settle(ex, exc)
@@ -85,12 +111,12 @@ class CostStage:
         elif ex.outcome == "client_closed":
             # Reported usage may predate the hang-up (Anthropic's message_start says 1 output token).
             ex.usage.output = max(ex.usage.output, ex.pieces)
-        if ex.target is not None:
-            free = ex.target.provider.is_ollama
-            ex.cost_nanousd = cost_nanousd(ex.usage, ex.target.catalog_entry, free=free)
-        self.usage.submit(row_of(ex))
+        charge = self._charge(ex)
+        ex.cost_nanousd = charge.charged if charge else None
+        self.usage.submit(row_of(ex, charge))
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        ex.pricer = lambda: charge.charged if (charge := self._charge(ex)) else None
         try:
             reply = await call_next(ex)
         except BaseException as exc:
