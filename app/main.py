@@ -24,8 +24,8 @@ from app.http import openai as openai_http
 from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.pipeline.loader import build_pipeline
-from app.providers import BUILTIN_PROVIDERS
 from app.pricing import Pricer
+from app.providers import BUILTIN_PROVIDERS
 from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
 from app.services import Services

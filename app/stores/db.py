@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate
 
@@ -61,6 +62,10 @@ class Database:
 
     async def close(self) -> None:
         await self.context.close_connections()
+
+    @property
+    def connection(self) -> BaseDBAsyncClient:
+        return self.context.connections.get("default")
 
     @property
     def backend(self) -> str:

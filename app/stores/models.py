@@ -89,6 +89,7 @@ class QuirkOverride(Model):
 
 class PriceOverride(Model):
     """Prices set by an admin for one model, kept apart from the catalog so no sync overwrites them."""
+
     # NOTE: model docstrings become SQL comments, which Tortoise neither escapes nor keeps whole
     # across a semicolon on SQLite: no quotes or semicolons in them.
 
