@@ -46,10 +46,14 @@ class Catalog:
         self._pricing = pricing
         self._by_provider: dict[str, dict[str, ModelEntry]] = {}
         self._ollama: set[str] = set()
+        self._keys: dict[str, str] = {}  # provider -> its key in the pricing snapshot
+        self.pricing_source = "bundled snapshot"
         self.version = 0  # bumped on every change, so derived views can be cached
 
     def add_provider(self, name: str, catalog_key: str | None, *, ollama: bool = False) -> None:
         """Register a provider and the snapshot models it serves."""
+        if catalog_key:
+            self._keys[name] = catalog_key
         entries = {}
         for model_id, info in (self._pricing.get(catalog_key or "") or {}).items():
             entry = ModelEntry(name, model_id, str(info.get("mode", "chat")), info)
@@ -57,6 +61,22 @@ class Catalog:
         self._by_provider[name] = entries
         if ollama:
             self._ollama.add(name)
+        self.version += 1
+
+    @property
+    def pricing(self) -> Mapping[str, Mapping[str, Mapping[str, Any]]]:
+        return self._pricing
+
+    def replace_pricing(self, pricing: Mapping[str, Mapping[str, Mapping[str, Any]]], source: str) -> None:
+        """Swap in a synced snapshot; what discovery found stays. Requests already resolved keep
+        the entry they were given, and rows store the rates they used."""
+        self._pricing = pricing
+        for name, key in self._keys.items():
+            discovered = [e for e in self._by_provider.get(name, {}).values() if e.discovered]
+            self.add_provider(name, key, ollama=name in self._ollama)
+            if discovered:
+                self.set_discovered(name, discovered)
+        self.pricing_source = source
         self.version += 1
 
     def set_discovered(self, provider: str, entries: Iterable[ModelEntry]) -> None:

@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations and exit")
     models = commands.add_parser("models", help="list the models this configuration can reach")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pricing = commands.add_parser("pricing", help="the pricing catalog")
+    pricing_commands = pricing.add_subparsers(dest="pricing_command", required=True)
+    sync = pricing_commands.add_parser(
+        "sync", help="fetch LiteLLM's catalog and make it the active pricing (overrides and past costs stay)"
+    )
+    sync.add_argument("--url", help="catalog URL or local file (default: $PRICING_URL)")
+    pricing_commands.add_parser("history", help="list past syncs and what they changed")
     usage = commands.add_parser("usage", help="usage records")
     usage_commands = usage.add_subparsers(dest="usage_command", required=True)
     export = usage_commands.add_parser("export", help="write usage rows, oldest first")
@@ -72,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "models":
             return asyncio.run(list_models(settings, as_json=args.json))
+        if args.command == "pricing":
+            from app import pricing_cli
+
+            if args.pricing_command == "sync":
+                return asyncio.run(pricing_cli.sync(settings, args.url or settings.pricing_url))
+            return asyncio.run(pricing_cli.history(settings))
         return asyncio.run(export_usage(settings, args.format, args.since, args.output))
     except SettingsError as exc:
         print(f"llm-relay: {exc}", file=sys.stderr)

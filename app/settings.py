@@ -52,6 +52,11 @@ class Settings:
         "YAML file declaring custom OpenAI- or Anthropic-compatible providers (see "
         "app/custom_providers.py for the format).",
     )
+    pricing_url: str = _setting(
+        "PRICING_URL",
+        "https://raw.githubusercontent.com/BerriAI/litellm/main/model_prices_and_context_window.json",
+        "Where `llm-relay pricing sync` fetches LiteLLM's model catalog (a URL or a local file).",
+    )
     default_model: str = _setting(
         "DEFAULT_MODEL",
         "",

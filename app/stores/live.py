@@ -10,6 +10,7 @@ import logging
 from decimal import Decimal
 
 from app import pricing
+from app.pricing.sync import latest_snapshot
 from app.quirks import QuirkError, QuirkRule, rule_from_dict
 from app.services import Services
 from app.stores.models import ModelAlias, PriceOverride, QuirkOverride
@@ -41,6 +42,7 @@ class LiveConfig:
         self.services = services
         self.interval = interval
         self.env_aliases = dict(services.resolver.aliases)
+        self.pricing_sync_id = 0  # the pricing sync whose snapshot is active
         self._task: asyncio.Task[None] | None = None
 
     async def reload(self) -> None:
@@ -48,6 +50,10 @@ class LiveConfig:
             overrides = await QuirkOverride.filter(enabled=True).order_by("id").values("id", "rule")
             aliases = await ModelAlias.all().values_list("name", "target")
             prices = await PriceOverride.filter(enabled=True).all()
+            synced = await latest_snapshot(self.pricing_sync_id)
+        if synced is not None:
+            self.pricing_sync_id, models = synced
+            self.services.catalog.replace_pricing(models, f"pricing sync #{self.pricing_sync_id}")
         rules: list[QuirkRule] = []
         for row in overrides:
             try:
