@@ -6,7 +6,7 @@ top of whatever the catalog says."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,18 +57,18 @@ def parse(data: bytes) -> Models:
 
 async def sync_pricing(source: str, current: Models, http: httpx.AsyncClient) -> SyncResult:
     """Fetch, compare with ``current`` and record the sync (in the active Tortoise context)."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         models = parse(await fetch(source, http))
     except SyncError as exc:
         await PricingSync.create(
-            started_at=started, finished_at=datetime.now(timezone.utc), source=source, status="failed", error=str(exc)
+            started_at=started, finished_at=datetime.now(UTC), source=source, status="failed", error=str(exc)
         )
         raise
     changes = diff(current, models)
     row = await PricingSync.create(
         started_at=started,
-        finished_at=datetime.now(timezone.utc),
+        finished_at=datetime.now(UTC),
         source=source,
         status="ok",
         added=len(changes["added"]),
