@@ -57,6 +57,10 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
     export.add_argument("--since", type=_since, help="only rows from this ISO time or duration ago (24h, 7d)")
     export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    summary = usage_commands.add_parser("totals", help="requests, tokens and cost, overall or grouped")
+    summary.add_argument("--by", choices=("tag", "provider", "model", "client", "day", "outcome"), help="group by")
+    summary.add_argument("--since", type=_since, help="only rows from this ISO time or duration ago (24h, 7d)")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return top
 
 
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.pricing_command == "sync":
                 return asyncio.run(pricing_cli.sync(settings, args.url or settings.pricing_url))
             return asyncio.run(pricing_cli.history(settings))
+        if args.usage_command == "totals":
+            return asyncio.run(usage_totals(settings, args.by, args.since, as_json=args.json))
         return asyncio.run(export_usage(settings, args.format, args.since, args.output))
     except SettingsError as exc:
         print(f"llm-relay: {exc}", file=sys.stderr)
@@ -157,6 +163,33 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
         if output:
             out.close()
         await database.close()
+    return 0
+
+
+async def usage_totals(settings: Settings, by: str | None, since: datetime | None, *, as_json: bool) -> int:
+    from dataclasses import asdict
+
+    from app.pricing import dollars
+    from app.stores.db import Database
+    from app.stores.totals import totals
+
+    database = Database(settings.resolved_database_url)
+    await database.open(migrate_first=True)
+    try:
+        with database.context:
+            rows = await totals(database.connection, database.backend, by=by, since=since)
+    finally:
+        await database.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps([asdict(r) for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    header = ("requests", "errors", "unpriced", "input", "output", "cost USD")
+    print(f"{by or 'total':<40} " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 7, 8, 12, 12, 14), strict=True)))
+    for row in rows:
+        print(
+            f"{row.key[:40]:<40} {row.requests:>9} {row.errors:>7} {row.unpriced:>8} "
+            f"{row.input_tokens:>12} {row.output_tokens:>12} {dollars(row.cost_nanousd):>14.6f}"
+        )
     return 0
 
 

@@ -100,3 +100,19 @@ def test_serve_migrates_a_fresh_sqlite_database_and_answers(tmp_path) -> None:
             process.stderr.close()
     assert status in (0, -15), log
     assert "Traceback" not in log
+
+
+def test_usage_totals(relay, db_url) -> None:
+    tag = f"t-{uuid.uuid4().hex[:10]}"
+    for _ in range(2):
+        httpx.post(
+            relay.url + "/v1/chat/completions",
+            json={"model": "xai/chat_nonstream_reasoning", "messages": [{"role": "user", "content": "x"}]},
+            headers={"X-Proxy-Tag": tag},
+        )
+    relay.rows(tag=tag)  # flushed
+    result = cli("usage", "totals", "--by", "tag", "--json", env={"DATABASE_URL": db_url})
+    mine = next(row for row in json.loads(result.stdout) if row["key"] == tag)
+    assert (mine["requests"], mine["cost_nanousd"], mine["output_tokens"]) == (2, 2 * 164_150, 2 * 322)
+    table = cli("usage", "totals", env={"DATABASE_URL": db_url}).stdout
+    assert table.splitlines()[0].split()[:2] == ["total", "requests"]
