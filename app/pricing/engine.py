@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from app.pipeline.core import Usage
-from app.pricing.rates import as_decimal, pick, tier_for
+from app.pricing.rates import SERVICE_SUFFIX, TIER_PATTERN, as_decimal, pick, tier_for
 
 NANOS_PER_USD = Decimal(1_000_000_000)
 COMPONENTS = ("input", "cached_input", "cache_read", "cache_write", "output", "request", "search")
@@ -67,18 +67,25 @@ def compute(
     rates: dict[str, str] = {}
     tier = tier_for(entry, usage.prompt_total, override.tier_threshold)
     label = tier[1] if tier else None
+    service = usage.service_tier
+    discount = _service_ratio(entry, label, service)
 
     def rate(name: str, replaced: Decimal | None, fallback: Decimal | None = None) -> Decimal | None:
-        if replaced is not None and tier is None:
+        """An admin's rate is the price at every tier; otherwise the catalog's most specific
+        rate, scaled by the service tier's discount where the catalog lists no variant."""
+        if replaced is not None:
             rates[name] = str(replaced)
             return replaced
-        found = pick(entry, name, label, usage.service_tier)
+        found = pick(entry, name, label, service)
         if found is None:
             if fallback is not None:
                 rates[name] = str(fallback)
             return fallback
-        rates[name] = str(found[1])
-        return found[1]
+        key, value = found
+        if discount is not None and not _has_service(key, service):
+            value = value * discount
+        rates[name] = str(value)
+        return value
 
     input_rate = rate("input_cost_per_token", override.input)
     if input_rate is None:
@@ -89,7 +96,14 @@ def compute(
     write_rate = _scaled(override.cache_write, override.cache_write_multiplier, input_rate)
     write_5m = rate("cache_creation_input_token_cost", write_rate, input_rate)
     write_1h = rate("cache_creation_input_token_cost_above_1hr", None, write_5m)
-    reasoning_rate = rate("output_cost_per_reasoning_token", None, output_rate)
+    # Reasoning has its own rate only where the catalog gives one as specific as the output rate
+    # (Gemini lists a standard-tier reasoning rate only; thoughts are billed as output per tier).
+    reasoning_found = pick(entry, "output_cost_per_reasoning_token", label, service)
+    output_found = pick(entry, "output_cost_per_token", label, service)
+    if reasoning_found and output_found and _specificity(reasoning_found[0]) >= _specificity(output_found[0]):
+        reasoning_rate = rate("output_cost_per_reasoning_token", None, output_rate)
+    else:
+        reasoning_rate = output_rate
     assert output_rate is not None and cached_rate is not None and write_5m is not None
     assert write_1h is not None and reasoning_rate is not None
 
@@ -112,6 +126,29 @@ def compute(
         service_tier=usage.service_tier,
         source=source,
     )
+
+
+def _has_service(key: str, service: str | None) -> bool:
+    suffix = SERVICE_SUFFIX.get(service or "")
+    return suffix is None or key.endswith("_" + suffix)
+
+
+def _specificity(key: str) -> int:
+    """How many of (long-context tier, service tier) a catalog key is specific to."""
+    service = any(key.endswith("_" + suffix) for suffix in set(SERVICE_SUFFIX.values()))
+    return int(TIER_PATTERN.search(key) is not None) + int(service)
+
+
+def _service_ratio(entry: Mapping[str, Any], label: str | None, service: str | None) -> Decimal | None:
+    """How a service tier scales prices, read off the input rate, for rates the catalog lists
+    without that tier's variant (Anthropic's one-hour cache writes in a batch, say)."""
+    if SERVICE_SUFFIX.get(service or "") is None:
+        return None
+    with_service = pick(entry, "input_cost_per_token", label, service)
+    without = pick(entry, "input_cost_per_token", label, None)
+    if not with_service or not without or not _has_service(with_service[0], service) or not without[1]:
+        return None
+    return with_service[1] / without[1]
 
 
 def _fields(override: PriceOverride) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-_TIER = re.compile(r"_above_(\d+(?:\.\d+)?)([km]?)_tokens(?:_[a-z]+)?$")
+TIER_PATTERN = re.compile(r"_above_(\d+(?:\.\d+)?)([km]?)_tokens(?:_[a-z]+)?$")
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
 # How providers and the catalog name service tiers.
 SERVICE_SUFFIX = {"batch": "batches", "batches": "batches", "flex": "flex", "priority": "priority"}
@@ -35,7 +35,7 @@ def tier_thresholds(entry: Mapping[str, Any]) -> dict[int, str]:
     """Token thresholds this entry prices, e.g. {200000: "200k"}."""
     found: dict[int, str] = {}
     for key in entry:
-        match = _TIER.search(key)
+        match = TIER_PATTERN.search(key)
         if match:
             tokens = int(Decimal(match.group(1)) * _UNITS[match.group(2)])
             found[tokens] = match.group(1) + match.group(2)
