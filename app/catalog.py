@@ -63,6 +63,12 @@ class Catalog:
             self._ollama.add(name)
         self.version += 1
 
+    def remove_provider(self, name: str) -> None:
+        self._by_provider.pop(name, None)
+        self._ollama.discard(name)
+        self._keys.pop(name, None)
+        self.version += 1
+
     @property
     def pricing(self) -> Mapping[str, Mapping[str, Mapping[str, Any]]]:
         return self._pricing

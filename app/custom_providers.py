@@ -46,7 +46,12 @@ def load_custom_providers(path: str, env: Mapping[str, str] | None = None) -> li
 
 
 def _provider(entry: Any, index: int, env: Mapping[str, str]) -> Provider:
-    where = f"PROVIDERS_FILE: providers[{index}]"
+    return provider_from_record(entry, f"PROVIDERS_FILE: providers[{index}]", env, origin="file")
+
+
+def provider_from_record(entry: Any, where: str, env: Mapping[str, str] | None = None, *, origin: str) -> Provider:
+    """A custom provider from a file entry or an admin record; a clear SettingsError otherwise."""
+    env = os.environ if env is None else env
     if not isinstance(entry, dict):
         raise SettingsError(f"{where} must be a mapping")
     unknown = set(entry) - _KEYS
@@ -65,7 +70,9 @@ def _provider(entry: Any, index: int, env: Mapping[str, str]) -> Provider:
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise SettingsError(f"{where} ({name}): models must be a list of model ids")
     key = _key(entry, env, f"{where} ({name})")
-    return Provider(name, family, base_url, key, kind="custom", discover=not models, models=tuple(models))
+    return Provider(
+        name, family, base_url, key, kind="custom", discover=not models, models=tuple(models), origin=origin
+    )
 
 
 def _key(entry: dict[str, Any], env: Mapping[str, str], where: str) -> str | None:

@@ -48,6 +48,10 @@ class Discovery:
     async def refresh(self) -> None:
         await asyncio.gather(*(self._refresh_one(p.name) for p in self.upstreams.discoverable))
 
+    async def refresh_one(self, name: str) -> InstanceStatus:
+        await self._refresh_one(name)
+        return self.status[name]
+
     async def _refresh_one(self, name: str) -> None:
         status = self.status.setdefault(name, InstanceStatus())
         try:

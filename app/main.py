@@ -28,6 +28,7 @@ from app.pricing import Pricer
 from app.providers import BUILTIN_PROVIDERS
 from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
+from app.runtime import Runtime
 from app.services import Services
 from app.settings import Settings, parse_pairs
 from app.stores.db import Database
@@ -112,7 +113,10 @@ def build_services(settings: Settings, factories: Factories) -> Services:
         flush_seconds=settings.usage_flush_seconds,
     )
     quirks = QuirkBook(load_file_rules())
-    return Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer())
+    runtime = Runtime(default_model=settings.default_model)
+    services = Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer(), runtime)
+    usage.resolve_hostnames = lambda: services.runtime.resolve_hostnames
+    return services
 
 
 def create_app(
@@ -122,7 +126,7 @@ def create_app(
     services = build_services(settings, factories or Factories())
     pipeline = build_pipeline(settings.stage_names, services)
     discovery = Discovery(services.upstreams, services.catalog, settings.ollama_refresh_seconds)
-    live = LiveConfig(services, settings.config_refresh_seconds)
+    live = LiveConfig(services, discovery, settings.config_refresh_seconds)
 
     api = falcon.asgi.App(middleware=[Lifecycle(services, discovery, live, migrate=migrate)])
     api.req_options.strip_url_path_trailing_slash = True

@@ -43,6 +43,7 @@ class Provider:
     kind: str = "builtin"  # builtin | ollama | custom
     discover: bool = False  # its model list comes from the server, refreshed in the background
     models: tuple[str, ...] = ()  # models declared in configuration (custom providers)
+    origin: str = "env"  # env | file | admin: where it was declared, and so who may change it
 
     @property
     def is_ollama(self) -> bool:

@@ -30,6 +30,7 @@ class Resolver:
         self.upstreams = upstreams
         self.aliases = {k.lower(): v for k, v in (aliases or {}).items()}
         self.default_model = default_model
+        self.disabled: frozenset[tuple[str, str]] = frozenset()  # (provider, model id lower-cased)
         self._families: tuple[int, dict[str, str]] = (-1, {})
 
     @property
@@ -46,12 +47,17 @@ class Resolver:
             raise BadRequest("'model' is required", param="model")
         found, reason = self._lookup(name.strip())
         if found is not None:
-            return found
+            return self._enabled(found)
         if self.default_model:
             target, _ = self._lookup(self.default_model)
             if target is not None:
-                return Target(target.provider, target.model, "default", target.catalog_entry)
+                return self._enabled(Target(target.provider, target.model, "default", target.catalog_entry))
         raise ModelNotFound(reason, param="model")
+
+    def _enabled(self, target: Target) -> Target:
+        if (target.provider.name, target.model.lower()) in self.disabled:
+            raise ModelNotFound(f"model {target.label} is disabled on this relay", param="model")
+        return target
 
     def _lookup(self, name: str) -> tuple[Target | None, str]:
         alias = self.aliases.get(name.lower())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.catalog import Catalog
 from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
+from app.runtime import ModelSwitch, Runtime
 from app.settings import Settings
 from app.stores.db import Database
 from app.stores.usage import UsageWriter
@@ -24,3 +25,5 @@ class Services:
     usage: UsageWriter
     quirks: QuirkBook
     pricer: Pricer
+    runtime: Runtime = field(default_factory=Runtime)
+    model_switches: dict[tuple[str, str], ModelSwitch] = field(default_factory=dict)

@@ -48,10 +48,34 @@ class Upstreams:
         images: ImageLimits | None = None,
     ) -> None:
         self.http = http
-        self.providers = {p.name: p for p in providers}
-        self._adapters = {
-            p.name: adapter_classes[p.family](p, http, images) for p in providers if p.family in adapter_classes
-        }
+        self.images = images
+        self.adapter_classes = adapter_classes
+        self.providers: dict[str, Provider] = {}
+        self._adapters: dict[str, Adapter] = {}
+        for provider in providers:
+            self._add(provider)
+
+    def _add(self, provider: Provider) -> None:
+        self.providers[provider.name] = provider
+        cls = self.adapter_classes.get(provider.family)
+        if cls is not None:
+            self._adapters[provider.name] = cls(provider, self.http, self.images)
+        else:
+            self._adapters.pop(provider.name, None)
+
+    def set_admin_providers(self, providers: list[Provider]) -> tuple[list[Provider], list[str]]:
+        """Make the admin-declared providers exactly ``providers`` (others are untouched).
+        Returns the providers added or changed, and the names removed. Requests already under
+        way keep the adapter they started with."""
+        wanted = {p.name: p for p in providers if self.providers.get(p.name, p).origin == "admin"}
+        removed = [n for n, p in self.providers.items() if p.origin == "admin" and n not in wanted]
+        for name in removed:
+            del self.providers[name]
+            self._adapters.pop(name, None)
+        changed = [p for p in wanted.values() if self.providers.get(p.name) != p]
+        for provider in changed:
+            self._add(provider)
+        return changed, removed
 
     def get(self, name: str) -> Provider | None:
         return self.providers.get(name)

@@ -17,7 +17,7 @@ RECORD_COLUMNS = {
     "streamed", "status", "outcome", "error", "cache_write_1h_tokens", "web_search_requests", "service_tier",
     "cost_source", "computed_cost_nanousd", "provider_cost_nanousd", "cost_input_nanousd",
     "cost_cached_input_nanousd", "cost_cache_read_nanousd", "cost_cache_write_nanousd", "cost_output_nanousd",
-    "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates",
+    "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates", "client_host",
 }  # fmt: skip
 INDEXED = {("usage_record", "created_at"), ("usage_record", "provider"), ("usage_record", "outcome"),
            ("usage_record", "request_id"), ("usage_tag", "request_id"), ("usage_tag", "tag")}  # fmt: skip

@@ -1,22 +1,45 @@
-"""Configuration that lives in the database and takes effect without a restart: quirk
-overrides, aliases and price overrides. Reloaded periodically (so every instance behind a load balancer
-converges) and at once after an edit through this process."""
+"""Configuration that lives in the database and takes effect without a restart: quirk and
+price overrides, aliases, per-model switches, run-time settings, Ollama instances and custom
+providers added by an admin, and the active pricing sync. Reloaded periodically (so every
+instance behind a load balancer converges) and at once after an edit through this process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+from tortoise.expressions import Subquery
 
 from app import pricing
+from app.catalog import ModelEntry
+from app.custom_providers import provider_from_record
+from app.discovery import Discovery
 from app.pricing.sync import latest_snapshot
+from app.providers import BUILTIN_BY_NAME, Provider
 from app.quirks import QuirkError, QuirkRule, rule_from_dict
+from app.runtime import ModelSwitch
 from app.services import Services
-from app.stores.models import ModelAlias, PriceOverride, QuirkOverride
+from app.settings import SettingsError
+from app.stores.models import (
+    CustomProvider,
+    ModelAlias,
+    ModelSetting,
+    OllamaInstance,
+    PriceOverride,
+    QuirkOverride,
+    RelaySetting,
+    UsageRecord,
+    UsageTag,
+)
 
 log = logging.getLogger("llm_relay.live")
 PER_MILLION = Decimal(1_000_000)
+RETENTION_EVERY = 3600.0  # seconds between purges of expired usage rows
 
 
 def price_override(row: PriceOverride) -> pricing.PriceOverride:
@@ -38,11 +61,15 @@ def price_override(row: PriceOverride) -> pricing.PriceOverride:
 
 
 class LiveConfig:
-    def __init__(self, services: Services, interval: float) -> None:
+    def __init__(self, services: Services, discovery: Discovery, interval: float) -> None:
         self.services = services
+        self.discovery = discovery
         self.interval = interval
         self.env_aliases = dict(services.resolver.aliases)
+        self.env_runtime = services.runtime
         self.pricing_sync_id = 0  # the pricing sync whose snapshot is active
+        self.provider_errors: dict[str, str] = {}  # admin providers that can't be built, and why
+        self._purged_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def reload(self) -> None:
@@ -50,20 +77,83 @@ class LiveConfig:
             overrides = await QuirkOverride.filter(enabled=True).order_by("id").values("id", "rule")
             aliases = await ModelAlias.all().values_list("name", "target")
             prices = await PriceOverride.filter(enabled=True).all()
+            switches = await ModelSetting.all()
+            settings = dict(await RelaySetting.all().values_list("key", "value"))
+            instances = await OllamaInstance.all().order_by("name")
+            customs = await CustomProvider.all().order_by("name")
             synced = await latest_snapshot(self.pricing_sync_id)
+        services = self.services
         if synced is not None:
             self.pricing_sync_id, models = synced
-            self.services.catalog.replace_pricing(models, f"pricing sync #{self.pricing_sync_id}")
-        rules: list[QuirkRule] = []
+            services.catalog.replace_pricing(models, f"pricing sync #{self.pricing_sync_id}")
+        services.quirks = services.quirks.with_overrides(self._rules(overrides))
+        services.resolver.aliases = {**self.env_aliases, **{str(n).lower(): str(t) for n, t in aliases}}
+        services.pricer.overrides = {(p.provider, p.model.lower()): price_override(p) for p in prices}
+        services.model_switches = {
+            (s.provider, s.model.lower()): ModelSwitch(
+                s.enabled, s.supports_vision, s.supports_reasoning, s.supports_tools
+            )
+            for s in switches
+        }
+        services.resolver.disabled = frozenset(k for k, s in services.model_switches.items() if not s.enabled)
+        services.runtime = self.env_runtime.updated(settings)
+        services.resolver.default_model = services.runtime.default_model
+        await self._providers(instances, customs)
+
+    def _rules(self, overrides: list[dict[str, Any]]) -> list[QuirkRule]:
+        rules = []
         for row in overrides:
             try:
                 rules.append(rule_from_dict(row["rule"]))
             except (QuirkError, TypeError, AttributeError) as exc:
                 log.error("quirk override %s ignored: %s", row["id"], exc)
-        self.services.quirks = self.services.quirks.with_overrides(rules)
-        merged = {**self.env_aliases, **{str(name).lower(): str(target) for name, target in aliases}}
-        self.services.resolver.aliases = merged
-        self.services.pricer.overrides = {(p.provider, p.model.lower()): price_override(p) for p in prices}
+        return rules
+
+    async def _providers(self, instances: list[OllamaInstance], customs: list[CustomProvider]) -> None:
+        wanted: list[Provider] = []
+        errors: dict[str, str] = {}
+        for instance in instances:
+            wanted.append(
+                Provider(instance.name, "ollama", instance.base_url, kind="ollama", discover=True, origin="admin")
+            )
+        for custom in customs:
+            record = {
+                "name": custom.name,
+                "api": custom.api,
+                "base_url": custom.base_url,
+                "api_key_env": custom.api_key_env,
+                "api_key_file": custom.api_key_file,
+                "models": custom.models,
+            }
+            try:
+                wanted.append(provider_from_record(record, f"custom provider {custom.name}", origin="admin"))
+            except SettingsError as exc:
+                errors[custom.name] = str(exc)
+        wanted = [p for p in wanted if p.name not in BUILTIN_BY_NAME]
+        self.provider_errors = errors
+        upstreams, catalog = self.services.upstreams, self.services.catalog
+        changed, removed = upstreams.set_admin_providers(wanted)
+        for name in removed:
+            catalog.remove_provider(name)
+            self.discovery.status.pop(name, None)
+        for provider in changed:
+            catalog.add_provider(provider.name, None, ollama=provider.is_ollama)
+            if provider.models:
+                declared = [ModelEntry(provider.name, m, "chat", {}, discovered=True) for m in provider.models]
+                catalog.set_discovered(provider.name, declared)
+        if changed:
+            await asyncio.gather(*(self.discovery.refresh_one(p.name) for p in changed if p.discover))
+
+    async def purge_expired(self) -> int:
+        """Delete usage rows older than the retention period (and their tags)."""
+        days = self.services.runtime.retention_days
+        if days <= 0:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        with self.services.database.context:
+            expired = UsageRecord.filter(created_at__lt=cutoff)
+            await UsageTag.filter(request_id__in=Subquery(expired.values("request_id"))).delete()
+            return await UsageRecord.filter(created_at__lt=cutoff).delete()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="live-config")
@@ -72,6 +162,11 @@ class LiveConfig:
         while True:
             try:
                 await self.reload()
+                if time.monotonic() - self._purged_at > RETENTION_EVERY:
+                    self._purged_at = time.monotonic()
+                    deleted = await self.purge_expired()
+                    if deleted:
+                        log.info("retention: deleted %d usage rows", deleted)
             except Exception:  # the database may be away; keep the last good configuration
                 log.exception("reloading live configuration failed")
             await asyncio.sleep(self.interval)

@@ -15,6 +15,7 @@ class UsageRecord(Model):
     endpoint = fields.CharField(max_length=64)
     dialect = fields.CharField(max_length=16)
     client = fields.CharField(max_length=64, default="")
+    client_host = fields.CharField(max_length=255, null=True, db_default=None)  # reverse DNS, when enabled
     requested_model = fields.CharField(max_length=255, default="")
     resolved_model = fields.CharField(max_length=255, null=True)
     provider = fields.CharField(max_length=64, null=True, db_index=True)
@@ -129,3 +130,59 @@ class PricingSync(Model):
 
     class Meta:
         table = "pricing_sync"
+
+
+class OllamaInstance(Model):
+    """An Ollama server added in the admin UI (those in OLLAMA_INSTANCES are not stored)."""
+
+    name = fields.CharField(max_length=40, primary_key=True)
+    base_url = fields.CharField(max_length=500)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "ollama_instance"
+
+
+class CustomProvider(Model):
+    """An OpenAI- or Anthropic-compatible endpoint added in the admin UI. The key itself is never
+    stored, only the environment variable or file that holds it."""
+
+    name = fields.CharField(max_length=40, primary_key=True)
+    api = fields.CharField(max_length=16)  # openai | anthropic
+    base_url = fields.CharField(max_length=500)
+    api_key_env = fields.CharField(max_length=128, null=True)
+    api_key_file = fields.CharField(max_length=500, null=True)
+    models: list[str] = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "custom_provider"
+
+
+class ModelSetting(Model):
+    """Per-model switches an admin sets: enabled, and capabilities the catalog gets wrong."""
+
+    id = fields.IntField(primary_key=True)
+    provider = fields.CharField(max_length=64)
+    model = fields.CharField(max_length=255)
+    enabled = fields.BooleanField(default=True)
+    supports_vision = fields.BooleanField(null=True)
+    supports_reasoning = fields.BooleanField(null=True)
+    supports_tools = fields.BooleanField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "model_setting"
+        unique_together = (("provider", "model"),)
+
+
+class RelaySetting(Model):
+    """A setting changed at run time (default model, retention, ...), as a JSON value."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    value: Any = fields.JSONField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "relay_setting"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,11 +65,22 @@ class UsageRow:
     outcome: str
     error: str | None
     tags: list[str] = field(default_factory=list)
+    client_host: str | None = None
 
 
 class UsageWriter:
-    def __init__(self, db: Database, *, queue_size: int, batch_size: int, flush_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        queue_size: int,
+        batch_size: int,
+        flush_seconds: float,
+        resolve_hostnames: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.db = db
+        self.resolve_hostnames = resolve_hostnames
+        self._hosts: dict[str, str | None] = {}
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
@@ -139,7 +151,24 @@ class UsageWriter:
             self.written += len(batch)
             self._wake.clear()
 
+    async def _hostnames(self, batch: list[UsageRow]) -> None:
+        """Reverse DNS for client addresses, here in the writer and never on the request path;
+        cached, and bounded in time so a slow resolver only delays the batch."""
+        loop = asyncio.get_running_loop()
+        for address in {row.client for row in batch if row.client and row.client not in self._hosts}:
+            try:
+                host, _ = await asyncio.wait_for(loop.getnameinfo((address, 0)), timeout=1.0)
+            except (OSError, TimeoutError):
+                host = None
+            if len(self._hosts) > 10_000:
+                self._hosts.clear()
+            self._hosts[address] = host if host and host != address else None
+        for row in batch:
+            row.client_host = self._hosts.get(row.client)
+
     async def _write(self, batch: list[UsageRow]) -> None:
+        if self.resolve_hostnames():
+            await self._hostnames(batch)
         records = []
         tags = []
         for row in batch:

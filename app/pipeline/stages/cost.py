@@ -113,7 +113,8 @@ class CostStage:
             ex.usage.output = max(ex.usage.output, ex.pieces)
         charge = self._charge(ex)
         ex.cost_nanousd = charge.charged if charge else None
-        self.usage.submit(row_of(ex, charge))
+        if self.services.runtime.usage_tracking:
+            self.usage.submit(row_of(ex, charge))
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         ex.pricer = lambda: charge.charged if (charge := self._charge(ex)) else None

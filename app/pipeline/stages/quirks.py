@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from app.errors import BadRequest
 from app.pipeline.core import Exchange, Next, Reply, Target
+from app.runtime import ModelSwitch
 from app.services import Services
 
 
@@ -23,14 +24,18 @@ def has_images(body: dict[str, Any]) -> bool:
     return False
 
 
-def reasons(target: Target) -> bool:
-    """False only when the pricing catalog knows the model and lists no reasoning for it."""
+def reasons(target: Target, switch: ModelSwitch | None = None) -> bool:
+    """False only when an admin or the pricing catalog says the model cannot reason."""
+    if switch is not None and switch.reasoning is not None:
+        return switch.reasoning
     info = target.catalog_entry
     return not info or "mode" not in info or bool(info.get("supports_reasoning"))
 
 
-def accepts_images(target: Target) -> bool:
-    """False only when the catalog says so; a model it doesn't know gets the benefit of the doubt."""
+def accepts_images(target: Target, switch: ModelSwitch | None = None) -> bool:
+    """False only when an admin or the catalog says so; an unknown model gets the benefit of the doubt."""
+    if switch is not None and switch.vision is not None:
+        return switch.vision
     info = target.catalog_entry
     if not info:
         return True
@@ -51,10 +56,11 @@ class QuirkStage:
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         target = ex.target
         if target is not None and ex.kind != "embedding":
-            if has_images(ex.body) and not accepts_images(target):
+            switch = self.services.model_switches.get((target.provider.name, target.model.lower()))
+            if has_images(ex.body) and not accepts_images(target, switch):
                 raise BadRequest(f"model {target.label} does not accept images", param="messages")
             dropped = self.services.quirks.apply(ex)
-            if ex.body.get("reasoning_effort") is not None and not reasons(target):
+            if ex.body.get("reasoning_effort") is not None and not reasons(target, switch):
                 del ex.body["reasoning_effort"]  # the provider would refuse the whole request
                 dropped.append("reasoning_effort")
             if dropped:
