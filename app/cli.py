@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the relay (migrates the database first)")
     serve.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="inference API port (default: $PORT or 11434)")
+    serve.add_argument("--admin-port", type=int, help="admin UI port (default: $ADMIN_PORT or 8080)")
     commands.add_parser("migrate", help="apply database migrations and exit")
     models = commands.add_parser("models", help="list the models this configuration can reach")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return serve(settings.with_changes(**{k: v for k, v in (("host", args.host), ("port", args.port)) if v}))
+            changes = {"host": args.host, "port": args.port, "admin_port": args.admin_port}
+            return serve(settings.with_changes(**{k: v for k, v in changes.items() if v}))
         if args.command == "migrate":
             from app.stores.db import apply_migrations
 
@@ -98,15 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
-
+    from app.admin import create_admin_app
     from app.main import create_app
+    from app.server import serve_all, servers
 
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), lifespan="on"
-    )
-    uvicorn.Server(config).run()
+    admin = create_admin_app(app) if settings.admin_enabled else None
+    asyncio.run(serve_all(servers(settings, app, admin)))
     return 0
 
 

@@ -6,7 +6,7 @@ Tests swap collaborators through :class:`Factories` instead of monkeypatching mo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,10 +65,13 @@ class Lifecycle:
         self.discovery = discovery
         self.live = live
         self.migrate = migrate
+        self.on_startup: list[Callable[[], Awaitable[None]]] = []  # e.g. the admin UI's credentials
 
     async def process_startup(self, scope: Any, event: Any) -> None:
         await self.services.database.open(migrate_first=self.migrate)
         await self.live.reload()
+        for hook in self.on_startup:
+            await hook()
         self.services.usage.start()
         self.discovery.start()
         self.live.start()
@@ -88,6 +91,7 @@ class RelayApp(DisconnectAware):
     services: Services
     discovery: Discovery
     live: LiveConfig
+    on_startup: list[Callable[[], Awaitable[None]]]
 
 
 def build_services(settings: Settings, factories: Factories) -> Services:
@@ -128,7 +132,8 @@ def create_app(
     discovery = Discovery(services.upstreams, services.catalog, settings.ollama_refresh_seconds)
     live = LiveConfig(services, discovery, settings.config_refresh_seconds)
 
-    api = falcon.asgi.App(middleware=[Lifecycle(services, discovery, live, migrate=migrate)])
+    lifecycle = Lifecycle(services, discovery, live, migrate=migrate)
+    api = falcon.asgi.App(middleware=[lifecycle])
     api.req_options.strip_url_path_trailing_slash = True
     api.add_error_handler(Exception, handle_unexpected)
     api.add_error_handler(falcon.HTTPError, handle_http_error)
@@ -155,4 +160,5 @@ def create_app(
     app.services = services
     app.discovery = discovery
     app.live = live
+    app.on_startup = lifecycle.on_startup
     return app

@@ -30,6 +30,26 @@ class SettingsError(ValueError):
 class Settings:
     host: str = _setting("HOST", "127.0.0.1", "Address the inference API listens on.")
     port: int = _setting("PORT", 11434, "Port of the inference API (OpenAI `/v1` and Ollama `/api`).")
+    admin_enabled: bool = _setting("ADMIN_ENABLED", True, "Serve the admin UI on `ADMIN_PORT`.")
+    admin_host: str = _setting("ADMIN_HOST", "", "Address the admin UI listens on. Empty: the same as `HOST`.")
+    admin_port: int = _setting("ADMIN_PORT", 8080, "Port of the admin UI and its JSON API.")
+    admin_password: str = _setting(
+        "ADMIN_PASSWORD",
+        "",
+        "The admin password. Empty: one is generated on first start, printed once, and kept as a "
+        "slow salted hash in the database (change it in the UI).",
+        secret=True,
+    )
+    session_secret: str = _setting(
+        "SESSION_SECRET",
+        "",
+        "Key that signs admin sessions; give every instance behind a load balancer the same one. "
+        "Empty: generated once and kept in the database.",
+        secret=True,
+    )
+    admin_session_hours: float = _setting(
+        "ADMIN_SESSION_HOURS", 12.0, "How long an admin stays logged in without activity."
+    )
     data_dir: str = _setting("DATA_DIR", "./data", "Directory for the SQLite database and state.")
     database_url: str = _setting(
         "DATABASE_URL",

@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ('value', fields.JSONField(null=True, encoder=JSON_DUMPS, decoder=loads)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'relay_setting', 'app': 'relay', 'pk_attr': 'key', 'table_description': 'A setting changed at run time (default model, retention, ...), as a JSON value.'},
+            options={'table': 'relay_setting', 'app': 'relay', 'pk_attr': 'key', 'table_description': 'A setting changed at run time (default model, retention, ...), stored as {"value": ...}.'},
             bases=['Model'],
         ),
         ops.AddField(

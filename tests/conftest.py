@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import ollama
 import openai
 import pytest
@@ -218,3 +219,44 @@ def image_server() -> Iterator[str]:
     server = LiveServer(app, lifespan="off").start()
     yield server.url
     server.stop()
+
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+class Admin:
+    """A relay with its admin UI, and a logged-in httpx client for the admin API."""
+
+    def __init__(self, relay: Relay, url: str) -> None:
+        self.relay = relay
+        self.url = url
+        self.client = httpx.Client(base_url=url, headers={"Origin": url})
+        reply = self.client.post("/api/login", json={"password": ADMIN_PASSWORD})
+        assert reply.status_code == 200, reply.text
+        self.csrf = reply.json()["csrf_token"]
+        self.client.headers["X-CSRF-Token"] = self.csrf
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture
+def make_admin(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Any]:
+    from app.admin import create_admin_app
+
+    started: list[tuple[LiveServer, Admin]] = []
+
+    def make(**changes: Any) -> Admin:
+        changes.setdefault("admin_password", ADMIN_PASSWORD)
+        app = create_app(relay_settings(db_url, emulator[1], **changes), migrate=False)
+        server = LiveServer(app, also=create_admin_app(app)).start()
+        relay = Relay(app, server)
+        relay.refresh_models()
+        admin = Admin(relay, server.also_url)
+        started.append((server, admin))
+        return admin
+
+    yield make
+    for server, admin in started:
+        admin.close()
+        server.stop()

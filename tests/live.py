@@ -20,12 +20,20 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app: Any, *, lifespan: str = "on") -> None:
+    def __init__(self, app: Any, *, lifespan: str = "on", also: Any = None) -> None:
+        """``also``: a second app (the admin UI) served on its own port by the same loop."""
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning")
         self.server = uvicorn.Server(config)
+        self.others: list[uvicorn.Server] = []
+        self.also_url = ""
+        if also is not None:
+            port = free_port()
+            self.also_url = f"http://127.0.0.1:{port}"
+            other = uvicorn.Config(also, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+            self.others.append(uvicorn.Server(other))
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -33,7 +41,9 @@ class LiveServer:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(self.server.serve())
+            from app.server import serve_all
+
+            self.loop.run_until_complete(serve_all([self.server, *self.others]))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
         finally:
@@ -42,7 +52,7 @@ class LiveServer:
     def start(self) -> LiveServer:
         self._thread.start()
         for _ in range(500):
-            if self.server.started:
+            if self.server.started and all(s.started for s in self.others):
                 return self
             if not self._thread.is_alive():
                 raise RuntimeError("the server failed to start (see the log above)")

@@ -139,3 +139,16 @@ def test_upgrade_keeps_existing_rows(tmp_path) -> None:
     finally:
         if BACKEND == "postgres":
             _drop_pg_database(name)
+
+
+def test_model_docstrings_are_safe_sql_comments() -> None:
+    """Tortoise writes model docstrings into the schema as comments, unescaped: a quote or a
+    semicolon there breaks the migration on one database or the other."""
+    from tortoise.models import Model
+
+    import app.stores.models as models
+
+    for value in vars(models).values():
+        if isinstance(value, type) and issubclass(value, Model) and value is not Model:
+            doc = value.__doc__ or ""
+            assert ";" not in doc and "'" not in doc, value.__name__

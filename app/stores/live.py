@@ -78,7 +78,7 @@ class LiveConfig:
             aliases = await ModelAlias.all().values_list("name", "target")
             prices = await PriceOverride.filter(enabled=True).all()
             switches = await ModelSetting.all()
-            settings = dict(await RelaySetting.all().values_list("key", "value"))
+            settings = await RelaySetting.read_all()
             instances = await OllamaInstance.all().order_by("name")
             customs = await CustomProvider.all().order_by("name")
             synced = await latest_snapshot(self.pricing_sync_id)

@@ -178,10 +178,25 @@ class ModelSetting(Model):
 
 
 class RelaySetting(Model):
-    """A setting changed at run time (default model, retention, ...), as a JSON value."""
+    """A setting changed at run time (default model, retention, ...), stored as {"value": ...}."""
 
     key = fields.CharField(max_length=64, primary_key=True)
     value: Any = fields.JSONField(null=True)
+
+    @classmethod
+    async def read_all(cls) -> dict[str, Any]:
+        rows = await cls.all().values_list("key", "value")
+        return {str(k): v.get("value") for k, v in rows if isinstance(v, dict)}
+
+    @classmethod
+    async def read(cls, key: str) -> Any:
+        row = await cls.get_or_none(key=key)
+        return row.value.get("value") if row is not None and isinstance(row.value, dict) else None
+
+    @classmethod
+    async def write(cls, key: str, value: Any) -> None:
+        await cls.update_or_create(defaults={"value": {"value": value}}, key=key)
+
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

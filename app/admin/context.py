@@ -1,0 +1,100 @@
+"""What every admin page and API endpoint shares, built once by :func:`create_admin_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+from tortoise.exceptions import IntegrityError
+
+from app.admin.auth import Sessions, Throttle, hash_password_async, verify_password_async
+from app.discovery import Discovery
+from app.services import Services
+from app.stores.live import LiveConfig
+from app.stores.models import RelaySetting
+
+log = logging.getLogger("llm_relay.admin")
+PASSWORD_KEY = "admin_password_hash"
+SECRET_KEY = "session_secret"
+
+
+@dataclass
+class AdminContext:
+    services: Services
+    live: LiveConfig
+    discovery: Discovery
+    templates: jinja2.Environment
+    throttle: Throttle = field(default_factory=Throttle)
+    sessions: Sessions | None = None  # set by prepare(), once the database is open
+    password_hash: str = ""
+    state: dict[str, Any] = field(default_factory=dict)  # e.g. a pricing sync under way
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def password_from_env(self) -> bool:
+        return bool(self.services.settings.admin_password)
+
+    async def prepare(self) -> None:
+        """Load (or, on the very first start, create) the password hash and the session key."""
+        settings = self.services.settings
+        with self.services.database.context:
+            if settings.admin_password:
+                self.password_hash = await hash_password_async(settings.admin_password)
+            else:
+                stored = await _get(PASSWORD_KEY)
+                if stored is None:
+                    password = secrets.token_urlsafe(15)
+                    if await _create(PASSWORD_KEY, await hash_password_async(password)):
+                        log.warning("generated admin password (shown once, change it in the UI): %s", password)
+                    stored = await _get(PASSWORD_KEY)
+                self.password_hash = str(stored)
+            secret = settings.session_secret or await _get(SECRET_KEY)
+            if not secret:
+                await _create(SECRET_KEY, secrets.token_urlsafe(32))
+                secret = await _get(SECRET_KEY)
+        self._sessions(str(secret))
+
+    def _sessions(self, secret: str) -> None:
+        lifetime = self.services.settings.admin_session_hours * 3600
+        self.sessions = Sessions(secret, self.password_hash, lifetime)
+
+    async def check_password(self, password: str) -> bool:
+        return await verify_password_async(password, self.password_hash)
+
+    async def change_password(self, new: str) -> None:
+        """Store a new password hash; every existing session ends with the old one."""
+        hashed = await hash_password_async(new)
+        with self.services.database.context:
+            await RelaySetting.write(PASSWORD_KEY, hashed)
+        self.password_hash = hashed
+        assert self.sessions is not None
+        self._sessions(self.sessions.secret.decode())
+
+
+async def _get(key: str) -> Any:
+    return await RelaySetting.read(key)
+
+
+async def _create(key: str, value: Any) -> bool:
+    """Create a setting unless another instance just did (then keep theirs)."""
+    try:
+        await RelaySetting.create(key=key, value={"value": value})
+    except IntegrityError:
+        return False
+    return True
+
+
+def template_environment() -> jinja2.Environment:
+    templates = resources.files("web").joinpath("templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        enable_async=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env

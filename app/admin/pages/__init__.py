@@ -1,0 +1,1 @@
+"""One module per admin page; each exposes ``routes(ctx)`` -> [(path, resource, suffix)]."""
