@@ -227,36 +227,52 @@ ADMIN_PASSWORD = "correct horse battery staple"
 class Admin:
     """A relay with its admin UI, and a logged-in httpx client for the admin API."""
 
-    def __init__(self, relay: Relay, url: str) -> None:
+    def __init__(self, relay: Relay, url: str, *, login: bool = True) -> None:
         self.relay = relay
         self.url = url
         self.client = httpx.Client(base_url=url, headers={"Origin": url})
-        reply = self.client.post("/api/login", json={"password": ADMIN_PASSWORD})
-        assert reply.status_code == 200, reply.text
-        self.csrf = reply.json()["csrf_token"]
-        self.client.headers["X-CSRF-Token"] = self.csrf
+        self.csrf = ""
+        if login:
+            reply = self.client.post("/api/login", json={"password": ADMIN_PASSWORD})
+            assert reply.status_code == 200, reply.text
+            self.csrf = reply.json()["csrf_token"]
+            self.client.headers["X-CSRF-Token"] = self.csrf
 
     def close(self) -> None:
         self.client.close()
 
 
-@pytest.fixture
-def make_admin(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Any]:
+def _admin_factory(db_url: str, upstream_url: str, started: list[tuple[LiveServer, Admin]]) -> Any:
     from app.admin import create_admin_app
 
-    started: list[tuple[LiveServer, Admin]] = []
-
-    def make(**changes: Any) -> Admin:
+    def make(*, login: bool = True, **changes: Any) -> Admin:
         changes.setdefault("admin_password", ADMIN_PASSWORD)
-        app = create_app(relay_settings(db_url, emulator[1], **changes), migrate=False)
+        app = create_app(relay_settings(db_url, upstream_url, **changes), migrate=False)
         server = LiveServer(app, also=create_admin_app(app)).start()
         relay = Relay(app, server)
         relay.refresh_models()
-        admin = Admin(relay, server.also_url)
+        admin = Admin(relay, server.also_url, login=login and changes["admin_password"] == ADMIN_PASSWORD)
         started.append((server, admin))
         return admin
 
-    yield make
+    return make
+
+
+@pytest.fixture
+def make_admin(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Any]:
+    """A fresh relay with its admin UI per call (for tests that change configuration)."""
+    started: list[tuple[LiveServer, Admin]] = []
+    yield _admin_factory(db_url, emulator[1], started)
     for server, admin in started:
         admin.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Admin]:
+    """One relay with its admin UI for a whole test module (for read-only checks)."""
+    started: list[tuple[LiveServer, Admin]] = []
+    yield _admin_factory(db_url, emulator[1], started)()
+    for server, shared in started:
+        shared.close()
         server.stop()
