@@ -43,7 +43,8 @@ class Login:
         target = safe_next(form.get("next"))
         error = await attempt(self.ctx, req, str(form.get("password") or ""))
         if error is not None:
-            resp.status = error[0]
+            # The form page itself is fine (200); only throttling keeps its status.
+            resp.status = 429 if error[0] == 429 else 200
             if error[0] == 429:
                 resp.set_header("Retry-After", str(error[2]))
             await render(self.ctx, req, resp, "login.html", next=target, error=error[1])
