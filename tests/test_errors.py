@@ -102,3 +102,9 @@ def test_unknown_routes_in_each_dialect(relay) -> None:
     assert ollama_reply.status_code == 404 and "no such endpoint" in ollama_reply.json()["error"]
     wrong_method = httpx.get(relay.url + "/v1/chat/completions")
     assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+
+
+def test_health_and_readiness(relay) -> None:
+    assert httpx.get(relay.url + "/health").json() == {"status": "ok"}
+    ready = httpx.get(relay.url + "/ready")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"catalog": True, "database": True}
