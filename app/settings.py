@@ -130,6 +130,15 @@ class Settings:
             "secret": True,
         },
     )
+    secret_sources: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "env": "<NAME>_FILE",
+            "doc": "Every secret setting (marked secret here) may instead name a file holding it, "
+            "e.g. `OPENAI_API_KEY_FILE=/run/secrets/openai`; the file wins over the variable.",
+            "secret": False,
+        },
+    )
     provider_base_urls: Mapping[str, str] = field(
         default_factory=dict,
         metadata={
@@ -157,6 +166,10 @@ class Settings:
             key = _read(env, f"{spec.env}_API_KEY", secret=True)
             if key:
                 keys[spec.name] = key
+                file = env.get(f"{spec.env}_API_KEY_FILE")
+                values.setdefault("secret_sources", {})[spec.name] = (
+                    f"{spec.env}_API_KEY_FILE" if file else f"{spec.env}_API_KEY"
+                )
             url = _read(env, f"{spec.env}_BASE_URL", secret=False)
             if url:
                 urls[spec.name] = url.rstrip("/")

@@ -10,13 +10,21 @@ from pathlib import Path
 
 from app.pipeline.loader import BUILTIN
 from app.settings import DEFAULT_STAGES, Settings
-from scripts.gen_settings_doc import render
+from scripts.gen_settings_doc import render, render_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_settings_reference_is_generated_from_the_code() -> None:
     assert (ROOT / "docs" / "settings.md").read_text() == render(), "run scripts/gen_settings_doc.py"
+
+
+def test_env_example_lists_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    assert text == render_env(), "run scripts/gen_settings_doc.py"
+    for f in fields(Settings):
+        if not f.metadata["env"].startswith("<"):
+            assert f"# {f.metadata['env']}=" in text, f.metadata["env"]
 
 
 def test_every_setting_has_a_meaning() -> None:
