@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 
-RECORDING = open("/fixture.json", "rb").read()  # noqa: SIM115 (read once, at start)
+RECORDING = open("/fixture.json", "rb").read()
 
 
 def free_port() -> int:
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class Upstream(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -69,7 +69,8 @@ def main() -> None:
     relay.wait(timeout=30)
     rows = json.loads(subprocess.check_output(["llm-relay", "usage", "export", "--format", "json"], env=env))
     assert len(rows) == 1 and rows[0]["input_tokens"] == 16 and rows[0]["output_tokens"] == 363, rows
-    print(f"smoke test passed: health ok, one request relayed, its row written (cost {rows[0]['cost_nanousd']} nano-USD)")
+    cost = rows[0]["cost_nanousd"]
+    print(f"smoke test passed: health ok, one request relayed, its row written (cost {cost} nano-USD)")
 
 
 if __name__ == "__main__":
