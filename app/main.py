@@ -116,6 +116,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
         queue_size=settings.usage_queue_size,
         batch_size=settings.usage_batch_size,
         flush_seconds=settings.usage_flush_seconds,
+        journal_dir=settings.usage_journal_dir or settings.data_dir,
     )
     quirks = QuirkBook(load_file_rules())
     runtime = Runtime(default_model=settings.default_model)

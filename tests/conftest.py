@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,7 @@ def emulator() -> Iterator[tuple[Emulator, str]]:
 def relay_settings(db_url: str, upstream: str, **changes: Any) -> Settings:
     base = Settings(
         port=0,
+        data_dir=tempfile.mkdtemp(prefix="relay-data-"),  # its own usage journal
         database_url=db_url,
         provider_keys={name: f"test-key-{name}" for name in OPENAI_COMPATIBLE + NATIVE},
         provider_base_urls={

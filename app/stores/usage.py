@@ -1,9 +1,12 @@
-"""Usage rows leave the request path here: a bounded queue drained by one batch writer.
+"""Usage rows leave the request path here: journalled, buffered, written in batches.
 
-``submit`` never blocks and never awaits, so it is safe in a ``finally`` of a cancelled
-request. Rows are written in batches, one transaction each, idempotent on ``request_id``.
-When the database fails, the batch is kept and retried; rows beyond the queue's bound wait
-in an overflow list rather than being dropped.
+``submit`` appends the row to the journal (:mod:`app.stores.journal`) and to a bounded
+buffer; it never blocks and never awaits, so it is safe in a ``finally`` of a cancelled
+request. One task writes the buffer in batches, one transaction each, idempotent on
+``request_id``. When the database is down, locked or slow the batch is retried with backoff;
+when the buffer is full, rows stay only in the journal and are replayed from it once the
+database keeps up. After a crash the next start replays the journal. Nothing is lost and
+nothing is written twice.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from app.stores.db import Database
+from app.stores.journal import Journal
 from app.stores.models import UsageRecord, UsageTag
 
 log = logging.getLogger("llm_relay.usage")
@@ -76,15 +81,19 @@ class UsageWriter:
         queue_size: int,
         batch_size: int,
         flush_seconds: float,
+        journal_dir: str | Path,
         resolve_hostnames: Callable[[], bool] = lambda: False,
     ) -> None:
         self.db = db
-        self.resolve_hostnames = resolve_hostnames
-        self._hosts: dict[str, str | None] = {}
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
+        self.journal_dir = journal_dir
+        self.journal: Journal | None = None
+        self.resolve_hostnames = resolve_hostnames
+        self._hosts: dict[str, str | None] = {}
         self._pending: deque[UsageRow] = deque()
+        self._spilled = 0  # rows only in the journal (the buffer was full, or left by a crash)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -94,14 +103,27 @@ class UsageWriter:
         self.failures = 0
 
     def submit(self, row: UsageRow) -> None:
-        if len(self._pending) >= self.queue_size and len(self._pending) % self.queue_size == 0:
-            log.warning("usage queue above %d rows: the database is not keeping up", self.queue_size)
-        self._pending.append(row)
+        """Journal the row, then queue it; never blocks, never awaits."""
+        if self.journal is not None:
+            self.journal.append(encode(row))
+        if len(self._pending) < self.queue_size:
+            self._pending.append(row)
+        else:
+            if self._spilled == 0:
+                log.warning(
+                    "usage buffer full (%d rows): spilling to the journal until the database catches up",
+                    self.queue_size,
+                )
+            self._spilled += 1
         self._idle.clear()
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or self._spilled:
             self._wake.set()
 
     def start(self) -> None:
+        self.journal = Journal(self.journal_dir)
+        self._spilled += self.journal.adopt_orphans()
+        if self._spilled:
+            self._idle.clear()
         with self.db.context:
             self._task = asyncio.create_task(self._run(), name="usage-writer")
 
@@ -110,16 +132,35 @@ class UsageWriter:
         self._wake.set()
         await self._idle.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Write what is left; what the database won't take within ``timeout`` stays in the
+        journal for the next start."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
-            await self._task
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:
+                log.error("usage writer: %d rows left in the journal %s", len(self._pending), self.journal_path)
+        if self.journal is not None:
+            self.journal.close()
+
+    @property
+    def journal_path(self) -> Path | None:
+        return None if self.journal is None else self.journal.path
 
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             if not self._pending:
+                if self._spilled:
+                    if not await self._replay():
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 10.0)
+                        continue
+                    backoff = 0.1
+                if self.journal is not None and not self._pending and not self._spilled:
+                    self.journal.truncate()  # everything it holds is committed
                 self._idle.set()
                 if self._stopping:
                     return
@@ -137,19 +178,36 @@ class UsageWriter:
             batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
             try:
                 await self._write(batch)
-            except Exception:
+            except Exception as exc:
                 self.failures += 1
-                log.exception("writing %d usage rows failed; retrying in %.1fs", len(batch), backoff)
+                log.error("writing %d usage rows failed (%s); retrying in %.1fs", len(batch), exc, backoff)
                 self._pending.extendleft(reversed(batch))
-                if self._stopping and backoff > 5:
-                    log.error("giving up on %d usage rows at shutdown", len(self._pending))
-                    return
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.1
             self.written += len(batch)
             self._wake.clear()
+
+    async def _replay(self) -> bool:
+        """Write every row in the journal (those already written are skipped by request id)."""
+        assert self.journal is not None
+        spilled = self._spilled
+        batch: list[UsageRow] = []
+        try:
+            for record in self.journal.records():
+                batch.append(decode(record))
+                if len(batch) >= self.batch_size:
+                    await self._write(batch)
+                    batch = []
+            if batch:
+                await self._write(batch)
+        except Exception as exc:
+            self.failures += 1
+            log.error("replaying the usage journal failed (%s); will retry", exc)
+            return False
+        self._spilled -= spilled
+        return True
 
     async def _hostnames(self, batch: list[UsageRow]) -> None:
         """Reverse DNS for client addresses, here in the writer and never on the request path;
@@ -180,3 +238,13 @@ class UsageWriter:
             await UsageRecord.bulk_create(records, ignore_conflicts=True)
             if tags:
                 await UsageTag.bulk_create(tags, ignore_conflicts=True)
+
+
+def encode(row: UsageRow) -> dict[str, Any]:
+    return asdict(row)
+
+
+def decode(record: dict[str, Any]) -> UsageRow:
+    values = dict(record)
+    values["created_at"] = datetime.fromisoformat(values["created_at"])
+    return UsageRow(**values)

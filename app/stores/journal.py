@@ -1,0 +1,92 @@
+"""The usage journal: every usage row is appended to a file before anything else happens to
+it, so a row survives the database being away, the memory buffer being full, and the process
+being killed. The writer empties the journal once its rows are committed.
+
+Each process writes its own file (``usage-journal.<pid>.<id>.jsonl``) and holds an exclusive
+``flock`` on it; at start a process adopts every journal in the directory that nobody holds
+(left by a crash, or by a worker that has gone), so their rows are written exactly once
+(inserts are idempotent on ``request_id``). Writes are plain appends without fsync: they
+survive a killed process, not a power cut.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("llm_relay.journal")
+PATTERN = "usage-journal.*.jsonl"
+
+
+class Journal:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.size = 0  # bytes appended since the last truncation
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = orjson.dumps(record) + b"\n"
+        os.write(self._fd, line)
+        self.size += len(line)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        yield from _read(self.path)
+
+    def truncate(self) -> None:
+        os.ftruncate(self._fd, 0)
+        self.size = 0
+
+    def adopt_orphans(self) -> int:
+        """Move the records of journals no live process holds into this one; returns how many."""
+        adopted = 0
+        for other in sorted(self.directory.glob(PATTERN)):
+            if other == self.path:
+                continue
+            try:
+                fd = os.open(other, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live process owns it
+            try:
+                for record in _read(other):
+                    self.append(record)
+                    adopted += 1
+                other.unlink()
+            finally:
+                os.close(fd)
+        if adopted:
+            log.warning("adopted %d usage rows from journals left by earlier runs", adopted)
+        return adopted
+
+    def close(self) -> None:
+        """Close; an empty journal is removed, a non-empty one stays for the next start."""
+        empty = self.size == 0 and os.fstat(self._fd).st_size == 0
+        os.close(self._fd)
+        if empty:
+            self.path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                # A process killed mid-write leaves at most one torn line, at the end.
+                log.error("%s:%d: unreadable usage row skipped", path, number)
