@@ -7,6 +7,8 @@ never share state by accident.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate
 
 APP_LABEL = "relay"
+log = logging.getLogger("llm_relay.db")
 
 
 def tortoise_config(db_url: str) -> dict[str, Any]:
@@ -62,6 +65,16 @@ class Database:
 
     async def close(self) -> None:
         await self.context.close_connections()
+
+    async def reset(self) -> None:
+        """Drop the connection pool after a failure: a database that restarted leaves dead
+        connections in it. The client (and its configuration) stays; the next query opens a
+        new pool. Closing the whole context instead would forget the configuration."""
+        try:
+            with self.context:
+                await asyncio.wait_for(self.connection.close(), 10)
+        except Exception as exc:  # the next query will tell whether the database is back
+            log.debug("closing database connections failed: %r", exc)
 
     @property
     def connection(self) -> BaseDBAsyncClient:

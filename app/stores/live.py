@@ -167,8 +167,9 @@ class LiveConfig:
                     deleted = await self.purge_expired()
                     if deleted:
                         log.info("retention: deleted %d usage rows", deleted)
-            except Exception:  # the database may be away; keep the last good configuration
-                log.exception("reloading live configuration failed")
+            except Exception as exc:  # the database may be away; keep the last good configuration
+                log.error("reloading live configuration failed: %r", exc)
+                await self.services.database.reset()
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:

@@ -55,6 +55,9 @@ class UsageRecord(Model):
 
     class Meta:
         table = "usage_record"
+        # The admin Usage page filters by these within a date range. SQLite has no statistics
+        # and would otherwise walk the whole history of a provider or outcome (bench/usage_page.py).
+        indexes = (("provider", "created_at"), ("resolved_model", "created_at"), ("outcome", "created_at"))
 
 
 class UsageTag(Model):
@@ -65,6 +68,7 @@ class UsageTag(Model):
     class Meta:
         table = "usage_tag"
         unique_together = (("request_id", "tag"),)
+        indexes = (("tag", "request_id"),)  # a tag filter reads its request ids from the index alone
 
 
 class ModelAlias(Model):

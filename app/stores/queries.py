@@ -1,11 +1,15 @@
-"""Reading usage back: the export and the tests use these (the admin UI will too)."""
+"""Reading usage back: the export, the admin UI and the tests use these."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+from tortoise.expressions import Subquery
+from tortoise.queryset import QuerySet
 
 from app.stores.models import UsageRecord, UsageTag
 
@@ -49,7 +53,39 @@ EXPORT_FIELDS = (
     "status",
     "outcome",
     "error",
+    "client_host",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Which usage rows to read; None means any. ``until`` is exclusive, ``model`` is the
+    resolved model (provider/model) and ``status`` the HTTP status the caller got."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    tag: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    client: str | None = None
+    outcome: str | None = None
+    status: int | None = None
+
+    def apply(self, query: QuerySet[UsageRecord]) -> QuerySet[UsageRecord]:
+        if self.since is not None:
+            query = query.filter(created_at__gte=self.since)
+        if self.until is not None:
+            query = query.filter(created_at__lt=self.until)
+        if self.tag is not None:
+            # A subquery, not a list of ids: a busy tag has more rows than SQLite takes parameters.
+            query = query.filter(request_id__in=Subquery(UsageTag.filter(tag=self.tag).values("request_id")))
+        for column in ("provider", "client", "outcome", "status"):
+            value = getattr(self, column)
+            if value is not None:
+                query = query.filter(**{column: value})
+        if self.model is not None:
+            query = query.filter(resolved_model=self.model)
+        return query
 
 
 async def usage_rows(
@@ -58,25 +94,32 @@ async def usage_rows(
     request_ids: list[str] | None = None,
     tag: str | None = None,
     page: int = 1000,
-) -> AsyncIterator[dict[str, Any]]:
-    """Usage rows oldest first, each with its tags, fetched a page at a time."""
+    filters: UsageFilter | None = None,
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Usage rows oldest first, each with its tags, fetched a page at a time. ``since`` and
+    ``tag``, kept for the callers that predate ``filters``, override its fields of that name."""
+    filters = filters or UsageFilter()
+    if since is not None:
+        filters = replace(filters, since=since)
     if tag is not None:
-        tagged = await UsageTag.filter(tag=tag).values_list("request_id", flat=True)
-        request_ids = [str(r) for r in tagged if request_ids is None or str(r) in request_ids]
+        filters = replace(filters, tag=tag)
     last_id = 0
     while True:
-        query = UsageRecord.filter(id__gt=last_id)
-        if since is not None:
-            query = query.filter(created_at__gte=since)
+        query = filters.apply(UsageRecord.filter(id__gt=last_id))
         if request_ids is not None:
             query = query.filter(request_id__in=request_ids)
         rows = await query.order_by("id").limit(page).values()
         if not rows:
             return
-        tags: dict[str, list[str]] = defaultdict(list)
-        found = UsageTag.filter(request_id__in=[r["request_id"] for r in rows]).order_by("id")
-        for request_id, name in await found.values_list("request_id", "tag"):
-            tags[str(request_id)].append(str(name))
-        for row in rows:
+        for row in await with_tags(rows):
             last_id = row["id"]
-            yield {name: (tags.get(row["request_id"], []) if name == "tags" else row[name]) for name in EXPORT_FIELDS}
+            yield {name: row[name] for name in EXPORT_FIELDS}
+
+
+async def with_tags(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, each with ``tags``: its tag names in the order they were recorded."""
+    tags: dict[str, list[str]] = defaultdict(list)
+    found = UsageTag.filter(request_id__in=[r["request_id"] for r in rows]).order_by("id")
+    for request_id, name in await found.values_list("request_id", "tag"):
+        tags[str(request_id)].append(str(name))
+    return [{**row, "tags": tags.get(row["request_id"], [])} for row in rows]

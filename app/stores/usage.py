@@ -27,6 +27,7 @@ from app.stores.journal import Journal
 from app.stores.models import UsageRecord, UsageTag
 
 log = logging.getLogger("llm_relay.usage")
+WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
 
 
 @dataclass(slots=True)
@@ -177,11 +178,12 @@ class UsageWriter:
                     pass
             batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
             try:
-                await self._write(batch)
+                await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
             except Exception as exc:
                 self.failures += 1
-                log.error("writing %d usage rows failed (%s); retrying in %.1fs", len(batch), exc, backoff)
+                log.error("writing %d usage rows failed (%s); retrying in %.1fs", len(batch), repr(exc), backoff)
                 self._pending.extendleft(reversed(batch))
+                await self.db.reset()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -198,13 +200,14 @@ class UsageWriter:
             for record in self.journal.records():
                 batch.append(decode(record))
                 if len(batch) >= self.batch_size:
-                    await self._write(batch)
+                    await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
                     batch = []
             if batch:
-                await self._write(batch)
+                await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
         except Exception as exc:
             self.failures += 1
-            log.error("replaying the usage journal failed (%s); will retry", exc)
+            log.error("replaying the usage journal failed (%r); will retry", exc)
+            await self.db.reset()
             return False
         self._spilled -= spilled
         return True
