@@ -8,12 +8,13 @@ never share state by accident.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from pathlib import Path
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.context import TortoiseContext
+from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.api import migrate
 
 APP_LABEL = "relay"
@@ -51,20 +52,51 @@ async def apply_migrations(db_url: str) -> None:
             await ctx.close_connections()
 
 
+class EnteredContext:
+    """The relay's TortoiseContext, safe to enter from many tasks at once.
+
+    ``with TortoiseContext():`` keeps its reset token on the shared object, so two tasks
+    entering it concurrently (the usage writer, the live-config reload, an admin request)
+    swap each other's tokens ("created in a different Context"). Each ``with`` here keeps its
+    own token; any other attribute is the context's own.
+    """
+
+    def __init__(self, context: TortoiseContext) -> None:
+        self._context = context
+        self._token: contextvars.Token[TortoiseContext | None] | None = None
+
+    def __enter__(self) -> TortoiseContext:
+        # NOTE: Tortoise's own __enter__ does exactly this, minus the shared token.
+        self._token = _current_context.set(self._context)
+        return self._context
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _current_context.reset(self._token)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 class Database:
     def __init__(self, db_url: str) -> None:
         self.url = db_url
-        self.context = TortoiseContext()
+        self._context = TortoiseContext()
+
+    @property
+    def context(self) -> EnteredContext:
+        """A fresh handle per use: ``with db.context:`` in as many tasks as you like."""
+        return EnteredContext(self._context)
 
     async def open(self, *, migrate_first: bool = True) -> None:
         if migrate_first:
             await apply_migrations(self.url)
         ensure_sqlite_dir(self.url)
         with self.context:
-            await self.context.init(config=tortoise_config(self.url))
+            await self._context.init(config=tortoise_config(self.url))
 
     async def close(self) -> None:
-        await self.context.close_connections()
+        await self._context.close_connections()
 
     async def reset(self) -> None:
         """Drop the connection pool after a failure: a database that restarted leaves dead
@@ -78,7 +110,7 @@ class Database:
 
     @property
     def connection(self) -> BaseDBAsyncClient:
-        return self.context.connections.get("default")
+        return self._context.connections.get("default")
 
     @property
     def backend(self) -> str:
