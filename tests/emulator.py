@@ -9,7 +9,9 @@ Routes (``{p}`` is a provider directory under ``tests/fixtures``):
 - ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
   ``/api/version``, ``/api/embed`` answer with the recorded documentation examples;
   ``/api/chat`` and ``/api/generate`` replay the recording the model names, else the
-  recorded stream or reply that matches the ``stream`` flag.
+  recorded stream or reply that matches the ``stream`` flag. ``/api/pull`` streams the progress
+  lines of Ollama's API documentation; ``/api/delete`` answers 200 for a model ``/api/tags``
+  lists (which stays listed) and 404 for any other.
 
 Every request is kept in ``requests``; a client that drops a paced stream is noted in
 ``disconnects`` with the time the emulator saw it go.
@@ -145,6 +147,12 @@ class Emulator:
         if endpoint in docs:
             await _json(send, 200, json.loads((FIXTURES / "ollama" / f"{docs[endpoint]}.json").read_text()))
             return
+        if endpoint == "pull":
+            await _pull(send)
+            return
+        if endpoint == "delete":
+            await _delete(str(body.get("model", "")), send)
+            return
         model = str(body.get("model", "")).split(":")[0]
         stream = body.get("stream", True)
         name = model if ("ollama", model) in MANIFEST else None
@@ -160,6 +168,41 @@ async def _json(send: Any, status: int, payload: Any) -> None:
     data = json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": data})
+
+
+# The progress objects of "Pull a Model" in Ollama's API documentation
+# (../shared/fixtures/specs/ollama_api.md), in its order: these are documentation examples, not
+# a recording. Sent PULL_GAP seconds apart so a progress display can be watched moving.
+PULL_PROGRESS = (
+    {"status": "pulling manifest"},
+    {"status": "pulling digestname", "digest": "digestname", "total": 2142590208, "completed": 241970},
+    {"status": "verifying sha256 digest"},
+    {"status": "writing manifest"},
+    {"status": "removing any unused layers"},
+    {"status": "success"},
+)
+PULL_GAP = 0.05
+
+
+async def _pull(send: Any) -> None:
+    headers = [(b"content-type", b"application/x-ndjson")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for line in PULL_PROGRESS:
+        await send({"type": "http.response.body", "body": json.dumps(line).encode() + b"\n", "more_body": True})
+        await asyncio.sleep(PULL_GAP)
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _delete(model: str, send: Any) -> None:
+    """The documentation says: 200 when deleted, 404 when the model doesn't exist (its body is
+    not documented; this is the ``{"error": ...}`` object Ollama sends with its errors)."""
+    tags = json.loads((FIXTURES / "ollama" / "api_tags_docs.json").read_text())["models"]
+    full = model if ":" in model else f"{model}:latest"
+    if any(m["name"] == full for m in tags):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await _json(send, 404, {"error": f"model '{model}' not found"})
 
 
 def _unlisted(provider: str, name: str) -> dict[str, Any] | None:

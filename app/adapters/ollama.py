@@ -171,6 +171,32 @@ class OllamaAdapter(Adapter):
         data = await self._post(self.provider.base_url + path, body)
         return data if isinstance(data, dict) else {}
 
+    async def pull(self, model: str) -> AsyncGenerator[dict[str, Any], None]:
+        """``POST /api/pull``: each progress object the server streams, as it comes. An
+        ``{"error": ...}`` line (Ollama reports a failed pull that way) is raised."""
+        url = self.provider.base_url + "/api/pull"
+        request = self.http.build_request("POST", url, content=orjson.dumps({"model": model, "stream": True}))
+        response = await open_stream(self.http, self.provider, request)
+        lines = iter_ndjson(iter_body(self.provider, response))
+        try:
+            async for line in lines:
+                data = load_json(self.provider, line)
+                if not isinstance(data, dict):
+                    continue
+                if "error" in data:
+                    raise error_from_payload(self.provider, data)
+                yield data
+        finally:
+            await lines.aclose()
+
+    async def delete_model(self, model: str) -> None:
+        """``DELETE /api/delete``: 200 when deleted, 404 when the server has no such model."""
+        url = self.provider.base_url + "/api/delete"
+        with upstream_errors(self.provider):
+            response = await self.http.request("DELETE", url, content=orjson.dumps({"model": model}))
+        if response.status_code >= 400:
+            raise error_from_body(self.provider, response.status_code, response.content)
+
 
 class _Translator:
     """Ollama reply lines -> internal chat/completion chunks, for one request."""

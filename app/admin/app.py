@@ -26,6 +26,11 @@ MODULES = (
     "app.admin.pages.aliases",
     "app.admin.pages.usage",
     "app.admin.pages.settings_page",
+    "app.admin.api.usage",
+    "app.admin.api.ollama",
+    "app.admin.api.aliases",
+    "app.admin.api.settings",
+    "app.admin.api.providers",
 )
 
 

@@ -70,7 +70,9 @@ def page(browser: Browser) -> Iterator[Page]:
 def shot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # caret="initial": Playwright otherwise hides the caret with a style attribute, which an htmx
+    # swap may copy onto new inputs where the Content-Security-Policy then refuses it.
+    page.screenshot(path=str(path), full_page=True, caret="initial")
     return path
 
 

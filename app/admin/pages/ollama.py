@@ -1,11 +1,46 @@
-"""The Ollama page (placeholder until it lands)."""
+"""The Ollama page: instances and their models, adding and removing instances, pulling models
+with a live progress bar (the page polls a fragment every 500 ms), deleting models.
+
+Actions answer with the page, or with ``#ollama-body`` to htmx (see settings_common).
+"""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+import falcon
 import falcon.asgi
 
 from app.admin.context import AdminContext
+from app.admin.pages import ollama_ops as ops
+from app.admin.pages import ollama_pulls as pulls
+from app.admin.pages.settings_common import Action, act
 from app.admin.render import render
+
+
+async def show(
+    ctx: AdminContext,
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    *,
+    fragment: bool,
+    message: str | None = None,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> None:
+    await render(
+        ctx,
+        req,
+        resp,
+        "ollama_body.html" if fragment else "ollama.html",
+        title="Ollama",
+        instances=await ops.list_instances(ctx),
+        pulls=pulls.pulls_by_instance(ctx),
+        message=message,
+        error=error,
+        form=form or {},
+    )
 
 
 class Page:
@@ -13,8 +48,83 @@ class Page:
         self.ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await render(self.ctx, req, resp, "stub.html", title="Ollama")
+        await show(self.ctx, req, resp, fragment=False)
+
+    async def on_get_body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        await show(self.ctx, req, resp, fragment=True)
+
+
+class Actions:
+    """The page's form posts; each answers with the page (or its body) and a message."""
+
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def _act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
+        await act(req, resp, partial(show, self.ctx), action)
+
+    async def on_post_add(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        async def add(form: dict[str, str]) -> str:
+            added = await ops.add_instance(self.ctx, form.get("name"), form.get("base_url"))
+            outcome = f"{added['model_count']} models found" if added["status"] == "ok" else added["error"]
+            return f"Added instance {added['name']}: {outcome}."
+
+        await self._act(req, resp, add)
+
+    async def on_post_remove(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
+        async def remove(form: dict[str, str]) -> str:
+            await ops.remove_instance(self.ctx, name)
+            return f"Removed instance {name}."
+
+        await self._act(req, resp, remove)
+
+    async def on_post_refresh(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
+        async def refresh(form: dict[str, str]) -> str:
+            view = await ops.refresh(self.ctx, name)
+            if view["status"] != "ok":
+                return f"{name}: the model list could not be read ({view['error']})."
+            return f"{name}: {view['model_count']} models."
+
+        await self._act(req, resp, refresh)
+
+    async def on_post_pull(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
+        async def pull(form: dict[str, str]) -> str:
+            job = pulls.start_pull(self.ctx, name, form.get("model"))
+            return f"Pulling {job.model} on {name}."
+
+        await self._act(req, resp, pull)
+
+    async def on_post_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
+        async def delete(form: dict[str, str]) -> str:
+            model = await ops.delete_model(self.ctx, name, form.get("model"))
+            return f"Deleted {model} from {name}."
+
+        await self._act(req, resp, delete)
+
+
+class PullFragment:
+    """A pull's progress bar; while the pull runs the fragment asks for itself again."""
+
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pull_id: str) -> None:
+        job = pulls.get_pull(self.ctx, pull_id)
+        values: dict[str, Any] = {"job": job.view()}
+        await render(self.ctx, req, resp, "ollama_pull.html", **values)
+        if job.done:
+            resp.set_header("HX-Trigger", "ollama-changed")  # the page re-reads the model lists
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
-    return [("/ollama", Page(ctx), None)]
+    page, actions = Page(ctx), Actions(ctx)
+    return [
+        ("/ollama", page, None),
+        ("/ollama/body", page, "body"),
+        ("/ollama/instances", actions, "add"),
+        ("/ollama/instances/{name}/remove", actions, "remove"),
+        ("/ollama/instances/{name}/refresh", actions, "refresh"),
+        ("/ollama/instances/{name}/pull", actions, "pull"),
+        ("/ollama/instances/{name}/delete-model", actions, "delete"),
+        ("/ollama/pulls/{pull_id}", PullFragment(ctx), None),
+    ]

@@ -1,11 +1,60 @@
-"""The Settings page (placeholder until it lands)."""
+"""The Settings page: run-time settings, retention, pricing sync (started in the background;
+its fragment polls itself every 500 ms while it runs) and the admin password."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+import falcon
 import falcon.asgi
 
 from app.admin.context import AdminContext
+from app.admin.pages import settings_ops as ops
+from app.admin.pages.login import set_session
+from app.admin.pages.settings_common import Action, act, form_of, is_htmx, problem
 from app.admin.render import render
+
+CHANGED = "/settings?password=changed"
+
+
+async def show(
+    ctx: AdminContext,
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    *,
+    fragment: bool,
+    message: str | None = None,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> None:
+    if message is None and req.get_param("password") == "changed":
+        message = "Password changed. Every other session has ended; this one continues."
+    await render(
+        ctx,
+        req,
+        resp,
+        "settings_body.html" if fragment else "settings.html",
+        title="Settings",
+        settings=await ops.current(ctx),
+        sync=await ops.sync_status(ctx, limit=5),
+        message=message,
+        error=error,
+        form=form or {},
+    )
+
+
+def runtime_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """The settings form's fields (an unticked checkbox is not sent at all)."""
+    days = form.get("retention_days", "0").strip() or "0"
+    if not days.isdigit():
+        raise falcon.HTTPBadRequest(title="the retention must be a whole number of days (0: keep forever)")
+    return {
+        "default_model": form.get("default_model", "").strip(),
+        "usage_tracking": "usage_tracking" in form,
+        "resolve_hostnames": "resolve_hostnames" in form,
+        "retention_days": int(days),
+    }
 
 
 class Page:
@@ -13,8 +62,83 @@ class Page:
         self.ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await render(self.ctx, req, resp, "stub.html", title="Settings")
+        await show(self.ctx, req, resp, fragment=False)
+
+    async def _act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
+        await act(req, resp, partial(show, self.ctx), action)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        async def save(form: dict[str, str]) -> str:
+            # Only what the admin changed is stored: the rest keeps following the environment.
+            runtime = self.ctx.services.runtime
+            changed = {k: v for k, v in runtime_from_form(form).items() if getattr(runtime, k) != v}
+            await ops.update(self.ctx, changed)
+            return "Settings saved; they apply from the next request." if changed else "Nothing changed."
+
+        await self._act(req, resp, save)
+
+    async def on_post_retention(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        async def retention(form: dict[str, str]) -> str:
+            done = await ops.run_retention(self.ctx)
+            if not done["retention_days"]:
+                return "Retention is off (0 days): nothing was deleted."
+            return f"Deleted {done['deleted']} usage rows older than {done['retention_days']} days."
+
+        await self._act(req, resp, retention)
+
+    async def on_post_password(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        form = await form_of(req)
+        try:
+            await ops.change_password(
+                self.ctx, req.remote_addr or "", form.get("current"), form.get("new"), form.get("confirm", "")
+            )
+        except falcon.HTTPError as exc:
+            await show(self.ctx, req, resp, fragment=is_htmx(req), error=problem(exc))
+            if not is_htmx(req):
+                resp.status = exc.status
+            return
+        set_session(self.ctx, req, resp)  # this browser stays logged in; every other session ends
+        if is_htmx(req):
+            resp.set_header("HX-Redirect", CHANGED)  # a full load: the page's CSRF token changed too
+            resp.text = ""
+            return
+        raise falcon.HTTPSeeOther(CHANGED)
+
+
+class Sync:
+    """The pricing sync fragment: its status (polling itself while a sync runs) and history."""
+
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def _fragment(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **values: Any) -> None:
+        values.setdefault("error", None)
+        await render(self.ctx, req, resp, "settings_sync.html", sync=await ops.sync_status(self.ctx, limit=5), **values)
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        await self._fragment(req, resp)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        form = await form_of(req)
+        error = None
+        try:
+            ops.start_sync(self.ctx, form.get("url"))
+        except falcon.HTTPError as exc:
+            error = problem(exc)
+        if is_htmx(req):
+            await self._fragment(req, resp, error=error)
+        elif error:
+            await show(self.ctx, req, resp, fragment=False, error=error)
+            resp.status = falcon.HTTP_400
+        else:
+            raise falcon.HTTPSeeOther("/settings#pricing")
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
-    return [("/settings", Page(ctx), None)]
+    page = Page(ctx)
+    return [
+        ("/settings", page, None),
+        ("/settings/retention", page, "retention"),
+        ("/settings/password", page, "password"),
+        ("/settings/pricing-sync", Sync(ctx), None),
+    ]

@@ -1,0 +1,69 @@
+"""The settings part of the admin API (docs/admin-api/settings.md): run-time settings,
+retention, pricing sync and the admin password."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.asgi
+
+from app.admin.api.ollama import body_of
+from app.admin.context import AdminContext
+from app.admin.pages import settings_ops as ops
+from app.admin.pages.login import set_session
+from app.admin.render import json
+
+
+class Settings:
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        json(resp, await ops.current(self.ctx))
+
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        json(resp, await ops.update(self.ctx, await body_of(req)))
+
+
+class Retention:
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        json(resp, await ops.run_retention(self.ctx))
+
+
+class PricingSync:
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        json(resp, await ops.sync_status(self.ctx))
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        job = ops.start_sync(self.ctx, (await body_of(req)).get("url"))
+        json(resp, job.view(), 202)
+
+
+class Password:
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body = await body_of(req)
+        await ops.change_password(
+            self.ctx, req.remote_addr or "", body.get("current"), body.get("new"), body.get("confirm")
+        )
+        cookie = set_session(self.ctx, req, resp)  # this client stays logged in, with a new session
+        assert self.ctx.sessions is not None
+        session = self.ctx.sessions.check(cookie)
+        assert session is not None
+        json(resp, {"ok": True, "csrf_token": self.ctx.sessions.csrf_token(session), "expires": session.expires})
+
+
+def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
+    return [
+        ("/api/settings", Settings(ctx), None),
+        ("/api/settings/retention/run", Retention(ctx), None),
+        ("/api/pricing/sync", PricingSync(ctx), None),
+        ("/api/password", Password(ctx), None),
+    ]

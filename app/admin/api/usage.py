@@ -1,0 +1,184 @@
+"""The usage API (docs/admin-api/usage.md): GET /api/usage/summary, series, breakdown,
+requests and export, all taking the same filters. The aggregates are in usage_queries; the
+request log and the export are here. The Usage and Dashboard pages call the same functions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import csv
+import io
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime
+from typing import Any, TypeVar
+
+import falcon
+import falcon.asgi
+import orjson
+
+from app.admin.api.usage_queries import (
+    MAX_PER_PAGE,
+    PER_PAGE,
+    Query,
+    Reader,
+    Sql,
+    breakdown,
+    count,
+    measured,
+    parse_query,
+    series,
+    summary,
+)
+from app.admin.context import AdminContext
+from app.admin.render import json
+from app.pricing import dollars
+from app.stores.db import Database
+from app.stores.models import UsageRecord
+from app.stores.queries import EXPORT_FIELDS, UsageFilter, usage_rows, with_tags
+
+T = TypeVar("T")
+
+
+async def in_database(db: Database, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` with ``db`` as its Tortoise context.
+
+    Not ``with db.context:`` held across awaits: a TortoiseContext keeps one reset token per
+    instance, so two tasks inside it at once reset each other's and one fails ("token was
+    created in a different Context"); a slow usage query overlapping the live configuration's
+    reload did exactly that. Entering and leaving with no await between cannot interleave with
+    another task, and the work runs in a task that carries the context copied in between."""
+    with db.context:
+        snapshot = contextvars.copy_context()
+    return await asyncio.create_task(work(), context=snapshot)
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the API shows it: every exported field, and the cost in dollars beside it."""
+    out = {name: row[name] for name in EXPORT_FIELDS}
+    out["cost_usd"] = dollars(row["cost_nanousd"]) if row["cost_nanousd"] is not None else None
+    return out
+
+
+async def request_log(reader: Reader, q: Query, page: int, per_page: int, total: int | None = None) -> dict[str, Any]:
+    """One page of the request log, newest first; ``total`` saves a count the caller has.
+    SQL finds the page's ids (with the same filters as the aggregates), the ORM reads them."""
+    total = await count(reader, q) if total is None else total
+    offset = (page - 1) * per_page
+    sql = Sql(reader.backend, tag_in_range=q.tag_in_range(offset + per_page))
+    found = await reader.rows(
+        f"SELECT r.id FROM usage_record r {sql.where(q.filters)} "
+        f"ORDER BY r.created_at DESC, r.id DESC LIMIT {int(per_page)} OFFSET {int(offset)}",
+        sql.params,
+    )
+    ids = [int(row["id"]) for row in found]
+    rows = {row["id"]: row for row in await UsageRecord.filter(id__in=ids).values()} if ids else {}
+    ordered = await with_tags([rows[i] for i in ids if i in rows])
+    pages = max(1, -(-total // per_page))
+    return {"page": page, "per_page": per_page, "total": total, "pages": pages, "rows": list(map(public_row, ordered))}
+
+
+def page_numbers(get: Any) -> tuple[int, int]:
+    try:
+        page = int(get("page") or 1)
+        per_page = int(get("per_page") or PER_PAGE)
+    except ValueError:
+        raise ValueError("page and per_page are whole numbers") from None
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise ValueError(f"page starts at 1; per_page is between 1 and {MAX_PER_PAGE}")
+    return page, per_page
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+async def export(ctx: AdminContext, f: UsageFilter, fmt: str) -> AsyncIterator[bytes]:
+    """The filtered rows, oldest first, as CSV or a JSON array, streamed a thousand rows at a
+    time, so an export of any size holds one batch in memory."""
+    db = ctx.services.database
+    rows = usage_rows(filters=f)
+    yield (",".join(EXPORT_FIELDS) + "\r\n").encode() if fmt == "csv" else b"["
+    first = True
+    try:
+        while batch := await in_database(db, lambda: _take(rows, 1000)):
+            if fmt == "csv":
+                out = io.StringIO()
+                csv.DictWriter(out, fieldnames=EXPORT_FIELDS).writerows(
+                    {k: _cell(v) for k, v in r.items()} for r in batch
+                )
+                yield out.getvalue().encode()
+            else:
+                yield (b"\n" if first else b",\n") + b",\n".join(orjson.dumps(row) for row in batch)
+            first = False
+    finally:
+        await rows.aclose()
+    if fmt != "csv":
+        yield b"\n]\n"
+
+
+async def _take(rows: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    batch: list[dict[str, Any]] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) == n:
+            break
+    return batch
+
+
+class Endpoint:
+    """GET /api/usage/<what>: the filters from the query string, a JSON answer."""
+
+    def __init__(self, ctx: AdminContext, what: str) -> None:
+        self.ctx = ctx
+        self.what = what
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        try:
+            q = parse_query(req.get_param)
+            if self.what == "export":
+                self._export(req, resp, q)
+                return
+            answer = await in_database(self.ctx.services.database, lambda: self._answer(req, q))
+        except ValueError as exc:
+            raise falcon.HTTPBadRequest(title="bad filter", description=str(exc)) from None
+        json(resp, {"filters": describe(q), **answer})
+
+    async def _answer(self, req: falcon.asgi.Request, q: Query) -> dict[str, Any]:
+        reader = Reader.of(self.ctx.services.database)
+        if self.what == "requests":
+            page, per_page = page_numbers(req.get_param)
+            return await request_log(reader, await measured(reader, q), page, per_page)
+        if self.what == "breakdown":
+            limit = req.get_param_as_int("limit", min_value=1, max_value=1000, default=100)
+            return await breakdown(reader, await measured(reader, q), req.get_param("by") or "", limit)
+        answer = summary if self.what == "summary" else series
+        return await answer(reader, await measured(reader, q))
+
+    def _export(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, q: Query) -> None:
+        fmt = req.get_param("format") or "csv"
+        if fmt not in ("csv", "json"):
+            raise ValueError("format is csv or json")
+        name = f"usage-{q.since:%Y%m%dT%H%M}-{q.until:%Y%m%dT%H%M}.{fmt}"
+        resp.content_type = "text/csv; charset=utf-8" if fmt == "csv" else falcon.MEDIA_JSON
+        resp.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        resp.stream = export(self.ctx, q.filters, fmt)
+
+
+def describe(q: Query) -> dict[str, Any]:
+    """The filters in force, defaults included, as an API answer repeats them."""
+    f = q.filters
+    values = {"from": q.since.isoformat(), "to": q.until.isoformat(), "tag": f.tag, "provider": f.provider}
+    return {**values, "model": f.model, "client": f.client, "outcome": f.outcome, "status": f.status}
+
+
+def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
+    return [
+        (f"/api/usage/{what}", Endpoint(ctx, what), None)
+        for what in ("summary", "series", "breakdown", "requests", "export")
+    ]

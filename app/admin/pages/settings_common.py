@@ -1,0 +1,79 @@
+"""What the Ollama, Aliases and Settings pages share.
+
+Form handling: every action works as a plain form post (the whole page comes back) and through
+htmx (only the page's body fragment comes back, with status 200 so htmx swaps in an error
+message too).
+
+Database access: :func:`in_db` runs a query in its own task that carries the relay's Tortoise
+context. ``with database.context:`` keeps its reset token on the shared context object, so two
+tasks that each hold it across an ``await`` (a background pull or sync and a polling request)
+can leave it in the wrong order and fail; entered only around ``create_task`` it never spans an
+``await``, as the usage writer does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import falcon
+import falcon.asgi
+
+from app.admin.context import AdminContext
+
+T = TypeVar("T")
+Show = Callable[..., Awaitable[None]]
+Action = Callable[[dict[str, str]], Awaitable[str]]
+
+
+async def in_db(ctx: AdminContext, query: Callable[[], Awaitable[T]]) -> T:
+    """``await query()`` with the relay's database, in a task of its own (see above)."""
+
+    async def run() -> T:
+        return await query()
+
+    with ctx.services.database.context:
+        task = asyncio.create_task(run())
+    return await task
+
+
+def start_in_db(ctx: AdminContext, job: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
+    """Start a background task that may use the database (the caller keeps the task)."""
+
+    async def run() -> None:
+        await job()
+
+    with ctx.services.database.context:
+        return asyncio.create_task(run(), name=name)
+
+
+async def form_of(req: falcon.asgi.Request) -> dict[str, str]:
+    """A form (or JSON) body as strings; a repeated field keeps its last value."""
+    media = await req.get_media(default_when_empty={})
+    if not isinstance(media, dict):
+        return {}
+    return {str(k): str(v[-1] if isinstance(v, list) and v else v) for k, v in media.items()}
+
+
+def is_htmx(req: falcon.asgi.Request) -> bool:
+    return req.get_header("HX-Request") == "true"
+
+
+def problem(exc: falcon.HTTPError) -> str:
+    return f"{exc.title}: {exc.description}" if exc.description else str(exc.title)
+
+
+async def act(req: falcon.asgi.Request, resp: falcon.asgi.Response, show: Show, action: Action) -> None:
+    """Run an action on the posted form, then show the page with its message or its error
+    (the form's values are kept, so a mistake can be corrected)."""
+    form = await form_of(req)
+    values: dict[str, Any]
+    try:
+        values = {"message": await action(form)}
+    except falcon.HTTPError as exc:
+        values = {"error": problem(exc), "form": form}
+    fragment = is_htmx(req)
+    await show(req, resp, fragment=fragment, **values)
+    if "error" in values and not fragment:
+        resp.status = falcon.HTTP_400
