@@ -205,3 +205,20 @@ class RelaySetting(Model):
 
     class Meta:
         table = "relay_setting"
+
+
+class ApiKey(Model):
+    """An inference API key. Only a hash of the key is stored (keys are random, so a fast hash
+    is enough), and its first characters to tell keys apart."""
+
+    id = fields.IntField(primary_key=True)
+    prefix = fields.CharField(max_length=16, db_index=True)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=100, default="")
+    tags: list[str] = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_key"
