@@ -24,6 +24,7 @@ from app.http import openai as openai_http
 from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.http.health import Health, Ready
+from app.http.openapi import OpenAPI
 from app.pipeline.loader import build_pipeline
 from app.pricing import Pricer
 from app.providers import BUILTIN_PROVIDERS
@@ -148,6 +149,7 @@ def create_app(
     api.add_route("/v1/models", models)
     api.add_route("/v1/models/{model_id:path}", models, suffix="model")
 
+    api.add_route("/openapi.json", OpenAPI())
     api.add_route("/health", Health())
     api.add_route("/ready", Ready(services))
     api.add_route("/", ollama_http.RootResource())

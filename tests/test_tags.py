@@ -6,7 +6,11 @@ import uuid
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
+
+from app.errors import BadRequest
+from app.tagging import TAG_PATTERN, bearer_tags, parse_tags, split_model_tag
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 MODEL = "openai/chat_nonstream_basic"
@@ -105,3 +109,20 @@ def test_invalid_suffix_tag_is_a_400(relay) -> None:
     assert "invalid tag" in response.json()["error"]["message"]
     row = relay.row(response.headers["x-request-id"])
     assert (row["outcome"], row["status"]) == ("client_error", 400)
+
+
+@hypothesis.given(raw=hypothesis.strategies.text(max_size=200))
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_tag_parsing_never_crashes(raw: str) -> None:
+    """Any header value gives either valid tags or the relay's own 400, nothing else."""
+    try:
+        tags = parse_tags(raw, source="the X-Proxy-Tag header")
+    except BadRequest as exc:
+        assert "tag" in exc.message
+        return
+    assert len(tags) == len(set(tags)) <= 16
+    assert all(TAG_PATTERN.fullmatch(t) for t in tags)
+    model, suffix = split_model_tag(raw)
+    if suffix:  # the suffix is what follows the last "@", and the two rejoin to the original
+        assert "@" not in suffix and f"{model}@{suffix}" == raw
+    assert bearer_tags(f"Bearer {raw}") is not None  # never raises
