@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
 def serve(settings: Settings) -> int:
     from app.admin import create_admin_app
     from app.main import create_app
-    from app.server import serve_all, servers
+    from app.server import run_all, servers
 
     app = create_app(settings)
     admin = create_admin_app(app) if settings.admin_enabled else None
-    asyncio.run(serve_all(servers(settings, app, admin)))
+    run_all(servers(settings, app, admin))
     return 0
 
 

@@ -68,5 +68,6 @@ async def revoke(settings: Settings, which: str) -> int:
             await ApiKey.filter(id=matches[0].id).update(revoked_at=datetime.now(UTC))
     finally:
         await database.close()
-    print(f"revoked key #{matches[0].id} {matches[0].prefix}...; running relays refuse it within CONFIG_REFRESH_SECONDS")
+    row = matches[0]
+    print(f"revoked key #{row.id} {row.prefix}...; running relays refuse it within CONFIG_REFRESH_SECONDS")
     return 0

@@ -4,6 +4,7 @@ event loop, so they share every service and the database connection pool."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import uvicorn
@@ -19,6 +20,31 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
         config = uvicorn.Config(admin, host=host, port=settings.admin_port, log_level=level, lifespan="off")
         found.append(uvicorn.Server(config))
     return found
+
+
+def run_all(running: list[uvicorn.Server]) -> None:
+    """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
+    ``asyncio.run`` gets the stdlib loop, which costs the relay a third of its throughput."""
+    with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
+        runner.run(_serve_frozen(running))
+
+
+async def _serve_frozen(running: list[uvicorn.Server]) -> None:
+    freezer = asyncio.create_task(_freeze_when_started(running[0]))
+    try:
+        await serve_all(running)
+    finally:
+        freezer.cancel()
+
+
+async def _freeze_when_started(server: uvicorn.Server) -> None:
+    """Once started, move everything built so far (the price catalog, models, caches: some
+    100k objects) out of the garbage collector's sight. Otherwise every full collection walks
+    them all: 40-70 ms pauses every few seconds under load, which were the relay's p99."""
+    while not server.started:
+        await asyncio.sleep(0.05)
+    gc.collect()
+    gc.freeze()
 
 
 async def serve_all(running: list[uvicorn.Server]) -> None:

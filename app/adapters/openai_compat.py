@@ -9,30 +9,47 @@ chunk, Mistral tool calls without ``type``, Groq's usage inside ``x_groq``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import re
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
+import httpx
 import orjson
 
 from app.adapters.base import (
     Adapter,
     Call,
+    Opened,
     error_from_body,
     error_from_payload,
-    is_json_response,
-    iter_body,
+    is_json_type,
     load_json,
-    open_stream,
+    post,
+    post_stream,
     upstream_errors,
 )
+from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
-from app.adapters.wire import iter_sse
-from app.pipeline.core import Reply, StreamItem, Usage
+from app.adapters.wire import SSEvent, iter_event_batches, iter_sse, parse_block
+from app.pipeline.core import Frames, Reply, StreamItem, Usage, carries_token
+from app.providers import Provider
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
+# An event relayed without a parse must be one ``data:`` line holding a JSON object and carry
+# nothing the relay acts on: a usage report (``"usage":null`` is inert), an error, Groq's
+# x_groq, or what normalize_chunk rewrites. Keys are matched only where JSON allows a key: a
+# quote inside a string value is always escaped, so ``"usage":`` cannot hide in text.
+_ACTS_ON = re.compile(
+    rb'"usage"\s*:\s*[^n\s]|"(?:error|x_groq|reasoning|tool_calls)"\s*:|chat\.completion\.done|"content"\s*:\s*\['
+)
 
 
 class OpenAICompatAdapter(Adapter):
+    def __init__(self, provider: Provider, http: httpx.AsyncClient, images: ImageLimits | None = None) -> None:
+        super().__init__(provider, http, images)
+        self._plain = self._headers(False)  # built once: the provider never changes under an adapter
+        self._streaming = self._headers(True)
+
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if self.provider.api_key:
@@ -50,18 +67,18 @@ class OpenAICompatAdapter(Adapter):
         url = self.provider.base_url + PATHS[call.kind]
         content = orjson.dumps(body)
         if not call.stream:
-            with upstream_errors(self.provider):
-                response = await self.http.post(url, content=content, headers=self._headers(False))
-            if response.status_code >= 400:
-                raise error_from_body(self.provider, response.status_code, response.content)
-            return self._whole(load_json(self.provider, response.content), call)
-        request = self.http.build_request("POST", url, content=content, headers=self._headers(True))
-        response = await open_stream(self.http, self.provider, request)
-        if is_json_response(response):
+            status, data = await post(self.http, self.provider, url, content, self._plain)
+            if status >= 400:
+                raise error_from_body(self.provider, status, data)
+            return self._whole(load_json(self.provider, data), call)
+        opened = await post_stream(self.http, self.provider, url, content, self._streaming)
+        if is_json_type(opened.content_type):
             # Some servers ignore "stream": answer with the whole body, replayed as chunks.
-            data = b"".join([chunk async for chunk in iter_body(self.provider, response)])
+            data = b"".join([chunk async for chunk in opened.chunks])
             return Reply(stream=_replay(self._whole(load_json(self.provider, data), call)))
-        return Reply(stream=self._chunks(iter_body(self.provider, response), call))
+        if call.passthrough:
+            return Reply(stream=self._frames(opened, call))
+        return Reply(stream=self._chunks(opened, call))
 
     def _whole(self, data: Any, call: Call) -> Reply:
         if not isinstance(data, dict):
@@ -73,27 +90,67 @@ class OpenAICompatAdapter(Adapter):
         raw_usage = find_usage(data)
         return Reply(body=data, usage=_usage(raw_usage, data, call) if raw_usage else None)
 
-    async def _chunks(self, body: AsyncGenerator[bytes, None], call: Call) -> AsyncGenerator[StreamItem, None]:
-        events = iter_sse(body)
+    async def _chunks(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
+        """Every event parsed into internal chunks (any client dialect)."""
+        events = iter_sse(opened.chunks)
         try:
             async for event in events:
-                data = event.data.strip()
-                if data == "[DONE]":
+                if event.data.strip() == "[DONE]":
+                    opened.at_end = True
                     break
-                chunk = load_json(self.provider, data)
-                if not isinstance(chunk, dict):
-                    continue
-                raw_usage = find_usage(chunk)
-                if event.event == "error" or "error" in chunk:
-                    if raw_usage:
-                        yield _usage(raw_usage, chunk, call)
-                    raise error_from_payload(self.provider, chunk)
-                normalize_chunk(chunk, raw_usage)
-                if raw_usage:  # before the chunk that carries it, so its cost can ride along
-                    yield _usage(raw_usage, chunk, call)
-                yield chunk
+                for item in self._event(event, call):
+                    yield item
         finally:
             await events.aclose()
+
+    async def _frames(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
+        """For OpenAI-dialect clients: events relayed as they came, batched per network chunk;
+        only those the relay acts on (see _ACTS_ON) are parsed and become internal chunks."""
+        batches = iter_event_batches(opened.chunks)
+        try:
+            async for batch in batches:
+                plain: list[bytes] = []
+                tokens = 0
+                done = False
+                for event in batch:
+                    if isinstance(event, bytes) and _relayable(event):
+                        plain.append(event)
+                        # Read, never re-encoded: whether it carries a token is the meter's
+                        # question, and only the parsed event answers it exactly.
+                        tokens += carries_token(load_json(self.provider, event[6:]))
+                        continue
+                    if plain:  # what came before this event goes first
+                        yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
+                        plain, tokens = [], 0
+                    for parsed in parse_block(event) if isinstance(event, bytes) else (event,):
+                        done = parsed.data.strip() == "[DONE]"
+                        if done:
+                            break
+                        for item in self._event(parsed, call):
+                            yield item
+                    if done:
+                        break
+                if plain:
+                    yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
+                if done:
+                    opened.at_end = True
+                    return
+        finally:
+            await batches.aclose()
+
+    def _event(self, event: SSEvent, call: Call) -> Iterator[StreamItem]:
+        chunk = load_json(self.provider, event.data.strip())
+        if not isinstance(chunk, dict):
+            return
+        raw_usage = find_usage(chunk)
+        if event.event == "error" or "error" in chunk:
+            if raw_usage:
+                yield _usage(raw_usage, chunk, call)
+            raise error_from_payload(self.provider, chunk)
+        normalize_chunk(chunk, raw_usage)
+        if raw_usage:  # before the chunk that carries it, so its cost can ride along
+            yield _usage(raw_usage, chunk, call)
+        yield chunk
 
     async def list_models(self) -> list[dict[str, Any]]:
         with upstream_errors(self.provider):
@@ -102,6 +159,24 @@ class OpenAICompatAdapter(Adapter):
             raise error_from_body(self.provider, response.status_code, response.content)
         data = load_json(self.provider, response.content)
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+def _relayable(event: bytes) -> bool:
+    if not event.startswith(b"data: {") or not event.endswith(b"}") or b"\n" in event:
+        return False
+    # Substrings every match of _ACTS_ON contains (content arrays: in the two spellings providers
+    # send), tested first because ``in`` is memchr-fast and most events contain none of them.
+    suspect = (
+        b'"usage"' in event
+        or b'"error"' in event
+        or b'"x_groq"' in event
+        or b'"reasoning"' in event
+        or b'"tool_calls"' in event
+        or b"completion.done" in event
+        or b'"content":[' in event
+        or b'"content": [' in event
+    )
+    return not suspect or _ACTS_ON.search(event) is None
 
 
 def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:

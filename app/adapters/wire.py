@@ -79,6 +79,41 @@ async def iter_sse(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[SSEven
         await chunks.aclose()
 
 
+async def iter_event_batches(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[list[bytes | SSEvent], None]:
+    """The complete SSE events of each network chunk, for relaying them without a parse.
+
+    While the stream ends its lines with ``\n`` an event is its raw block (the bytes between
+    blank lines, e.g. ``data: {...}``); from the first ``\r`` on (``\r\n`` framing) the rest is
+    parsed into SSEvents, which callers handle the careful way."""
+    buffer = b""
+    parser: SSEParser | None = None
+    try:
+        async for chunk in chunks:
+            if parser is None and b"\r" in chunk:
+                parser = SSEParser()
+                chunk, buffer = buffer + chunk, b""
+            if parser is not None:
+                batch: list[bytes | SSEvent] = list(parser.feed(chunk))
+            else:
+                *blocks, buffer = (buffer + chunk).split(b"\n\n") if buffer else chunk.split(b"\n\n")
+                batch = list(blocks)
+            if batch:
+                yield batch
+        rest: list[bytes | SSEvent] = list(parser.close()) if parser is not None else []
+        if parser is None and buffer.strip():
+            rest.append(buffer.strip(b"\n"))
+        if rest:
+            yield rest
+    finally:
+        await chunks.aclose()
+
+
+def parse_block(block: bytes) -> list[SSEvent]:
+    """One raw event block, parsed the careful way."""
+    parser = SSEParser()
+    return parser.feed(block + b"\n\n") + parser.close()
+
+
 class NDJSONSplitter:
     """Incremental splitter for newline-delimited JSON; blank lines are skipped."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest, RelayError
-from app.pipeline.core import Exchange, StreamItem, Usage
+from app.pipeline.core import Exchange, Frames, StreamItem, Usage
 from app.pricing import dollars
 
 log = logging.getLogger("llm_relay.openai")
@@ -98,6 +98,9 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
     last: dict[str, Any] = {}
     try:
         async for chunk in items:
+            if isinstance(chunk, Frames):
+                yield chunk.data  # upstream events, already framed
+                continue
             if not isinstance(chunk, dict):
                 continue
             last = chunk

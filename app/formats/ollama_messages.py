@@ -92,6 +92,8 @@ def messages_from_ollama(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(content, str):
             raise BadRequest(f"messages[{index}].content must be a string", param=f"messages[{index}]")
         images = message.get("images") or []
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+            raise BadRequest(f"messages[{index}].images must be a list of base64 strings", param=f"messages[{index}]")
         if images:
             parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if content else []
             parts += [{"type": "image_url", "image_url": {"url": data_url(str(img))}} for img in images]

@@ -11,7 +11,6 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -21,6 +20,8 @@ import orjson
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import PayloadTooLarge
+
+DONE = openai_dialect.DONE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,14 +46,14 @@ class DisconnectAware:
         # Every response, errors included, carries the id its usage row is filed under.
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        send = _with_request_id(send, request_id.encode())
         body = await self._read_body(receive)
         if body is None:
             return  # the client left before sending its whole request
+        connection = _Connection(body, send, request_id.encode())
         if len(body) > self.max_body_bytes:
-            await self._too_large(scope, send)
+            await self._too_large(scope, connection.send)
             return
-        await self._serve(scope, body, receive, send)
+        await connection.serve(self.app, scope, receive)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         parts = []
@@ -67,40 +68,6 @@ class DisconnectAware:
                 parts.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(parts) if size <= self.max_body_bytes else b"\0" * (self.max_body_bytes + 1)
-
-    async def _serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-        delivered = False
-        complete = False
-
-        async def app_receive() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def app_send(message: Message) -> None:
-            nonlocal complete
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                complete = True
-            await send(message)
-
-        app_task = asyncio.ensure_future(self.app(scope, app_receive, app_send))
-        watch_task = asyncio.ensure_future(receive())
-        try:
-            await asyncio.wait((app_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
-            if not app_task.done() and not complete:
-                # Only a disconnect (or a response already complete) ends uvicorn's receive here.
-                gone.set()
-                app_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await app_task
-        finally:
-            watch_task.cancel()
-            if not app_task.done():
-                app_task.cancel()
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
@@ -120,13 +87,102 @@ class DisconnectAware:
         await send({"type": "http.response.body", "body": data})
 
 
-def _with_request_id(send: Send, request_id: bytes) -> Send:
-    async def sending(message: Message) -> None:
+# The watch on the client starts this long into a request: a quick reply (a cache, an error, an
+# emulated upstream) never pays for the extra task, and a hang-up during a real model call,
+# which takes far longer, is noticed at most this much later.
+WATCH_AFTER = 0.02
+
+
+class _Connection:
+    """One request's connection: the body already read, the response's progress, and the
+    watch on the client. The Falcon app runs in the request's own task; after WATCH_AFTER one
+    more task waits on uvicorn's ``receive``, which (the body being read) returns only once the
+    client has gone or the response is complete. A client gone first cancels the request's
+    task: the upstream response is closed at once and the pipeline records a ``client_closed``
+    row."""
+
+    __slots__ = (
+        "body",
+        "complete",
+        "finished",
+        "gone",
+        "held",
+        "left",
+        "request_id",
+        "task",
+        "transport_receive",
+        "transport_send",
+        "watch",
+    )
+
+    def __init__(self, body: bytes, send: Send, request_id: bytes) -> None:
+        self.body: bytes | None = body
+        self.transport_send = send
+        self.transport_receive: Receive | None = None
+        self.request_id = request_id
+        self.complete = False  # the last body message was sent
+        self.finished = False  # the app returned
+        self.gone = False  # the client left first
+        self.left: asyncio.Event | None = None  # made only if the app asks for a second message
+        self.task: asyncio.Task[Any] | None = None
+        self.watch: asyncio.Future[Message] | None = None
+        self.held: bytes | None = None  # a body part kept to go out with the next
+
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        self.task = asyncio.current_task()
+        self.transport_receive = receive
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start_watch)
+        try:
+            await app(scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not self.gone or self.task is None:
+                raise  # not ours: the server is shutting down
+            self.task.uncancel()  # ours, and handled: the pipeline has recorded the hang-up
+        finally:
+            self.finished = True
+            timer.cancel()
+            if self.watch is not None:
+                self.watch.cancel()
+
+    def _start_watch(self) -> None:
+        if self.finished or self.transport_receive is None:
+            return
+        self.watch = asyncio.ensure_future(self.transport_receive())
+        self.watch.add_done_callback(self._watched)
+
+    def _watched(self, watch: asyncio.Future[Message]) -> None:
+        if self.finished or self.complete or watch.cancelled() or watch.exception() is not None:
+            return
+        self.gone = True
+        if self.left is not None:
+            self.left.set()
+        if self.task is not None:
+            self.task.cancel()
+
+    async def receive(self) -> Message:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        if not self.gone:
+            if self.left is None:
+                self.left = asyncio.Event()
+            await self.left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):
-                headers.append((b"x-request-id", request_id))
+                headers.append((b"x-request-id", self.request_id))
             message = {**message, "headers": headers}
-        await send(message)
-
-    return sending
+        elif self.held is not None:  # goes out with whatever follows it, the end of the body
+            message = {**message, "body": self.held + message.get("body", b"")}
+            self.held = None
+        elif message.get("body") == DONE and message.get("more_body", False):
+            # An OpenAI stream's last event: nothing but the end of the body follows, so both
+            # leave in one write (one system call fewer per stream).
+            self.held = DONE
+            return
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+        await self.transport_send(message)

@@ -45,7 +45,7 @@ def new_exchange(
     stream: bool,
     native: dict[str, Any] | None = None,
 ) -> Exchange:
-    headers = {k.lower(): v for k, v in req.headers.items()}
+    headers = req.headers  # Falcon's ASGI names are lower-case already, and the dict is read-only here
     model = body.get("model")
     request_id = req.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     return Exchange(

@@ -23,6 +23,7 @@ class InferenceResource:
         stream = dialect.check_request(self.kind, body)
         ex = new_exchange(req, dialect="openai", kind=self.kind, body=body, stream=stream)
         ex.include_usage = dialect.wants_usage(body)
+        ex.passthrough = self.pipeline.passthrough
         reply = await run(self.pipeline, ex, resp)
         if reply.stream is not None:
             stream_response(resp, "text/event-stream", dialect.sse(ex, reply.stream))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from app.providers import Provider
@@ -85,7 +85,27 @@ class Target:
         return f"{self.provider.name}/{self.model}"
 
 
-StreamItem = dict[str, Any] | Usage
+@dataclass(frozen=True, slots=True)
+class Frames:
+    """Upstream SSE events relayed as they arrived, already framed for an OpenAI-dialect client
+    (the adapter parses only the events it must: usage, errors, provider quirks). ``tokens``
+    counts the events that carried a token, for metering."""
+
+    data: bytes
+    tokens: int
+
+
+StreamItem = dict[str, Any] | Usage | Frames
+
+
+def carries_token(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries generated output (text, reasoning or a tool call): what the
+    meter counts as a streamed piece, for estimates when a provider reports no usage."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or choice
+        if delta.get("content") or delta.get("text") or delta.get("reasoning_content") or delta.get("tool_calls"):
+            return True
+    return False
 
 
 @dataclass(slots=True)
@@ -115,7 +135,8 @@ class Exchange:
     client: str
     requested_model: str
     native: dict[str, Any] | None = None  # the body as the client sent it, for same-dialect upstreams
-    created_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    # UTC, as it is stored: astimezone() would look the local zone up on every request.
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)
     tags: list[str] = field(default_factory=list)
     target: Target | None = None
@@ -131,6 +152,7 @@ class Exchange:
     # show the caller its cost (OpenAI's usage.cost).
     pricer: Callable[[], int | None] | None = None
     include_usage: bool = False  # the client asked for a final usage chunk
+    passthrough: bool = False  # the client takes upstream SSE bytes as they are (see Frames)
     state: dict[str, Any] = field(default_factory=dict)  # room for custom stages
 
     def mark_first_token(self) -> None:
@@ -176,25 +198,32 @@ class Pipeline:
         index = terminal[0]
         before, dispatch, after = stages[:index], stages[index], stages[index + 1 :]
         # Outermost first: the last response stage, ..., the first response stage, then the
-        # request stages in order, then dispatch at the core.
-        self._chain = [*reversed(after), *before, dispatch]
+        # request stages in order, then dispatch at the core. The links are built once, so a
+        # request allocates no closures on its way through.
+        chain: Next = _no_next
+        for stage in reversed([*reversed(after), *before, dispatch]):
+            chain = _Link(stage, chain)
+        self._chain = chain
+        # Upstream bytes may skip the dict form only when every stage says it copes with Frames.
+        self.passthrough = all(getattr(s, "passthrough_safe", False) for s in stages)
 
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
 
-    async def run(self, ex: Exchange) -> Reply:
-        return await self._call(0, ex)
+    def run(self, ex: Exchange) -> Awaitable[Reply]:
+        return self._chain(ex)
 
-    def _call(self, index: int, ex: Exchange) -> Awaitable[Reply]:
-        stage = self._chain[index]
-        if index + 1 == len(self._chain):
-            return stage(ex, _no_next)
 
-        def call_next(ex: Exchange) -> Awaitable[Reply]:
-            return self._call(index + 1, ex)
+class _Link:
+    __slots__ = ("call_next", "stage")
 
-        return stage(ex, call_next)
+    def __init__(self, stage: Stage, call_next: Next) -> None:
+        self.stage = stage
+        self.call_next = call_next
+
+    def __call__(self, ex: Exchange) -> Awaitable[Reply]:
+        return self.stage(ex, self.call_next)
 
 
 async def _no_next(ex: Exchange) -> Reply:

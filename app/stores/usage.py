@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class UsageWriter:
     def submit(self, row: UsageRow) -> None:
         """Journal the row, then queue it; never blocks, never awaits."""
         if self.journal is not None:
-            self.journal.append(encode(row))
+            self.journal.append(row)
         if len(self._pending) < self.queue_size:
             self._pending.append(row)
         else:
@@ -259,10 +259,6 @@ def _db_value(value: Any, postgres: bool) -> Any:
     if isinstance(value, bool) and not postgres:
         return int(value)
     return value
-
-
-def encode(row: UsageRow) -> dict[str, Any]:
-    return asdict(row)
 
 
 def decode(record: dict[str, Any]) -> UsageRow:

@@ -8,11 +8,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from app import estimate
 from app.errors import RelayError
-from app.pipeline.core import Exchange, Next, Reply, StreamItem
+from app.pipeline.core import Exchange, Next, Reply, StreamItem, Usage
 from app.pricing import Charge
 from app.services import Services
 from app.stores.usage import UsageRow, UsageWriter
@@ -91,17 +93,43 @@ def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
     )
 
 
+_USAGE_FIELDS = attrgetter(*(f.name for f in fields(Usage)))
+
+
+class _Priced:
+    """An exchange's charge, computed once per distinct usage (and pricer): a stream's usage
+    chunk shows the caller its cost and the usage row records it, one pricing for both."""
+
+    __slots__ = ("charge", "ex", "key", "services")
+
+    def __init__(self, services: Services, ex: Exchange) -> None:
+        self.services = services
+        self.ex = ex
+        self.key: tuple[Any, ...] | None = None
+        self.charge: Charge | None = None
+
+    def current(self) -> Charge | None:
+        ex = self.ex
+        if ex.target is None:
+            return None
+        pricer = self.services.pricer  # swapped whole when overrides change
+        key = (pricer, ex.target, _USAGE_FIELDS(ex.usage))
+        if key != self.key:
+            self.key, self.charge = key, pricer.charge(ex.target, ex.usage)
+        return self.charge
+
+    def __call__(self) -> int | None:
+        charge = self.current()
+        return charge.charged if charge else None
+
+
 class CostStage:
     name: ClassVar[str] = "cost"
+    passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
     def __init__(self, services: Services) -> None:
         self.usage: UsageWriter = services.usage
         self.services = services
-
-    def _charge(self, ex: Exchange) -> Charge | None:
-        if ex.target is None:
-            return None
-        return self.services.pricer.charge(ex.target, ex.usage)
 
     def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
         settle(ex, exc)
@@ -111,13 +139,13 @@ class CostStage:
         elif ex.outcome == "client_closed":
             # Reported usage may predate the hang-up (Anthropic's message_start says 1 output token).
             ex.usage.output = max(ex.usage.output, ex.pieces)
-        charge = self._charge(ex)
+        charge = priced.current() if isinstance(priced := ex.pricer, _Priced) else None
         ex.cost_nanousd = charge.charged if charge else None
         if self.services.runtime.usage_tracking:
             self.usage.submit(row_of(ex, charge))
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        ex.pricer = lambda: charge.charged if (charge := self._charge(ex)) else None
+        ex.pricer = _Priced(self.services, ex)
         try:
             reply = await call_next(ex)
         except BaseException as exc:

@@ -13,6 +13,7 @@ from app.upstreams import Upstreams
 
 class DispatchStage:
     name: ClassVar[str] = "dispatch"
+    passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
     terminal: ClassVar[bool] = True
 
     def __init__(self, services: Services) -> None:
@@ -31,5 +32,6 @@ class DispatchStage:
             native=ex.native,
             native_endpoint=ex.endpoint if ex.dialect == "ollama" else None,
             catalog=ex.target.catalog_entry,
+            passthrough=ex.passthrough,
         )
         return await adapter.send(call)

@@ -4,22 +4,15 @@ and notes the time of the first token."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from app.pipeline.core import Exchange, Next, Reply, StreamItem, Usage
+from app.pipeline.core import Exchange, Frames, Next, Reply, StreamItem, Usage, carries_token
 from app.services import Services
-
-
-def carries_token(chunk: dict[str, Any]) -> bool:
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or choice
-        if delta.get("content") or delta.get("text") or delta.get("reasoning_content") or delta.get("tool_calls"):
-            return True
-    return False
 
 
 class MeterStage:
     name: ClassVar[str] = "meter"
+    passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
     def __init__(self, services: Services) -> None:
         pass
@@ -37,6 +30,13 @@ class MeterStage:
     async def _meter(self, ex: Exchange, source: AsyncGenerator[StreamItem, None]) -> AsyncGenerator[StreamItem, None]:
         try:
             async for item in source:
+                if isinstance(item, Frames):
+                    if item.tokens:
+                        ex.pieces += item.tokens
+                        if ex.first_token_at is None:
+                            ex.mark_first_token()
+                    yield item
+                    continue
                 if isinstance(item, Usage):
                     ex.usage.merge(item)
                     continue

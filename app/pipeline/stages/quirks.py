@@ -49,6 +49,7 @@ def accepts_images(target: Target, switch: ModelSwitch | None = None) -> bool:
 
 class QuirkStage:
     name: ClassVar[str] = "quirks"
+    passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
     def __init__(self, services: Services) -> None:
         self.services = services

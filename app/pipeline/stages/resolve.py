@@ -11,6 +11,7 @@ from app.services import Services
 
 class ResolveStage:
     name: ClassVar[str] = "resolve"
+    passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
     def __init__(self, services: Services) -> None:
         self.resolver: Resolver = services.resolver

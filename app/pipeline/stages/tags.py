@@ -18,6 +18,7 @@ from app.tagging import bearer_tags, parse_tags, split_model_tag
 
 class TagStage:
     name: ClassVar[str] = "tags"
+    passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
     def __init__(self, services: Services) -> None:
         pass

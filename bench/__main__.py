@@ -1,0 +1,91 @@
+"""``python -m bench [--quick] [--only NAME ...] [--label TEXT]``: measure every setup, one after
+another, against one emulated upstream; print one table and prepend it to bench/RESULTS.md.
+
+Use ``bench/run.sh``, which installs the peers first. Each gateway is started, measured and
+stopped before the next starts, so none competes with another for its core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import report, targets
+from bench.measure import FULL, QUICK, measure
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 s per run (under 3 minutes in all)")
+    parser.add_argument("--only", nargs="*", choices=report.ORDER, help="measure only these (direct always runs)")
+    parser.add_argument("--label", default="", help="a name for this run in RESULTS.md")
+    parser.add_argument("--no-record", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument(
+        "--untracked", action="store_true", help="also measure LLM Relay with usage rows switched off (a what-if)"
+    )
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        say("bench: needs wrk and taskset (apt-get install wrk util-linux)")
+        return 2
+    plan = QUICK if args.quick else FULL
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = targets.HERE / "out" / stamp
+    out.mkdir(parents=True)
+    began = time.perf_counter()
+    upstream, base = targets.start_upstream(out)
+    results: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    try:
+        setups = [
+            targets.direct(base),
+            targets.relay(base, out),
+            *([targets.relay(base, out, tracked=False)] if args.untracked else []),
+            targets.floor(base),
+            targets.portkey(base),
+            targets.litellm(base, out),
+        ]
+        for target in setups:
+            if args.only and target.name != "direct" and target.name not in args.only:
+                continue
+            if target.missing:
+                say(f"{target.name}: {target.missing}")
+                results[target.name] = {"missing": target.missing}
+                continue
+            try:
+                started = target.start(out)
+                say(f"{target.name}: up in {started:.1f} s" if target.command else f"{target.name}:")
+                results[target.name] = measure(target, plan, say)
+                results[target.name]["version"] = target.version
+            except (RuntimeError, OSError) as exc:
+                say(f"{target.name}: failed: {exc}")
+                results[target.name] = {"missing": f"failed: {exc}"[:200]}
+            finally:
+                target.stop()
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    for database in out.glob("*.db*"):  # tens of thousands of usage rows per run: not worth keeping
+        database.unlink()
+    mode = f"{'quick' if args.quick else 'full'}: {plan.seconds} s per run after {plan.warmup} s warm-up"
+    say(f"\nbench finished in {time.perf_counter() - began:.0f} s; raw results in {out.relative_to(Path.cwd())}\n")
+    if args.no_record:
+        say(report.table(results, plan.paced_concurrency))
+        say("\n" + "\n".join(report.targets(results, plan.paced_concurrency)))
+    else:
+        say(report.record(args.label or "run", mode, results, plan.paced_concurrency, notes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""One target's measurements: bounded wrk runs, the time-to-first-token probe and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.targets import HERE, LOAD_CPU, Target
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: int  # measured seconds per wrk run
+    warmup: int  # seconds of unmeasured load before each run
+    ttft_requests: int
+    concurrencies: tuple[int, ...] = (1, 32, 128)
+    stream_concurrency: int = 32
+    paced_concurrency: int = 64
+
+
+QUICK = Plan(seconds=3, warmup=1, ttft_requests=25)
+FULL = Plan(seconds=10, warmup=2, ttft_requests=100)
+
+
+def wrk(target: Target, connections: int, seconds: int, *, stream: bool = False, paced: bool = False) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_MODEL": target.paced_model if paced else target.model,
+        "BENCH_STREAM": "1" if stream else "0",
+        "BENCH_HEADERS": ";".join(f"{k}: {v}" for k, v in target.headers.items()),
+    }
+    command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    command += ["-s", str(HERE / "chat.lua"), target.url]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            result: dict[str, Any] = json.loads(line[6:])
+            return result
+    raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+def ttft(target: Target, requests: int) -> dict[str, Any]:
+    command = ["taskset", "-c", LOAD_CPU, sys.executable, str(HERE / "ttft.py"), target.url]
+    command += ["--model", target.paced_model, "-n", str(requests)]
+    for name, value in target.headers.items():
+        command += ["--header", f"{name}: {value}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            result: dict[str, Any] = json.loads(line[6:])
+            return result
+    raise RuntimeError(f"the TTFT probe failed: {done.stderr[-500:]}")
+
+
+def tree(pid: int) -> list[int]:
+    """The process and all its descendants (LiteLLM and Portkey may fork workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The sum over the process tree of each process's high-water resident set (VmHWM)."""
+    total_kb = 0
+    for member in tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+def _errors(run: dict[str, Any]) -> int:
+    return int(run["non2xx"] + run["socket_errors"] + run["timeouts"])
+
+
+def measure(target: Target, plan: Plan, say: Any) -> dict[str, Any]:
+    """Every measurement of one started target, one after another."""
+    results: dict[str, Any] = {"nonstream": {}, "requests": 0}
+    for connections in plan.concurrencies:
+        wrk(target, connections, plan.warmup)
+        run = wrk(target, connections, plan.seconds)
+        results["nonstream"][connections] = run
+        results["requests"] += run["requests"]
+        latency = f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms"
+        say(f"  non-streaming c={connections}: {run['rps']:.0f} req/s, {latency}, errors {_errors(run)}")
+    wrk(target, plan.stream_concurrency, plan.warmup, stream=True)
+    results["stream"] = run = wrk(target, plan.stream_concurrency, plan.seconds, stream=True)
+    results["requests"] += run["requests"]
+    errors = _errors(run)
+    say(f"  streaming c={plan.stream_concurrency}: {run['rps']:.0f} req/s, p99 {run['p99_ms']:.1f} ms, errors {errors}")
+    results["ttft"] = probe = ttft(target, plan.ttft_requests)
+    say(f"  paced TTFT: p50 {probe['ttft_p50_ms']:.2f} ms, p99 {probe['ttft_p99_ms']:.2f} ms")
+    results["paced"] = run = wrk(target, plan.paced_concurrency, plan.seconds, stream=True, paced=True)
+    results["requests"] += run["requests"]
+    say(f"  {plan.paced_concurrency} paced: {run['rps']:.0f} req/s, p99 {run['p99_ms']:.1f} ms, errors {_errors(run)}")
+    if target.process is not None:
+        results["peak_rss_mb"] = peak_rss_mb(target.process.pid)
+    return results
