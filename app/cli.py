@@ -52,6 +52,15 @@ def parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--url", help="catalog URL or local file (default: $PRICING_URL)")
     pricing_commands.add_parser("history", help="list past syncs and what they changed")
+    keys = commands.add_parser("keys", help="inference API keys (for REQUIRE_API_KEY)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument("--tags", default="", help="tags its requests get by default, comma-separated")
+    create.add_argument("--expires-days", type=float, help="the key stops working after this many days")
+    key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", help="the key's #id or the start of it as listed")
     usage = commands.add_parser("usage", help="usage records")
     usage_commands = usage.add_subparsers(dest="usage_command", required=True)
     export = usage_commands.add_parser("export", help="write usage rows, oldest first")
@@ -85,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "models":
             return asyncio.run(list_models(settings, as_json=args.json))
+        if args.command == "keys":
+            from app import keys_cli
+
+            if args.keys_command == "create":
+                return asyncio.run(keys_cli.create(settings, args.name, args.tags, args.expires_days))
+            if args.keys_command == "list":
+                return asyncio.run(keys_cli.list_keys(settings))
+            return asyncio.run(keys_cli.revoke(settings, args.key))
         if args.command == "pricing":
             from app import pricing_cli
 

@@ -5,6 +5,7 @@
     RelayError
     ├── ClientError                  the caller sent something we cannot serve (4xx)
     │   ├── BadRequest               400: malformed JSON, wrong types, missing fields
+    │   ├── AuthenticationError      401: REQUIRE_API_KEY and no valid key
     │   ├── ModelNotFound            404: no provider serves that model and no default is set
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
@@ -45,6 +46,14 @@ class ClientError(RelayError):
 
 class BadRequest(ClientError):
     pass
+
+
+class AuthenticationError(ClientError):
+    """401: the relay requires an API key and this request has no valid one."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
 
 
 class ModelNotFound(ClientError):

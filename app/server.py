@@ -14,7 +14,17 @@ from app.settings import Settings
 
 def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.Server]:
     level = settings.log_level.lower()
-    found = [uvicorn.Server(uvicorn.Config(relay, host=settings.host, port=settings.port, log_level=level))]
+    # X-Forwarded-For only from TRUSTED_PROXIES (uvicorn otherwise believes 127.0.0.1 by default).
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    relay_config = uvicorn.Config(
+        relay,
+        host=settings.host,
+        port=settings.port,
+        log_level=level,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
+    )
+    found = [uvicorn.Server(relay_config)]
     if admin is not None:
         host = settings.admin_host or settings.host
         config = uvicorn.Config(admin, host=host, port=settings.admin_port, log_level=level, lifespan="off")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.catalog import Catalog
+from app.keys import KeyBook
 from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
@@ -26,4 +27,5 @@ class Services:
     quirks: QuirkBook
     pricer: Pricer
     runtime: Runtime = field(default_factory=Runtime)
+    keys: KeyBook = field(default_factory=KeyBook)
     model_switches: dict[tuple[str, str], ModelSwitch] = field(default_factory=dict)

@@ -50,6 +50,18 @@ class Settings:
     admin_session_hours: float = _setting(
         "ADMIN_SESSION_HOURS", 12.0, "How long an admin stays logged in without activity."
     )
+    require_api_key: bool = _setting(
+        "REQUIRE_API_KEY",
+        False,
+        "Refuse inference requests without a valid relay API key (`llm-relay keys create`); the "
+        "key's tags then attribute the request unless the request names its own.",
+    )
+    trusted_proxies: str = _setting(
+        "TRUSTED_PROXIES",
+        "",
+        "Comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` is "
+        "believed; empty: nobody's, the client is the connecting address.",
+    )
     data_dir: str = _setting("DATA_DIR", "./data", "Directory for the SQLite database and state.")
     database_url: str = _setting(
         "DATABASE_URL",

@@ -8,7 +8,7 @@ from app.errors import BadRequest
 
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 MAX_TAGS = 16
-_SECRET_PREFIXES = ("sk-", "sk_", "gsk_", "xai-", "pplx-", "aiza", "ghp_", "glpat-", "eyj")
+_SECRET_PREFIXES = ("rk-", "sk-", "sk_", "gsk_", "xai-", "pplx-", "aiza", "ghp_", "glpat-", "eyj")
 
 
 def parse_tags(raw: str, *, source: str) -> list[str]:

@@ -31,12 +31,13 @@ class RelayProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
         self.env = {**clean, "PORT": str(self.port), "ADMIN_ENABLED": "false", "LOG_LEVEL": "warning", **env}
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a chatty relay would fill a pipe nobody reads, and stall.
+        self._log = tempfile.NamedTemporaryFile(prefix="relay-log-", suffix=".txt", delete=False)
 
     def start(self, timeout: float = 30) -> RelayProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"], env=self.env, stderr=subprocess.PIPE, text=True
-        )
+        command = [sys.executable, "-m", "app", "serve"]
+        self.process = subprocess.Popen(command, env=self.env, stderr=self._log, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -45,23 +46,19 @@ class RelayProcess:
             except httpx.HTTPError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the relay did not start: {self.log()}")
+                self.stop(signal.SIGKILL)
+                raise RuntimeError(f"the relay did not start: {self.log()[-3000:]}")
             time.sleep(0.1)
 
     def stop(self, sig: int = signal.SIGTERM) -> str:
         assert self.process is not None
-        self.process.send_signal(sig)
-        self.process.wait(timeout=60)
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)
         return self.log()
 
     def log(self) -> str:
-        if self.process is None or self.process.stderr is None:
-            return ""
-        if self.process.poll() is None:
-            return "(still running)"
-        text = self.process.stderr.read()
-        self.process.stderr.close()
-        return text
+        return Path(self._log.name).read_text(errors="replace")
 
     def rows(self) -> list[dict[str, Any]]:
         import json

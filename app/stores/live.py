@@ -19,6 +19,7 @@ from app import pricing
 from app.catalog import ModelEntry
 from app.custom_providers import provider_from_record
 from app.discovery import Discovery
+from app.keys import KeyBook, KeyInfo
 from app.pricing.sync import latest_snapshot
 from app.providers import BUILTIN_BY_NAME, Provider
 from app.quirks import QuirkError, QuirkRule, rule_from_dict
@@ -26,6 +27,7 @@ from app.runtime import ModelSwitch
 from app.services import Services
 from app.settings import SettingsError
 from app.stores.models import (
+    ApiKey,
     CustomProvider,
     ModelAlias,
     ModelSetting,
@@ -81,6 +83,7 @@ class LiveConfig:
             settings = await RelaySetting.read_all()
             instances = await OllamaInstance.all().order_by("name")
             customs = await CustomProvider.all().order_by("name")
+            keys = await ApiKey.all()
             synced = await latest_snapshot(self.pricing_sync_id)
         services = self.services
         if synced is not None:
@@ -96,6 +99,9 @@ class LiveConfig:
             for s in switches
         }
         services.resolver.disabled = frozenset(k for k, s in services.model_switches.items() if not s.enabled)
+        services.keys = KeyBook(
+            (k.key_hash, KeyInfo(k.id, k.name, tuple(k.tags), k.expires_at, k.revoked_at is not None)) for k in keys
+        )
         services.runtime = self.env_runtime.updated(settings)
         services.resolver.default_model = services.runtime.default_model
         await self._providers(instances, customs)

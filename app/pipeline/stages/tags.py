@@ -1,19 +1,31 @@
-"""Tag extraction: who a request's cost is attributed to.
+"""Authentication and tag extraction: who a request is, and who its cost is attributed to.
 
-Priority: the ``X-Proxy-Tag`` header, then a ``model@tag`` suffix (always stripped from the
-model name, even when the header wins), then the bearer token. A comma-separated list gives
-several tags; each is trimmed, checked and de-duplicated. A bad tag in the header or the
-suffix is the caller's error; a bearer token that isn't a valid tag, or looks like a real
-API key, is simply not used, so secrets never land in the usage table.
+With ``REQUIRE_API_KEY`` the request must carry a valid relay key (``Authorization: Bearer`` or
+``x-api-key``), or it gets a 401 in its own dialect. Tags, by priority: the ``X-Proxy-Tag``
+header, then a ``model@tag`` suffix (always stripped from the model name, even when the header
+wins), then the relay key's own tags, then (without a relay key) the bearer token itself. A
+comma-separated list gives several tags; each is trimmed, checked and de-duplicated. A bad tag
+in the header or the suffix is the caller's error; a bearer token that isn't a valid tag, or
+looks like a provider's secret, is simply not used, so secrets never land in the usage table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
+from app.errors import AuthenticationError
+from app.keys import PREFIX, KeyInfo
 from app.pipeline.core import Exchange, Next, Reply
 from app.services import Services
 from app.tagging import bearer_tags, parse_tags, split_model_tag
+
+
+def presented_key(headers: Mapping[str, str]) -> str:
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key", "").strip()
 
 
 class TagStage:
@@ -21,9 +33,18 @@ class TagStage:
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
     def __init__(self, services: Services) -> None:
-        pass
+        self.services = services
+
+    def _key(self, ex: Exchange) -> KeyInfo | None:
+        key = presented_key(ex.headers)
+        info = self.services.keys.check(key) if key.startswith(PREFIX) else None
+        if info is None and self.services.settings.require_api_key:
+            # One message for missing, unknown, revoked and expired keys: no oracle for guessing.
+            raise AuthenticationError("a valid relay API key is required (Authorization: Bearer rk-...)")
+        return info
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        key = self._key(ex)
         model = ex.body.get("model")
         suffix = ""
         if isinstance(model, str):
@@ -34,6 +55,10 @@ class TagStage:
             ex.tags = parse_tags(header, source="the X-Proxy-Tag header")
         elif suffix:
             ex.tags = parse_tags(suffix, source="the model name")
+        elif key is not None:
+            ex.tags = list(key.tags)
         else:
             ex.tags = bearer_tags(ex.headers.get("authorization", ""))
+        if key is not None:
+            ex.state["api_key"] = key.id
         return await call_next(ex)

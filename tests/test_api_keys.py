@@ -1,0 +1,122 @@
+"""REQUIRE_API_KEY: keys created, listed and revoked from the CLI, stored only as hashes,
+refused in each dialect when missing, wrong, revoked or expired; their tags attribute usage."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from app.keys import key_hash, new_key, shown_prefix
+from app.stores.models import ApiKey
+
+CHAT = {"model": "openai/chat_nonstream_basic", "messages": [{"role": "user", "content": "x"}]}
+
+
+def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url}
+    return subprocess.run(
+        [sys.executable, "-m", "app", "keys", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def keyed(make_relay):
+    relay = make_relay(require_api_key=True)
+
+    def add(key: str, **fields) -> None:
+        async def create() -> None:
+            with relay.app.services.database.context:
+                await ApiKey.create(prefix=shown_prefix(key), key_hash=key_hash(key), **fields)
+            await relay.app.live.reload()
+
+        relay.server.call(create)
+
+    return relay, add
+
+
+def post(relay, key: str | None, path: str = "/v1/chat/completions", **headers: str) -> httpx.Response:
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    body = CHAT if path.startswith("/v1") else {**CHAT, "stream": False}
+    return httpx.post(relay.url + path, json=body, headers=headers)
+
+
+def test_missing_or_unknown_keys_get_401_in_each_dialect(keyed) -> None:
+    relay, _ = keyed
+    for key in (None, "sk-not-a-relay-key", new_key()):
+        reply = post(relay, key)
+        assert reply.status_code == 401
+        assert reply.json()["error"]["type"] == "authentication_error"
+        assert reply.json()["error"]["code"] == "invalid_api_key"
+        ollama = post(relay, key, "/api/chat")
+        assert ollama.status_code == 401 and "API key" in ollama.json()["error"]
+    row = relay.rows()[-1]
+    assert (row["outcome"], row["status"]) == ("client_error", 401)
+
+
+def test_valid_key_is_served_and_tags_the_request(keyed) -> None:
+    relay, add = keyed
+    key = new_key()
+    add(key, name="ci", tags=["team-keys", "env-test"])
+    reply = post(relay, key)
+    assert reply.status_code == 200
+    assert relay.row(reply.headers["x-request-id"])["tags"] == ["team-keys", "env-test"]
+    override = post(relay, key, **{"X-Proxy-Tag": "explicit"})
+    assert relay.row(override.headers["x-request-id"])["tags"] == ["explicit"]
+    via_header = httpx.post(relay.url + "/api/chat", json={**CHAT, "stream": False}, headers={"x-api-key": key})
+    assert via_header.status_code == 200
+
+
+def test_revoked_and_expired_keys_are_refused(keyed) -> None:
+    relay, add = keyed
+    revoked, expired, later = new_key(), new_key(), new_key()
+    add(revoked, revoked_at=datetime.now(UTC))
+    add(expired, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    add(later, expires_at=datetime.now(UTC) + timedelta(days=1))
+    assert post(relay, revoked).status_code == 401
+    assert post(relay, expired).status_code == 401
+    assert post(relay, later).status_code == 200
+
+
+def test_cli_creates_lists_and_revokes_and_keeps_only_a_hash(db_url, make_relay) -> None:
+    created = cli(db_url, "create", "--name", "laptop", "--tags", "alice,team-a", "--expires-days", "30")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("rk-") and "shown once" in created.stderr
+    listed = cli(db_url, "list").stdout
+    assert key[:9] in listed and key not in listed and "'laptop'" in listed and "alice,team-a" in listed
+
+    async def stored() -> list[dict]:
+        from tortoise.context import TortoiseContext
+
+        from app.stores.db import tortoise_config
+
+        ctx = TortoiseContext()
+        with ctx:
+            await ctx.init(config=tortoise_config(db_url))
+            rows = await ApiKey.all().values()
+            await ctx.close_connections()
+        return rows
+
+    rows = asyncio.run(stored())
+    assert all(key not in str(row) for row in rows)  # not recoverable from the database
+    assert any(row["key_hash"] == key_hash(key) for row in rows)
+    relay = make_relay(require_api_key=True)
+    assert post(relay, key).status_code == 200
+    key_id = next(r["id"] for r in rows if r["key_hash"] == key_hash(key))
+    revoked = cli(db_url, "revoke", str(key_id))
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    relay.server.call(relay.app.live.reload)
+    assert post(relay, key).status_code == 401
+
+
+def test_without_the_requirement_relay_keys_never_become_tags(make_relay) -> None:
+    relay = make_relay()
+    reply = post(relay, new_key())
+    assert reply.status_code == 200 and relay.row(reply.headers["x-request-id"])["tags"] == []
