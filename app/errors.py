@@ -90,6 +90,7 @@ class UpstreamStatusError(UpstreamError):
         code: str | None = None,
     ) -> None:
         super().__init__(message, param=param, code=code)
+        self.retry_after: float | None = None  # what the provider's Retry-After asked for
         # A provider's 2xx/3xx can't be an error to the caller; anything odd becomes 502.
         self.status = status if 400 <= status <= 599 else 502
         if type:

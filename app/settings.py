@@ -130,6 +130,26 @@ class Settings:
     upstream_read_timeout: float = _setting(
         "UPSTREAM_READ_TIMEOUT", 600.0, "Seconds to wait for the next bytes from a provider."
     )
+    upstream_total_timeout: float = _setting(
+        "UPSTREAM_TOTAL_TIMEOUT",
+        0.0,
+        "Longest a non-streamed provider call (or a stream's first item) may take; 0: no limit.",
+    )
+    upstream_timeouts: str = _setting(
+        "UPSTREAM_TIMEOUTS",
+        "",
+        "Per-provider read/total timeouts in seconds, e.g. `openai=120/600,lab=900/0` (read: the "
+        "longest silence inside a stream; total as in UPSTREAM_TOTAL_TIMEOUT).",
+    )
+    upstream_retries: int = _setting(
+        "UPSTREAM_RETRIES",
+        2,
+        "Retries for a provider failure before any byte reached the client (connection refused, "
+        "429, 5xx), honouring Retry-After.",
+    )
+    upstream_retry_budget: float = _setting(
+        "UPSTREAM_RETRY_BUDGET", 10.0, "Seconds all retries of one request may wait in total."
+    )
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond).")
     image_fetch_max_bytes: int = _setting(
         "IMAGE_FETCH_MAX_BYTES",

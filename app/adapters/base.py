@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import email.utils
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -80,16 +82,36 @@ def upstream_errors(provider: Provider) -> Iterator[None]:
         raise UpstreamError(f"{provider.name}: {exc}") from exc
 
 
-def error_from_body(provider: Provider, status: int, body: bytes) -> UpstreamStatusError:
-    """Build the error for a provider's error response, keeping its message and status."""
+def error_from_body(
+    provider: Provider, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> UpstreamStatusError:
+    """Build the error for a provider's error response, keeping its message, its status and
+    how long it asked us to wait (``Retry-After``)."""
     message, type_, code, param = _describe(body)
-    return UpstreamStatusError(
+    error = UpstreamStatusError(
         f"{provider.name}: {message}" if message else f"{provider.name}: HTTP {status}",
         status=status,
         type=type_,
         code=code,
         param=param,
     )
+    error.retry_after = retry_after(headers.get("retry-after") if headers else None)
+    return error
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def error_from_payload(provider: Provider, payload: Any, status: int = 502) -> UpstreamStatusError:
@@ -141,7 +163,7 @@ async def open_stream(http: httpx.AsyncClient, provider: Provider, request: http
                 body = await response.aread()
             finally:
                 await response.aclose()
-            raise error_from_body(provider, response.status_code, body)
+            raise error_from_body(provider, response.status_code, body, response.headers)
     return response
 
 
@@ -183,11 +205,16 @@ async def post(
     if not isinstance(http, UpstreamClient):
         with upstream_errors(provider):
             response = await http.post(url, content=content, headers=headers)
+        if response.status_code >= 400:
+            raise error_from_body(provider, response.status_code, response.content, response.headers)
         return response.status_code, response.content
     with upstream_errors(provider), aiohttp_to_httpx():
         proxy = http.proxy_for(url)
         async with http.session.post(url, data=content, headers=headers, proxy=proxy, **_FAST) as reply:
-            return reply.status, await reply.read()
+            body = await reply.read()
+            if reply.status >= 400:
+                raise error_from_body(provider, reply.status, body, reply.headers)
+            return reply.status, body
 
 
 async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, content: bytes, headers: Any) -> Opened:
@@ -205,7 +232,7 @@ async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, con
                 body = await reply.read()
             finally:
                 reply.release()
-            raise error_from_body(provider, reply.status, body)
+            raise error_from_body(provider, reply.status, body, reply.headers)
     opened = Opened(reply.headers.get("content-type", ""))
     opened.chunks = _chunks(provider, reply, opened)
     return opened

@@ -31,6 +31,7 @@ from app.adapters.base import (
 from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEvent, iter_event_batches, iter_sse, parse_block
+from app.errors import UpstreamProtocolError
 from app.pipeline.core import Frames, Reply, StreamItem, Usage, carries_token
 from app.providers import Provider
 
@@ -93,13 +94,16 @@ class OpenAICompatAdapter(Adapter):
     async def _chunks(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
         """Every event parsed into internal chunks (any client dialect)."""
         events = iter_sse(opened.chunks)
+        finished = False
         try:
             async for event in events:
                 if event.data.strip() == "[DONE]":
                     opened.at_end = True
-                    break
+                    return
                 for item in self._event(event, call):
+                    finished = finished or _finishes(item)
                     yield item
+            self._ended_early(finished)
         finally:
             await events.aclose()
 
@@ -107,6 +111,7 @@ class OpenAICompatAdapter(Adapter):
         """For OpenAI-dialect clients: events relayed as they came, batched per network chunk;
         only those the relay acts on (see _ACTS_ON) are parsed and become internal chunks."""
         batches = iter_event_batches(opened.chunks)
+        finished = False
         try:
             async for batch in batches:
                 plain: list[bytes] = []
@@ -117,7 +122,9 @@ class OpenAICompatAdapter(Adapter):
                         plain.append(event)
                         # Read, never re-encoded: whether it carries a token is the meter's
                         # question, and only the parsed event answers it exactly.
-                        tokens += carries_token(load_json(self.provider, event[6:]))
+                        data = load_json(self.provider, event[6:])
+                        tokens += carries_token(data)
+                        finished = finished or _finishes(data)
                         continue
                     if plain:  # what came before this event goes first
                         yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
@@ -127,6 +134,7 @@ class OpenAICompatAdapter(Adapter):
                         if done:
                             break
                         for item in self._event(parsed, call):
+                            finished = finished or _finishes(item)
                             yield item
                     if done:
                         break
@@ -135,8 +143,15 @@ class OpenAICompatAdapter(Adapter):
                 if done:
                     opened.at_end = True
                     return
+            self._ended_early(finished)
         finally:
             await batches.aclose()
+
+    def _ended_early(self, finished: bool) -> None:
+        """A body that stops with neither [DONE] nor a finish reason was cut off (a reset the
+        transport couldn't tell from a close): the caller must not take it for a whole answer."""
+        if not finished:
+            raise UpstreamProtocolError(f"{self.provider.name}: the stream ended before the reply was complete")
 
     def _event(self, event: SSEvent, call: Call) -> Iterator[StreamItem]:
         chunk = load_json(self.provider, event.data.strip())
@@ -159,6 +174,12 @@ class OpenAICompatAdapter(Adapter):
             raise error_from_body(self.provider, response.status_code, response.content)
         data = load_json(self.provider, response.content)
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+def _finishes(item: Any) -> bool:
+    return isinstance(item, dict) and any(
+        isinstance(c, dict) and c.get("finish_reason") for c in item.get("choices") or ()
+    )
 
 
 def _relayable(event: bytes) -> bool:

@@ -7,6 +7,7 @@ from typing import ClassVar
 from app.adapters import Call
 from app.errors import ModelNotFound
 from app.pipeline.core import Exchange, Next, Reply
+from app.retries import Timeouts, paced, timeouts_by_provider, with_retries, within
 from app.services import Services
 from app.upstreams import Upstreams
 
@@ -18,6 +19,11 @@ class DispatchStage:
 
     def __init__(self, services: Services) -> None:
         self.upstreams: Upstreams = services.upstreams
+        settings = services.settings
+        self.retries = settings.upstream_retries
+        self.budget = settings.upstream_retry_budget
+        self.default = Timeouts(0.0, settings.upstream_total_timeout)  # reads: the client's own timeout
+        self.timeouts = timeouts_by_provider(settings)
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         if ex.target is None:
@@ -34,4 +40,11 @@ class DispatchStage:
             catalog=ex.target.catalog_entry,
             passthrough=ex.passthrough,
         )
-        return await adapter.send(call)
+        name = ex.target.provider.name
+        limits = self.timeouts.get(name, self.default)
+        reply = await with_retries(
+            lambda: within(adapter.send(call), limits.total, name), retries=self.retries, budget=self.budget, name=name
+        )
+        if reply.stream is not None and limits.read > 0:
+            reply.stream = paced(reply.stream, limits.read, name)
+        return reply

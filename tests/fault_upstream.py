@@ -1,0 +1,128 @@
+"""A deliberately faulty OpenAI-compatible upstream, on raw sockets so it can do what a
+well-behaved server framework won't: stall, reset the connection, fail mid-stream.
+
+The request's ``model`` picks the fault:
+- ``status:<N>``: HTTP N with an OpenAI error object (the spec's ErrorResponse), ``Retry-After: 0``
+- ``flaky:<N>``: 503 for the first N requests of that model, then the recorded chat reply
+- ``stall``: reads the request and never answers
+- ``reset``: reads the request and resets the connection
+- ``midstream-error``: a recorded stream's first events, then Groq's in-band error event
+  (``event: error`` with the recorded Groq error object), without [DONE]
+- ``midstream-reset``: a recorded stream's first events, then a reset
+- ``midstream-stall``: a recorded stream's first events, then silence
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import socket
+import threading
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPLY = (FIXTURES / "openai" / "chat_nonstream_basic.json").read_bytes()
+STREAM = (FIXTURES / "openai" / "chat_stream_text_short.sse").read_bytes()
+GROQ_ERROR = json.loads((FIXTURES / "groq" / "error_400_tool_use_failed.json").read_text())
+
+
+class FaultyUpstream:
+    def __init__(self) -> None:
+        self.hits: collections.Counter[str] = collections.Counter()
+        self.loop = asyncio.new_event_loop()
+        self.server: asyncio.AbstractServer | None = None
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        assert self.server is not None
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1"
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        ready.set()
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        async def close() -> None:
+            assert self.server is not None
+            self.server.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:  # stalled handlers
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                body = json.loads(await reader.readexactly(length)) if length else {}
+                if not await self._answer(str(body.get("model", "")), writer):
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, model: str, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection must not be used again."""
+        self.hits[model] += 1
+        kind, _, arg = model.partition(":")
+        if kind == "status" or (kind == "flaky" and self.hits[model] <= int(arg.split("-")[0])):
+            status = int(arg) if kind == "status" else 503
+            error = {"error": {"message": f"emulated {status}", "type": "server_error", "param": None, "code": None}}
+            await self._send(writer, status, "application/json", json.dumps(error).encode(), {"Retry-After": "0"})
+            return True
+        if kind == "flaky":
+            await self._send(writer, 200, "application/json", REPLY)
+            return True
+        if kind == "stall":
+            await asyncio.sleep(3600)
+            return False
+        if kind == "reset":
+            _reset(writer)
+            return False
+        if kind.startswith("midstream-"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+            writer.write(b"\n\n".join(STREAM.split(b"\n\n")[:3]) + b"\n\n")
+            await writer.drain()
+            if kind == "midstream-error":
+                writer.write(b"event: error\ndata: " + json.dumps(GROQ_ERROR).encode() + b"\n\n")
+                await writer.drain()
+            elif kind == "midstream-reset":
+                _reset(writer)
+            else:
+                await asyncio.sleep(3600)
+            return False
+        await self._send(writer, 404, "application/json", b'{"error": {"message": "unknown fault"}}')
+        return True
+
+    async def _send(self, writer: asyncio.StreamWriter, status: int, content_type: str, body: bytes,
+                    headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        head = f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a crashed server or a middlebox would."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    writer.transport.abort()

@@ -1,0 +1,111 @@
+"""Upstream faults from a real (faulty) server, seen through the openai and ollama SDKs: each
+gets the right status or final error frame, and each request leaves exactly one usage row."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.fault_upstream import FaultyUpstream
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[FaultyUpstream]:
+    server = FaultyUpstream()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def relay_on(make_relay, faulty):
+    return make_relay(
+        provider_base_urls={"openai": faulty.url},
+        upstream_timeouts="openai=1/2",  # 1 s of silence inside a stream, 2 s for a reply
+        upstream_retry_budget=5.0,
+    )
+
+
+def one_row(relay, tag: str) -> dict:
+    rows = relay.rows(tag=tag)
+    assert len(rows) == 1, f"expected exactly one usage row, got {len(rows)}"
+    return rows[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (401, openai.AuthenticationError),
+        (403, openai.PermissionDeniedError),
+        (404, openai.NotFoundError),
+        (429, openai.RateLimitError),
+        (500, openai.InternalServerError),
+        (503, openai.InternalServerError),
+    ],
+)
+def test_error_statuses_keep_their_meaning(relay_on, faulty, sdk, status: int, error_class) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    model = f"status:{status}"
+    before = faulty.hits[model]
+    with pytest.raises(error_class) as caught:
+        sdk.openai(relay_on.url).chat.completions.create(
+            model=f"openai/{model}", messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
+        )
+    assert caught.value.status_code == status and f"emulated {status}" in caught.value.message
+    retried = status in (429, 500, 503)
+    assert faulty.hits[model] - before == (3 if retried else 1)  # 2 retries, Retry-After: 0 honoured
+    row = one_row(relay_on, tag)
+    assert (row["outcome"], row["status"]) == ("upstream_error", status)
+    ollama_reply = httpx.post(relay_on.url + "/api/chat", json={"model": f"openai/{model}", "messages": MESSAGES})
+    assert ollama_reply.status_code == status and f"emulated {status}" in ollama_reply.json()["error"]
+
+
+def test_transient_failures_are_retried_before_the_first_byte(relay_on, faulty, sdk) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    model = f"flaky:2-{uuid.uuid4().hex[:6]}"
+    reply = sdk.openai(relay_on.url).chat.completions.create(
+        model=f"openai/{model}", messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
+    )
+    assert reply.usage.prompt_tokens == 16
+    assert faulty.hits[model] == 3
+    assert one_row(relay_on, tag)["outcome"] == "ok"
+
+
+def test_reset_and_stall_before_a_reply(relay_on, sdk) -> None:
+    for model, status in (("reset", 502), ("stall", 504)):
+        tag = f"t-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(openai.APIStatusError) as caught:
+            sdk.openai(relay_on.url).chat.completions.create(
+                model=f"openai/{model}", messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
+            )
+        assert caught.value.status_code == status
+        row = one_row(relay_on, tag)
+        assert (row["outcome"], row["status"]) == ("upstream_error", status)
+
+
+@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset", "midstream-stall"])
+def test_failures_after_streaming_began_end_with_an_error_frame(relay_on, sdk, fault: str) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    received = ""
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in sdk.openai(relay_on.url).chat.completions.create(
+            model=f"openai/{fault}", messages=MESSAGES, stream=True, extra_headers={"X-Proxy-Tag": tag}
+        ):
+            received += "".join(c.delta.content or "" for c in chunk.choices)
+    if fault == "midstream-error":
+        assert "Tool call validation failed" in str(caught.value)
+    row = one_row(relay_on, tag)
+    assert row["outcome"] == "upstream_error" and row["status"] == 200  # the stream had begun
+    assert row["output_tokens"] >= 1  # what was streamed is counted
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    client = ollama.Client(host=relay_on.url, headers={"X-Proxy-Tag": tag})
+    with pytest.raises(ollama.ResponseError):
+        list(client.chat(model=f"openai/{fault}", messages=MESSAGES, stream=True))
+    client.close()
+    assert one_row(relay_on, tag)["outcome"] == "upstream_error"
