@@ -7,6 +7,8 @@
     │   ├── BadRequest               400: malformed JSON, wrong types, missing fields
     │   ├── AuthenticationError      401: REQUIRE_API_KEY and no valid key
     │   ├── ModelNotFound            404: no provider serves that model and no default is set
+    │   ├── Forbidden                403: a stage refuses this caller or model
+    │   ├── QuotaExceeded            429: a tag's budget is spent (spend_limit stage)
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
     └── UpstreamError                the provider failed us; the status keeps its meaning
@@ -21,6 +23,8 @@ is under way become the dialect's final error frame.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class RelayError(Exception):
     """Base of every error the relay reports to a client."""
@@ -29,13 +33,23 @@ class RelayError(Exception):
     type = "server_error"
     code: str | None = None
     outcome = "error"
+    headers: Mapping[str, str] = {}  # sent with the error response (not with a mid-stream error frame)
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if headers:
+            self.headers = {**self.headers, **headers}
 
 
 class ClientError(RelayError):
@@ -59,6 +73,24 @@ class AuthenticationError(ClientError):
 class ModelNotFound(ClientError):
     status = 404
     code = "model_not_found"
+
+
+class Forbidden(ClientError):
+    """403: a stage's policy refuses this request (a model blocked for a tag, say)."""
+
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class QuotaExceeded(ClientError):
+    """429 that retrying will not cure: a budget is spent. OpenAI's SDKs honour
+    ``x-should-retry: false`` and do not retry it."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+    headers: Mapping[str, str] = {"x-should-retry": "false"}
 
 
 class PayloadTooLarge(ClientError):

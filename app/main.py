@@ -26,14 +26,15 @@ from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.http.health import Health, Ready
 from app.http.openapi import OpenAPI
-from app.pipeline.loader import build_pipeline
+from app.pipeline import Pipeline
+from app.pipeline.loader import build_pipeline, read_config
 from app.pricing import Pricer
 from app.providers import BUILTIN_PROVIDERS
 from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
 from app.runtime import Runtime
 from app.services import Services
-from app.settings import Settings, parse_pairs
+from app.settings import DEFAULT_STAGES, Settings, parse_pairs
 from app.stores.db import Database
 from app.stores.live import LiveConfig
 from app.stores.usage import UsageWriter
@@ -65,8 +66,11 @@ class Factories:
 class Lifecycle:
     """Falcon lifespan hooks: the database, the usage writer and discovery start and stop here."""
 
-    def __init__(self, services: Services, discovery: Discovery, live: LiveConfig, *, migrate: bool) -> None:
+    def __init__(
+        self, services: Services, pipeline: Pipeline, discovery: Discovery, live: LiveConfig, *, migrate: bool
+    ) -> None:
         self.services = services
+        self.pipeline = pipeline
         self.discovery = discovery
         self.live = live
         self.migrate = migrate
@@ -78,12 +82,15 @@ class Lifecycle:
         for hook in self.on_startup:
             await hook()
         self.services.usage.start()
+        with self.services.database.context:  # tasks a stage starts inherit the database
+            await self.pipeline.start()
         self.discovery.start()
         self.live.start()
 
     async def process_shutdown(self, scope: Any, event: Any) -> None:
         await self.live.stop()
         await self.discovery.stop()
+        await self.pipeline.stop()
         await self.services.usage.stop()
         await self.services.upstreams.aclose()
         await self.services.upstreams.http.aclose()
@@ -96,6 +103,7 @@ class RelayApp(DisconnectAware):
     services: Services
     discovery: Discovery
     live: LiveConfig
+    pipeline: Pipeline
     on_startup: list[Callable[[], Awaitable[None]]]
 
 
@@ -134,11 +142,12 @@ def create_app(
 ) -> RelayApp:
     settings = settings or Settings.from_env()
     services = build_services(settings, factories or Factories())
-    pipeline = build_pipeline(settings.stage_names, services)
+    config = read_config(settings.pipeline_stages, ",".join(DEFAULT_STAGES), settings.pipeline_file)
+    pipeline = build_pipeline(config, services)
     discovery = Discovery(services.upstreams, services.catalog, settings.ollama_refresh_seconds)
     live = LiveConfig(services, discovery, settings.config_refresh_seconds)
 
-    lifecycle = Lifecycle(services, discovery, live, migrate=migrate)
+    lifecycle = Lifecycle(services, pipeline, discovery, live, migrate=migrate)
     api = falcon.asgi.App(middleware=[lifecycle])
     api.req_options.strip_url_path_trailing_slash = True
     api.add_error_handler(Exception, handle_unexpected)
@@ -169,5 +178,6 @@ def create_app(
     app.services = services
     app.discovery = discovery
     app.live = live
+    app.pipeline = pipeline
     app.on_startup = lifecycle.on_startup
     return app

@@ -103,7 +103,14 @@ class Settings:
     pipeline_stages: str = _setting(
         "PIPELINE_STAGES",
         ",".join(DEFAULT_STAGES),
-        "Comma-separated pipeline stages in the order a request passes them.",
+        "Comma-separated pipeline stages in the order a request passes them (built-in ones, "
+        "entry points of the `llm_relay.stages` group, or `package.module:Class`; see docs/stages.md).",
+    )
+    pipeline_file: str = _setting(
+        "PIPELINE_FILE",
+        "",
+        "A TOML file with the pipeline's order (`stages = [...]`, instead of `PIPELINE_STAGES`) and "
+        "each stage's options (`[options.<stage>]` tables); see docs/stages.md.",
     )
     config_refresh_seconds: float = _setting(
         "CONFIG_REFRESH_SECONDS",

@@ -6,7 +6,7 @@ import re
 
 from app.errors import BadRequest
 
-TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,63}")
 MAX_TAGS = 16
 _SECRET_PREFIXES = ("rk-", "sk-", "sk_", "gsk_", "xai-", "pplx-", "aiza", "ghp_", "glpat-", "eyj")
 
@@ -19,7 +19,7 @@ def parse_tags(raw: str, *, source: str) -> list[str]:
             continue
         if not TAG_PATTERN.fullmatch(tag):
             raise BadRequest(
-                f"invalid tag {tag[:80]!r} in {source}: use 1-64 letters, digits and . _ : / - "
+                f"invalid tag {tag[:80]!r} in {source}: use 1-64 letters, digits and . _ : / @ + - "
                 "(starting with a letter or digit)"
             )
         if tag not in tags:

@@ -35,7 +35,8 @@ def test_every_setting_has_a_meaning() -> None:
 def test_every_builtin_stage_is_documented() -> None:
     text = (ROOT / "docs" / "pipeline.md").read_text()
     documented = set(re.findall(r"^### (\w+)$", text, re.M))
-    assert documented == set(BUILTIN) == set(DEFAULT_STAGES)
+    assert documented == set(BUILTIN)
+    assert set(DEFAULT_STAGES) <= set(BUILTIN)
 
 
 def test_builtin_stages_are_registered_as_entry_points() -> None:

@@ -93,6 +93,8 @@ def render_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Re
         json_response(resp, ollama_dialect.error_body(error), error.status)
     else:
         json_response(resp, openai_dialect.error_body(error), error.status)
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
 
 
 async def handle_relay_error(

@@ -1,5 +1,34 @@
-"""The request pipeline: an ordered list of stages every inference request passes through."""
+"""The public API for pipeline stages: everything a custom stage needs, importable from here.
 
-from app.pipeline.core import Exchange, Next, Pipeline, Reply, Stage, Target, Usage
+The names below are the stable surface (see docs/stages.md); anything else under ``app`` may
+change between releases.
+"""
 
-__all__ = ["Exchange", "Next", "Pipeline", "Reply", "Stage", "Target", "Usage"]
+from app.errors import BadRequest, ClientError, Forbidden, ModelNotFound, QuotaExceeded, RelayError
+from app.pipeline.context import StageContext
+from app.pipeline.core import Exchange, Frames, Next, Pipeline, PipelineError, Reply, Stage, StreamItem, Target, Usage
+from app.pipeline.helpers import after_reply, body_text, chunk_text, wrap_stream
+
+__all__ = [
+    "BadRequest",
+    "ClientError",
+    "Exchange",
+    "Forbidden",
+    "Frames",
+    "ModelNotFound",
+    "Next",
+    "Pipeline",
+    "PipelineError",
+    "QuotaExceeded",
+    "RelayError",
+    "Reply",
+    "Stage",
+    "StageContext",
+    "StreamItem",
+    "Target",
+    "Usage",
+    "after_reply",
+    "body_text",
+    "chunk_text",
+    "wrap_stream",
+]

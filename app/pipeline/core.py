@@ -175,7 +175,12 @@ Next = Callable[[Exchange], Awaitable[Reply]]
 
 @runtime_checkable
 class Stage(Protocol):
-    """One step of the pipeline: ``await stage(ex, call_next)`` returns the reply."""
+    """One step of the pipeline: ``await stage(ex, call_next)`` returns the reply.
+
+    Optional members, looked up with ``getattr``: ``passthrough_safe`` (the stage copes with
+    :class:`Frames`), ``async start()`` and ``async stop()`` (run when the relay starts and stops)
+    and ``status()`` (a JSON-able dict the admin UI shows on the Pipeline page).
+    """
 
     name: ClassVar[str]
 
@@ -195,6 +200,7 @@ class Pipeline:
             names = [s.name for s in stages]
             raise PipelineError(f"the pipeline needs exactly one dispatch stage, got {names}")
         self.stages = list(stages)
+        self.info: list[Any] = []  # the loader's StageInfo per stage, for the admin UI
         index = terminal[0]
         before, dispatch, after = stages[:index], stages[index], stages[index + 1 :]
         # Outermost first: the last response stage, ..., the first response stage, then the
@@ -210,6 +216,18 @@ class Pipeline:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
+
+    async def start(self) -> None:
+        for stage in self.stages:
+            start = getattr(stage, "start", None)
+            if start is not None:
+                await start()
+
+    async def stop(self) -> None:
+        for stage in reversed(self.stages):
+            stop = getattr(stage, "stop", None)
+            if stop is not None:
+                await stop()
 
     def run(self, ex: Exchange) -> Awaitable[Reply]:
         return self._chain(ex)

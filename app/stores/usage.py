@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from tortoise.transactions import in_transaction
@@ -74,6 +74,15 @@ class UsageRow:
     client_host: str | None = None
 
 
+class UsageListener(Protocol):
+    """Told of every row as it is submitted and again once it is committed (a stage that keeps
+    running totals, such as spend_limit, counts rows the database does not hold yet)."""
+
+    def submitted(self, row: UsageRow) -> None: ...
+
+    def committed(self, rows: list[UsageRow]) -> None: ...
+
+
 class UsageWriter:
     def __init__(
         self,
@@ -102,11 +111,14 @@ class UsageWriter:
         self._stopping = False
         self.written = 0
         self.failures = 0
+        self.listeners: list[UsageListener] = []
 
     def submit(self, row: UsageRow) -> None:
         """Journal the row, then queue it; never blocks, never awaits."""
         if self.journal is not None:
             self.journal.append(row)
+        for listener in self.listeners:
+            listener.submitted(row)
         if len(self._pending) < self.queue_size:
             self._pending.append(row)
         else:
@@ -239,6 +251,8 @@ class UsageWriter:
             await connection.execute_many(_insert("usage_record", RECORD_COLUMNS, postgres), records)
             if tags:
                 await connection.execute_many(_insert("usage_tag", ("request_id", "tag"), postgres), tags)
+        for listener in self.listeners:
+            listener.committed(batch)
 
 
 RECORD_COLUMNS = tuple(f for f in UsageRow.__dataclass_fields__ if f != "tags")

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from app import estimate
 from app.errors import RelayError
+from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, Reply, StreamItem, Usage
 from app.pricing import Charge
 from app.services import Services
@@ -127,7 +128,8 @@ class CostStage:
     name: ClassVar[str] = "cost"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, ctx: StageContext) -> None:
+        services = ctx.services
         self.usage: UsageWriter = services.usage
         self.services = services
 

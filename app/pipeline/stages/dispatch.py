@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from app.adapters import Call
 from app.errors import ModelNotFound
+from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, Reply
 from app.retries import Timeouts, paced, timeouts_by_provider, with_retries, within
-from app.services import Services
 from app.upstreams import Upstreams
 
 
@@ -17,7 +17,8 @@ class DispatchStage:
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
     terminal: ClassVar[bool] = True
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, ctx: StageContext) -> None:
+        services = ctx.services
         self.upstreams: Upstreams = services.upstreams
         settings = services.settings
         self.retries = settings.upstream_retries

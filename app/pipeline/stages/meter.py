@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import ClassVar
 
+from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Frames, Next, Reply, StreamItem, Usage, carries_token
-from app.services import Services
 
 
 class MeterStage:
     name: ClassVar[str] = "meter"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, ctx: StageContext) -> None:
         pass
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from app.errors import BadRequest
+from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, Reply, Target
 from app.runtime import ModelSwitch
-from app.services import Services
 
 
 def has_images(body: dict[str, Any]) -> bool:
@@ -51,7 +51,8 @@ class QuirkStage:
     name: ClassVar[str] = "quirks"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, ctx: StageContext) -> None:
+        services = ctx.services
         self.services = services
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, Reply
 from app.resolver import Resolver
-from app.services import Services
 
 
 class ResolveStage:
     name: ClassVar[str] = "resolve"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, ctx: StageContext) -> None:
+        services = ctx.services
         self.resolver: Resolver = services.resolver
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 from app.errors import AuthenticationError
 from app.keys import PREFIX, KeyInfo
+from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, Reply
-from app.services import Services
 from app.tagging import bearer_tags, parse_tags, split_model_tag
 
 
@@ -32,7 +32,8 @@ class TagStage:
     name: ClassVar[str] = "tags"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, ctx: StageContext) -> None:
+        services = ctx.services
         self.services = services
 
     def _key(self, ex: Exchange) -> KeyInfo | None:
