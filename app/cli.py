@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import orjson
 
 from app import __version__
+from app.pipeline.core import PipelineError
 from app.settings import Settings, SettingsError
 
 
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(export_usage(settings, args.format, args.since, args.output))
     except SettingsError as exc:
         print(f"llm-relay: {exc}", file=sys.stderr)
+        return 2
+    except PipelineError as exc:
+        print(f"llm-relay: the pipeline cannot start: {exc}", file=sys.stderr)
         return 2
 
 

@@ -155,7 +155,7 @@ def build_pipeline(config: PipelineConfig, services: Any) -> Pipeline:
         if unread:
             raise PipelineError(f"stage {name!r} has no option(s) {unread}; check [options.{name}] in PIPELINE_FILE")
         stages.append(stage)
-        infos.append(StageInfo(name, target, source, options))
+        infos.append(StageInfo(stage.name, target, source, options))
     terminal = [info.name for info, s in zip(infos, stages, strict=True) if getattr(s, "terminal", False)]
     if not terminal:
         raise PipelineError(f"the pipeline {config.names} has no dispatch stage; {_installed_hint()}")
