@@ -156,3 +156,39 @@ def test_two_relays_on_one_database_agree(make_relay, tmp_path, priced) -> None:
     assert spent == {3 * COST}, f"the relays disagree or are wrong: {spent}"
     assert chat(second, tag).status_code == 429
     assert chat(first, tag).status_code == 429
+
+
+def test_admin_shows_the_pipeline_and_the_budgets(make_admin, tmp_path, priced) -> None:
+    tag = f"sl-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "admin-pipeline.toml"
+    config.write_text(f'stages = {STAGES}\n[options.spend_limit]\nbudgets = {{ "{tag}" = "0.000001" }}\n')
+    admin = make_admin(pipeline_file=str(config))
+    assert [chat(admin.relay, tag).status_code for _ in range(2)] == [200, 429]
+    view = admin.client.get("/api/pipeline").json()
+    assert [s["name"] for s in view["stages"]] == [
+        "tags",
+        "spend_limit",
+        "resolve",
+        "quirks",
+        "dispatch",
+        "meter",
+        "cost",
+    ]
+    assert [s["position"] for s in view["stages"]] == list(range(1, 8))
+    assert next(s for s in view["stages"] if s["terminal"])["name"] == "dispatch"
+    limit = view["stages"][1]
+    assert limit["source"] == "llm-relay" and limit["options"] == {"budgets": {tag: "0.000001"}}
+    assert limit["status"]["refused"] == 1
+    assert limit["status"]["budgets"] == [
+        {
+            "tag": tag,
+            "budget_usd": "0.000001",
+            "spent_usd": f"{Decimal(COST) / Decimal(10**9):.6f}",
+            "remaining_usd": "0.000000",
+            "exhausted": True,
+        }
+    ]
+    page = admin.client.get("/pipeline")
+    assert page.status_code == 200
+    assert f"<code>{tag}</code>" in page.text and "spent: refusing" in page.text
+    assert 'id="stage-spend_limit"' in page.text

@@ -25,6 +25,7 @@ MODULES = (
     "app.admin.pages.ollama",
     "app.admin.pages.aliases",
     "app.admin.pages.usage",
+    "app.admin.pages.pipeline",
     "app.admin.pages.settings_page",
     "app.admin.api.usage",
     "app.admin.api.ollama",
@@ -39,6 +40,7 @@ def create_admin_app(relay: Any) -> falcon.asgi.App[falcon.asgi.Request, falcon.
     import importlib
 
     ctx = AdminContext(relay.services, relay.live, relay.discovery, template_environment())
+    ctx.pipeline = relay.pipeline
     relay.on_startup.append(ctx.prepare)
     api = falcon.asgi.App(middleware=[AdminAuth(ctx)])
     api.req_options.strip_url_path_trailing_slash = True

@@ -10,10 +10,12 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+import orjson
 from tortoise.exceptions import IntegrityError
 
 from app.admin.auth import Sessions, Throttle, hash_password_async, verify_password_async
 from app.discovery import Discovery
+from app.pipeline.core import Pipeline
 from app.services import Services
 from app.stores.live import LiveConfig
 from app.stores.models import RelaySetting
@@ -33,6 +35,7 @@ class AdminContext:
     sessions: Sessions | None = None  # set by prepare(), once the database is open
     password_hash: str = ""
     state: dict[str, Any] = field(default_factory=dict)  # e.g. a pricing sync under way
+    pipeline: Pipeline | None = None  # the relay's, for the Pipeline page
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -97,4 +100,11 @@ def template_environment() -> jinja2.Environment:
         enable_async=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["pretty"] = _pretty
     return env
+
+
+def _pretty(value: Any) -> str:
+    """Indented JSON of anything a stage reports (dates and other objects as text); the
+    template escapes it."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()

@@ -15,6 +15,7 @@ NAV = (
     ("/ollama", "Ollama"),
     ("/aliases", "Aliases"),
     ("/usage", "Usage"),
+    ("/pipeline", "Pipeline"),
     ("/settings", "Settings"),
 )
 
