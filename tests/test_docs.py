@@ -42,7 +42,8 @@ def test_every_builtin_stage_is_documented() -> None:
 def test_builtin_stages_are_registered_as_entry_points() -> None:
     from importlib.metadata import entry_points
 
-    registered = {ep.name: ep.value for ep in entry_points(group="llm_relay.stages")}
+    points = entry_points(group="llm_relay.stages")
+    registered = {ep.name: ep.value for ep in points if ep.dist is not None and ep.dist.name == "llm-relay"}
     assert registered == BUILTIN
 
 
