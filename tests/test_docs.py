@@ -56,3 +56,11 @@ def test_readme_names_the_ci_test_command() -> None:
 def test_cli_help_mentions_the_settings_reference() -> None:
     out = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True, text=True, check=True).stdout
     assert "docs/settings.md" in out
+
+
+def test_the_public_stage_api_is_documented() -> None:
+    import app.pipeline
+
+    text = (ROOT / "docs" / "stages.md").read_text()
+    missing = [name for name in app.pipeline.__all__ if f"`{name}`" not in text]
+    assert not missing, f"docs/stages.md does not describe {missing}"
