@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tortoise.expressions import Subquery
-
 from app import pricing
 from app.catalog import ModelEntry
 from app.custom_providers import provider_from_record
@@ -35,9 +33,8 @@ from app.stores.models import (
     PriceOverride,
     QuirkOverride,
     RelaySetting,
-    UsageRecord,
-    UsageTag,
 )
+from app.stores.rollup import day_start, fold_and_purge
 
 log = logging.getLogger("llm_relay.live")
 PER_MILLION = Decimal(1_000_000)
@@ -151,15 +148,15 @@ class LiveConfig:
             await asyncio.gather(*(self.discovery.refresh_one(p.name) for p in changed if p.discover))
 
     async def purge_expired(self) -> int:
-        """Delete usage rows older than the retention period (and their tags)."""
+        """Fold usage rows older than the retention period into daily totals and delete them."""
         days = self.services.runtime.retention_days
         if days <= 0:
             return 0
-        cutoff = datetime.now(UTC) - timedelta(days=days)
-        with self.services.database.context:
-            expired = UsageRecord.filter(created_at__lt=cutoff)
-            await UsageTag.filter(request_id__in=Subquery(expired.values("request_id"))).delete()
-            return await UsageRecord.filter(created_at__lt=cutoff).delete()
+        # Whole UTC days only, so each folded day's totals are complete.
+        cutoff = day_start(datetime.now(UTC) - timedelta(days=days))
+        database = self.services.database
+        with database.context:
+            return await fold_and_purge(database.backend, cutoff)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="live-config")

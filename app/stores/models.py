@@ -71,6 +71,36 @@ class UsageTag(Model):
         indexes = (("tag", "request_id"),)  # a tag filter reads its request ids from the index alone
 
 
+class UsageDaily(Model):
+    """Daily totals of usage rows the retention job deleted, so long-range charts and totals
+    still add up. ``tag`` is empty for the rows counting every request once, else the share of
+    one tag (a request counts under each of its tags, as in the breakdowns)."""
+
+    id = fields.BigIntField(primary_key=True)
+    day = fields.CharField(max_length=10)  # YYYY-MM-DD, UTC
+    tag = fields.CharField(max_length=64, default="")
+    provider = fields.CharField(max_length=64, default="")
+    resolved_model = fields.CharField(max_length=255, default="")
+    client = fields.CharField(max_length=64, default="")
+    outcome = fields.CharField(max_length=32)
+    status = fields.IntField()
+    requests = fields.BigIntField(default=0)
+    ok = fields.BigIntField(default=0)
+    unpriced = fields.BigIntField(default=0)
+    priced = fields.BigIntField(default=0)
+    input_tokens = fields.BigIntField(default=0)
+    output_tokens = fields.BigIntField(default=0)
+    reasoning_tokens = fields.BigIntField(default=0)
+    cached_input_tokens = fields.BigIntField(default=0)
+    cache_read_tokens = fields.BigIntField(default=0)
+    cache_write_tokens = fields.BigIntField(default=0)
+    cost_nanousd = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "usage_daily"
+        unique_together = (("day", "tag", "provider", "resolved_model", "client", "outcome", "status"),)
+
+
 class ModelAlias(Model):
     name = fields.CharField(max_length=128, primary_key=True)
     target = fields.CharField(max_length=255)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app.stores.queries import UsageFilter
+from app.stores.rollup import daily_grouped
 from app.stores.totals import _utc_text
 
 
@@ -38,4 +40,10 @@ async def spend_by_tag(
         f"WHERE {where} GROUP BY t.tag"
     )
     rows = await conn.execute_query_dict(sql, params)
-    return {str(row["tag"]): int(row["spent"]) for row in rows}
+    spent = {str(row["tag"]): int(row["spent"]) for row in rows}
+    # Days of the month the retention job already folded into daily totals.
+    for row in await daily_grouped(conn, backend, UsageFilter(since=since), ["tag"]):
+        tag = str(row["k0"])
+        if tags is None or tag in tags:
+            spent[tag] = spent.get(tag, 0) + int(row["cost_nanousd"])
+    return spent

@@ -10,6 +10,9 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app.stores.queries import UsageFilter
+from app.stores.rollup import DAY, SUMS, daily_grouped
+
 GROUPS = {
     "provider": "COALESCE(r.provider, '')",
     "model": "COALESCE(r.resolved_model, '')",
@@ -17,19 +20,6 @@ GROUPS = {
     "tag": "t.tag",
     "outcome": "r.outcome",
 }
-DAY = {
-    "sqlite": "substr(r.created_at, 1, 10)",  # stored as UTC text, 'YYYY-MM-DD HH:MM:SS...'
-    "postgres": "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-}
-SUMS = (
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cached_input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_nanousd",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +74,24 @@ async def totals(
         + (f"GROUP BY {key} ORDER BY cost_nanousd DESC, key" if by else "")
     )
     rows = await conn.execute_query_dict(sql, params)
-    return [_total(row) for row in rows if row["requests"]]
+    found = {str(row["key"]): _total(row) for row in rows if row["requests"]}
+    # Days the retention job folded into daily totals.
+    for row in await daily_grouped(conn, backend, UsageFilter(since, until), [by] if by else []):
+        key = str(row["k0"]) if by else "all"
+        found[key] = _add(found.get(key), row)
+    return sorted(found.values(), key=lambda t: (-t.cost_nanousd, t.key))
+
+
+def _add(total: Total | None, daily: dict[str, Any]) -> Total:
+    base = total or Total(key="", requests=0, errors=0, unpriced=0, **dict.fromkeys(SUMS, 0))
+    requests = int(daily["requests"])
+    return Total(
+        key=str(daily["k0"]) if "k0" in daily else "all",
+        requests=base.requests + requests,
+        errors=base.errors + requests - int(daily["ok"]),
+        unpriced=base.unpriced + int(daily["unpriced"]),
+        **{column: getattr(base, column) + int(daily[column]) for column in SUMS},
+    )
 
 
 def _total(row: dict[str, Any]) -> Total:

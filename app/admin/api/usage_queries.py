@@ -1,8 +1,9 @@
 """What the usage API and the Usage and Dashboard pages compute, under one set of filters
 (docs/admin-api/usage.md), so a page and its endpoint can never disagree.
 
-Aggregates are SQL over ``usage_record`` itself, with no rollup table to drift from the rows;
-the request log and the export are in app.admin.api.usage.
+Aggregates are SQL over ``usage_record`` itself, plus the daily totals of the days the
+retention job deleted (app.stores.rollup); the request log and the export are in
+app.admin.api.usage, and hold only the rows still kept.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from app.pricing import dollars
 from app.stores.db import Database
 from app.stores.queries import UsageFilter
-from app.stores.totals import SUMS
+from app.stores.rollup import SUMS, daily_grouped
 
 DEFAULT_DAYS = 7
 HOURLY_UP_TO = timedelta(days=2)  # longer ranges are drawn per day
@@ -201,6 +202,9 @@ async def grouped(reader: Reader, q: Query, keys: tuple[str, ...]) -> list[dict[
     rows = await reader.rows(
         f"SELECT {select}{MEASURES} FROM usage_record r {join} {sql.where(q.filters)}{group}", sql.params
     )
+    # Days the retention job folded into daily totals count too (a small table: one more query).
+    daily = [q.bucket if key == "bucket" else key for key in keys]
+    rows += await daily_grouped(reader.conn, reader.backend, q.filters, daily)
     return [{**row, "keys": tuple(str(row[f"k{i}"]) for i in range(len(keys)))} for row in rows]
 
 
