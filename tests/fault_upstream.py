@@ -10,6 +10,9 @@ The request's ``model`` picks the fault:
   (``event: error`` with the recorded Groq error object), without [DONE]
 - ``midstream-reset``: a recorded stream's first events, then a reset
 - ``midstream-stall``: a recorded stream's first events, then silence
+- ``firehose:<MB>``: a stream of that many megabytes of 8 KB content chunks written as fast as
+  the connection takes them (``sent`` counts the bytes), then a finish, usage and [DONE]; the
+  chunks have the shape of the recorded stream's
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ GROQ_ERROR = json.loads((FIXTURES / "groq" / "error_400_tool_use_failed.json").r
 class FaultyUpstream:
     def __init__(self) -> None:
         self.hits: collections.Counter[str] = collections.Counter()
+        self.sent: collections.Counter[str] = collections.Counter()
+        self.events: collections.Counter[str] = collections.Counter()
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.AbstractServer | None = None
         ready = threading.Event()
@@ -97,6 +102,9 @@ class FaultyUpstream:
         if kind == "reset":
             _reset(writer)
             return False
+        if kind == "firehose":
+            await self._firehose(model, int(arg.split("-")[0]) * 1024 * 1024, writer)
+            return False
         if kind.startswith("midstream-"):
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
             writer.write(b"\n\n".join(STREAM.split(b"\n\n")[:3]) + b"\n\n")
@@ -111,6 +119,29 @@ class FaultyUpstream:
             return False
         await self._send(writer, 404, "application/json", b'{"error": {"message": "unknown fault"}}')
         return True
+
+    async def _firehose(self, model: str, size: int, writer: asyncio.StreamWriter) -> None:
+        first = json.loads(STREAM.split(b"\n\n")[1].removeprefix(b"data: "))  # a recorded content chunk
+        first["choices"][0]["delta"] = {"content": "x" * 8192}
+        event = b"data: " + json.dumps(first).encode() + b"\n\n"
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        pieces = 0
+        while self.sent[model] < size:
+            writer.write(event)
+            await writer.drain()  # waits while the relay does not read: that is the point
+            self.sent[model] += len(event)
+            self.events[model] += 1
+            pieces += 1
+        first["choices"][0].update(delta={}, finish_reason="stop")
+        usage = {
+            **first,
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": pieces, "total_tokens": 5 + pieces},
+        }
+        for last in (first, usage):
+            writer.write(b"data: " + json.dumps(last).encode() + b"\n\n")
+        writer.write(b"data: [DONE]\n\n")
+        await writer.drain()
 
     async def _send(self, writer: asyncio.StreamWriter, status: int, content_type: str, body: bytes,
                     headers: dict[str, str] | None = None) -> None:  # fmt: skip

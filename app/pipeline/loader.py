@@ -32,6 +32,7 @@ BUILTIN = {
     "dispatch": "app.pipeline.stages.dispatch:DispatchStage",
     "meter": "app.pipeline.stages.meter:MeterStage",
     "cost": "app.pipeline.stages.cost:CostStage",
+    "log_bodies": "app.pipeline.stages.log_bodies:LogBodiesStage",
 }
 
 

@@ -13,11 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from app.pipeline import Exchange, Next, Reply, StageContext, after_reply, body_text, chunk_text
+from app.pipeline import (
+    Exchange,
+    Next,
+    Reply,
+    StageContext,
+    StreamItem,
+    after_reply,
+    body_text,
+    chunk_text,
+    wrap_stream,
+)
 
 
 class PromptLogStage:
@@ -49,15 +60,15 @@ class PromptLogStage:
         pieces: list[str] = []
         if reply.body is not None:
             pieces.append(body_text(reply.body))
-        elif reply.stream is not None:
-            reply.stream = self._collect(reply.stream, pieces)
+        else:  # wrap_stream closes the upstream's stream however the client's ends
+            wrap_stream(reply, lambda stream: self._collect(stream, pieces))
 
         async def write(ex: Exchange, error: BaseException | None) -> None:
             await self._write(self._record(ex, prompt, "".join(pieces), error))
 
         return await after_reply(ex, reply, write)
 
-    async def _collect(self, stream: Any, pieces: list[str]) -> Any:
+    async def _collect(self, stream: AsyncIterator[StreamItem], pieces: list[str]) -> AsyncIterator[StreamItem]:
         async for item in stream:
             pieces.append(chunk_text(item))
             yield item
