@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="inference API port (default: $PORT or 11434)")
     serve.add_argument("--admin-port", type=int, help="admin UI port (default: $ADMIN_PORT or 8080)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes on the same port (default: $WORKERS or 1); see docs/scaling.md"
+    )
     commands.add_parser("migrate", help="apply database migrations and exit")
     models = commands.add_parser("models", help="list the models this configuration can reach")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            changes = {"host": args.host, "port": args.port, "admin_port": args.admin_port}
+            changes = {"host": args.host, "port": args.port, "admin_port": args.admin_port, "workers": args.workers}
             return serve(settings.with_changes(**{k: v for k, v in changes.items() if v}))
         if args.command == "migrate":
             from app.stores.db import apply_migrations
@@ -121,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
+    if settings.workers < 1:
+        raise SettingsError(f"WORKERS must be 1 or more, not {settings.workers}")
+    if settings.workers > 1:
+        from app.workers import serve_workers
+
+        return serve_workers(settings, settings.workers)
     from app.admin import create_admin_app
     from app.main import create_app
     from app.server import run_all, servers

@@ -24,8 +24,9 @@ from app.http import ollama as ollama_http
 from app.http import openai as openai_http
 from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
-from app.http.health import Health, Ready
+from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
+from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.pipeline.loader import build_pipeline, read_config
 from app.pricing import Pricer
@@ -84,6 +85,7 @@ class Lifecycle:
         self.services.usage.start()
         with self.services.database.context:  # tasks a stage starts inherit the database
             await self.pipeline.start()
+        await self.services.metrics.start()
         self.discovery.start()
         self.live.start()
 
@@ -91,6 +93,7 @@ class Lifecycle:
         await self.live.stop()
         await self.discovery.stop()
         await self.pipeline.stop()
+        await self.services.metrics.stop()
         await self.services.usage.stop()
         await self.services.upstreams.aclose()
         await self.services.upstreams.http.aclose()
@@ -104,6 +107,7 @@ class RelayApp(DisconnectAware):
     discovery: Discovery
     live: LiveConfig
     pipeline: Pipeline
+    metrics: Metrics
     on_startup: list[Callable[[], Awaitable[None]]]
 
 
@@ -133,6 +137,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     quirks = QuirkBook(load_file_rules())
     runtime = Runtime(default_model=settings.default_model)
     services = Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer(), runtime)
+    services.metrics = Metrics(tags=settings.metrics_tags)
     usage.resolve_hostnames = lambda: services.runtime.resolve_hostnames
     return services
 
@@ -164,6 +169,8 @@ def create_app(
     api.add_route("/openapi.json", OpenAPI())
     api.add_route("/health", Health())
     api.add_route("/ready", Ready(services))
+    if settings.metrics_enabled:
+        api.add_route("/metrics", MetricsResource(services))
     api.add_route("/", ollama_http.RootResource())
     api.add_route("/api/version", ollama_http.VersionResource())
     api.add_route("/api/chat", ollama_http.ChatResource(pipeline, services, generate=False))
@@ -179,5 +186,6 @@ def create_app(
     app.discovery = discovery
     app.live = live
     app.pipeline = pipeline
+    app.metrics = services.metrics
     app.on_startup = lifecycle.on_startup
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 from typing import Any
 
 import uvicorn
@@ -32,17 +33,18 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
     return found
 
 
-def run_all(running: list[uvicorn.Server]) -> None:
+def run_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None = None) -> None:
     """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
-    ``asyncio.run`` gets the stdlib loop, which costs the relay a third of its throughput."""
+    ``asyncio.run`` gets the stdlib loop, which costs the relay a third of its throughput.
+    ``sockets``: already bound sockets for the first server (a worker's shared port)."""
     with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
-        runner.run(_serve_frozen(running))
+        runner.run(_serve_frozen(running, sockets))
 
 
-async def _serve_frozen(running: list[uvicorn.Server]) -> None:
+async def _serve_frozen(running: list[uvicorn.Server], sockets: list[socket.socket] | None) -> None:
     freezer = asyncio.create_task(_freeze_when_started(running[0]))
     try:
-        await serve_all(running)
+        await serve_all(running, sockets)
     finally:
         freezer.cancel()
 
@@ -57,7 +59,7 @@ async def _freeze_when_started(server: uvicorn.Server) -> None:
     gc.freeze()
 
 
-async def serve_all(running: list[uvicorn.Server]) -> None:
+async def serve_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None = None) -> None:
     """Run the servers together. The first owns the lifespan (database, usage writer) and the
     signal handlers; the others stop when it does, so one SIGTERM drains everything."""
     first, *others = running
@@ -71,4 +73,4 @@ async def serve_all(running: list[uvicorn.Server]) -> None:
     # NOTE: uvicorn's public serve() installs its own signal handlers, and a second server's
     # would replace the first's; so only the first server captures signals.
     with first.capture_signals():
-        await asyncio.gather(first._serve(), *(s._serve() for s in others), follow())
+        await asyncio.gather(first._serve(sockets), *(s._serve() for s in others), follow())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from app.catalog import Catalog
 from app.keys import KeyBook
+from app.metrics import Metrics
 from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
@@ -29,3 +30,4 @@ class Services:
     runtime: Runtime = field(default_factory=Runtime)
     keys: KeyBook = field(default_factory=KeyBook)
     model_switches: dict[tuple[str, str], ModelSwitch] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)

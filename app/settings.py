@@ -114,9 +114,10 @@ class Settings:
     )
     config_refresh_seconds: float = _setting(
         "CONFIG_REFRESH_SECONDS",
-        10.0,
-        "How often aliases and quirk overrides are re-read from the database (edits made through "
-        "this instance apply at once; this is how other instances catch up).",
+        3.0,
+        "How often the configuration kept in the database (aliases, overrides, providers, settings, "
+        "keys, prices) is re-read: edits made through this process apply at once; this is how "
+        "other workers and instances catch up.",
     )
     usage_queue_size: int = _setting(
         "USAGE_QUEUE_SIZE", 10000, "Usage rows held in memory before the writer catches up."
@@ -164,6 +165,20 @@ class Settings:
         "Largest image the relay downloads for a provider that needs image bytes (not URLs).",
     )
     image_fetch_timeout: float = _setting("IMAGE_FETCH_TIMEOUT", 10.0, "Seconds allowed for downloading such an image.")
+    workers: int = _setting(
+        "WORKERS",
+        1,
+        "Worker processes `llm-relay serve` starts (each a whole relay on the same port; the "
+        "first also serves the admin UI). See docs/scaling.md.",
+    )
+    metrics_enabled: bool = _setting(
+        "METRICS_ENABLED", True, "Serve Prometheus metrics at `/metrics` on the inference port."
+    )
+    metrics_tags: bool = _setting(
+        "METRICS_TAGS",
+        False,
+        "Also count requests, tokens and cost per tag in `/metrics` (one series per tag: only when tags are few).",
+    )
     log_level: str = _setting("LOG_LEVEL", "info", "Log level: debug, info, warning, error.")
     provider_keys: Mapping[str, str] = field(
         default_factory=dict,

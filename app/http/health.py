@@ -1,19 +1,22 @@
-"""Health endpoints for orchestrators: ``/health`` says the process serves; ``/ready`` says it
-can do its job (the database answers and the pricing catalog is loaded)."""
+"""Endpoints for orchestrators and monitoring: ``/health`` says the process serves (and which
+process: ``pid``); ``/ready`` says it can do its job (the database answers and the pricing
+catalog is loaded); ``/metrics`` is for Prometheus."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import falcon.asgi
 
 from app.http.common import json_response
+from app.metrics import render
 from app.services import Services
 
 
 class Health:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        json_response(resp, {"status": "ok"})
+        json_response(resp, {"status": "ok", "pid": os.getpid()})
 
     on_head = on_get
 
@@ -36,3 +39,18 @@ class Ready:
         return True
 
     on_head = on_get
+
+
+class MetricsResource:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        usage = self.services.usage
+        gauges = {
+            "llm_relay_usage_pending_rows": ("Usage rows of this worker not in the database yet.", usage.pending),
+            "llm_relay_usage_rows_written_total": ("Usage rows this worker has written.", usage.written),
+        }
+        merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
+        resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        resp.text = render(merged, gauges)

@@ -113,6 +113,11 @@ class UsageWriter:
         self.failures = 0
         self.listeners: list[UsageListener] = []
 
+    @property
+    def pending(self) -> int:
+        """Rows taken and not yet written (buffered, or only in the journal)."""
+        return len(self._pending) + self._spilled
+
     def submit(self, row: UsageRow) -> None:
         """Journal the row, then queue it; never blocks, never awaits."""
         if self.journal is not None:

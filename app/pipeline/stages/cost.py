@@ -131,6 +131,7 @@ class CostStage:
     def __init__(self, ctx: StageContext) -> None:
         services = ctx.services
         self.usage: UsageWriter = services.usage
+        self.metrics = services.metrics
         self.services = services
 
     def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
@@ -143,8 +144,10 @@ class CostStage:
             ex.usage.output = max(ex.usage.output, ex.pieces)
         charge = priced.current() if isinstance(priced := ex.pricer, _Priced) else None
         ex.cost_nanousd = charge.charged if charge else None
+        row = row_of(ex, charge)
+        self.metrics.observe(row)  # counted even with usage tracking off
         if self.services.runtime.usage_tracking:
-            self.usage.submit(row_of(ex, charge))
+            self.usage.submit(row)
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         ex.pricer = _Priced(self.services, ex)

@@ -1,0 +1,112 @@
+"""``llm-relay serve --workers N``: N worker processes behind one port.
+
+The parent migrates the database once, then starts the workers and watches them. Each worker is
+a whole relay (its own event loop, connection pool, usage writer and journal) listening on the
+inference port with ``SO_REUSEPORT``, so the kernel spreads connections across them. Only the
+first worker serves the admin UI, whose in-memory jobs (a pricing sync, a model pull) must stay
+in one place; the others learn of admin changes through the database (``CONFIG_REFRESH_SECONDS``).
+A worker that dies is started again; SIGTERM or SIGINT stops every worker, each draining its
+usage buffer first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
+
+log = logging.getLogger("llm_relay.workers")
+STOP_TIMEOUT = 60.0  # seconds a worker may take to drain before it is killed
+RESTART_PAUSE = 1.0  # between restarts of a worker that keeps dying
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def metrics_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "metrics"
+
+
+def _worker(settings: Settings, index: int) -> None:
+    """A worker's process: a whole relay on the shared port (the admin UI in worker 0)."""
+    from app.admin import create_admin_app
+    from app.main import create_app
+    from app.server import run_all, servers
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format=f"%(asctime)s %(levelname)s %(name)s[w{index}]: %(message)s"
+    )
+    sock = reuseport_socket(settings.host, settings.port)
+    sock.listen(2048)
+    app = create_app(settings, migrate=False)
+    app.metrics.share(metrics_dir(settings))
+    admin = create_admin_app(app) if settings.admin_enabled and index == 0 else None
+    run_all(servers(settings, app, admin), sockets=[sock])
+
+
+def serve_workers(settings: Settings, count: int) -> int:
+    """Run ``count`` workers until SIGTERM or SIGINT; returns the exit status."""
+    from app.stores.db import apply_migrations
+
+    asyncio.run(apply_migrations(settings.resolved_database_url))
+    # Hold the port (bound, not listening: it takes no connections) so a port 0 becomes a real
+    # one every worker then binds, and nobody else takes it while a worker restarts.
+    holder = reuseport_socket(settings.host, settings.port)
+    settings = settings.with_changes(port=holder.getsockname()[1])
+    shared = metrics_dir(settings)
+    shutil.rmtree(shared, ignore_errors=True)  # counters start again with the server
+    shared.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def start(index: int) -> BaseProcess:
+        process = context.Process(target=_worker, args=(settings, index), name=f"llm-relay worker {index}")
+        process.start()
+        return process
+
+    workers = {index: start(index) for index in range(count)}
+    log.info("serving on %s:%d with %d workers", settings.host, settings.port, count)
+    try:
+        while not stopping:
+            wait([p.sentinel for p in workers.values()], timeout=0.5)
+            for index, process in list(workers.items()):
+                if not stopping and not process.is_alive():
+                    log.error("worker %d exited with %s; starting it again", index, process.exitcode)
+                    time.sleep(RESTART_PAUSE)
+                    workers[index] = start(index)
+    finally:
+        for process in workers.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for process in workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("worker %s did not stop in %.0f s; killing it", process.name, STOP_TIMEOUT)
+                process.kill()
+        holder.close()
+    return 0

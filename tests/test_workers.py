@@ -1,0 +1,111 @@
+"""``llm-relay serve --workers 2`` as in production: both workers take connections on one
+port, every request leaves exactly one row, /metrics on any worker counts them all, an admin
+change made through the first worker reaches both within seconds, a killed worker is started
+again, and SIGTERM drains everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ADMIN_PASSWORD
+from tests.faults import RelayProcess
+from tests.live import free_port
+from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
+from tests.test_metrics import scrape
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def pids(url: str, tries: int = 60) -> set[int]:
+    """The workers that answer, a new connection each time (the kernel spreads them)."""
+    return {httpx.get(url + "/health", timeout=5).json()["pid"] for _ in range(tries)}
+
+
+def until(check, timeout: float, message: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
+    admin_port = free_port()
+    relay = RelayProcess(
+        {
+            "WORKERS": "2",
+            "DATABASE_URL": own_db,
+            "DATA_DIR": str(tmp_path),
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": f"{emulator[1]}/openai/v1",
+            "ADMIN_ENABLED": "true",
+            "ADMIN_PORT": str(admin_port),
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "CONFIG_REFRESH_SECONDS": "1",
+        }
+    )
+    relay.start(timeout=60)
+    try:
+        until(lambda: len(pids(relay.url, 10)) == 2, 30, "the second worker never answered")
+        workers = pids(relay.url)
+        assert len(workers) == 2 and relay.process is not None and relay.process.pid not in workers
+
+        # Work spread over both workers; exactly one row per request.
+        tag = f"w-{uuid.uuid4().hex[:8]}"
+        body = {"model": "openai/chat_nonstream_basic", "messages": MESSAGES}
+
+        def one(_: int) -> str:
+            reply = httpx.post(relay.url + "/v1/chat/completions", json=body, headers={"X-Proxy-Tag": tag}, timeout=30)
+            assert reply.status_code == 200
+            return reply.headers["x-request-id"]
+
+        with ThreadPoolExecutor(12) as pool:
+            ids = list(pool.map(one, range(120)))
+        assert len(set(ids)) == 120
+
+        def counted() -> bool:
+            found = [m["llm_relay_requests_total"] for m in (scrape(relay.url) for _ in range(6))]
+            label = '{provider="openai",model="openai/chat_nonstream_basic",outcome="ok"}'
+            return all(series.get(label) == "120" for series in found)
+
+        until(counted, 10, "/metrics on some worker does not count every worker's requests")
+
+        # An admin change through worker 0 reaches both workers.
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{admin_port}", headers={"Origin": f"http://127.0.0.1:{admin_port}"}
+        ) as admin:
+            login = admin.post("/api/login", json={"password": ADMIN_PASSWORD})
+            assert login.status_code == 200
+            admin.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            changed = admin.put("/api/default-model", json={"model": "openai/chat_nonstream_basic"})
+            assert changed.status_code == 200, changed.text
+
+        def everywhere() -> bool:
+            answers = [
+                httpx.post(relay.url + "/v1/chat/completions", json={**body, "model": "no-such-model-w"}, timeout=30)
+                for _ in range(12)
+            ]
+            return all(a.status_code == 200 for a in answers)
+
+        took = until(everywhere, 10, "the new default model did not reach every worker")
+        assert took < 5
+
+        # A worker that dies is started again.
+        victim = next(iter(workers))
+        os.kill(victim, signal.SIGKILL)
+        until(lambda: victim not in (now := pids(relay.url, 20)) and len(now) == 2, 60, "the worker was not restarted")
+    finally:
+        log = relay.stop()
+    assert relay.process.returncode == 0, log[-3000:]
+    rows = [r for r in relay.rows() if tag in r["tags"]]
+    assert sorted(r["request_id"] for r in rows) == sorted(ids)
+    journals = list(tmp_path.glob("usage-journal.*.jsonl"))
+    assert all(j.stat().st_size == 0 for j in journals), journals
