@@ -21,7 +21,7 @@ def scrape(url: str) -> dict[str, dict[str, str]]:
     assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples: dict[str, dict[str, str]] = {}
     for line in reply.text.splitlines():
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+        if line.startswith(("# HELP ", "# TYPE ")):
             continue
         match = LINE.match(line)
         assert match, f"not a sample: {line!r}"
