@@ -22,6 +22,8 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
         host=settings.host,
         port=settings.port,
         log_level=level,
+        # uvicorn's access log costs a logging call per request even when the level drops it.
+        access_log=level in ("debug", "trace", "info"),
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [],
     )

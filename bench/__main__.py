@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, targets
-from bench.measure import FULL, QUICK, measure
+from bench.measure import FULL, QUICK, measure, soak, soak_report
 
 
 def say(message: str) -> None:
@@ -33,6 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--untracked", action="store_true", help="also measure LLM Relay with usage rows switched off (a what-if)"
     )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="postgres://postgres@127.0.0.1:5432",
+        help="also measure LLM Relay writing its usage rows to PostgreSQL (a fresh database on this server)",
+    )
+    parser.add_argument(
+        "--soak", type=float, metavar="MINUTES", help="then load LLM Relay this long, watching its memory"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         say("bench: needs wrk and taskset (apt-get install wrk util-linux)")
@@ -43,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True)
     began = time.perf_counter()
     upstream, base = targets.start_upstream(out)
+    pg_name = f"llm_relay_bench_{stamp.replace('-', '_')}"
+    pg_url = targets.postgres_database(args.postgres, pg_name) if args.postgres else ""
     results: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     try:
@@ -50,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             targets.direct(base),
             targets.relay(base, out),
             *([targets.relay(base, out, tracked=False)] if args.untracked else []),
+            *([targets.relay(base, out, database_url=pg_url)] if pg_url else []),
             targets.floor(base),
             targets.portkey(base),
             targets.litellm(base, out),
@@ -66,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"{target.name}: up in {started:.1f} s" if target.command else f"{target.name}:")
                 results[target.name] = measure(target, plan, say)
                 results[target.name]["version"] = target.version
+                results[target.name]["start_s"] = started
             except (RuntimeError, OSError) as exc:
                 say(f"{target.name}: failed: {exc}")
                 results[target.name] = {"missing": f"failed: {exc}"[:200]}
             finally:
                 target.stop()
+        if args.soak:
+            notes += soak_report(soak(targets.relay(base, out), args.soak, say))
     finally:
+        if args.postgres:
+            targets.postgres_database(args.postgres, pg_name, drop=True)
         upstream.terminate()
         upstream.wait(10)
     (out / "results.json").write_text(json.dumps(results, indent=1))

@@ -117,3 +117,52 @@ def measure(target: Target, plan: Plan, say: Any) -> dict[str, Any]:
     if target.process is not None:
         results["peak_rss_mb"] = peak_rss_mb(target.process.pid)
     return results
+
+
+def rss_mb(pid: int) -> float:
+    """The current resident set of the process tree."""
+    total_kb = 0
+    for member in tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        total_kb += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total_kb / 1024
+
+
+def soak(target: Target, minutes: float, say: Any, step: int = 30) -> dict[str, Any]:
+    """Load a fresh gateway at c=32 for ``minutes`` in ``step``-second runs, noting its memory
+    after each: a leak shows as growth after the first minute (caches fill in the first)."""
+    out = HERE / "out"
+    target.start(out)
+    samples: list[tuple[float, float, int]] = []  # (minutes, RSS MB, requests so far)
+    served = 0
+    try:
+        assert target.process is not None
+        runs = max(1, round(minutes * 60 / step))
+        for index in range(runs):
+            run = wrk(target, 32, step)
+            served += run["requests"]
+            samples.append(((index + 1) * step / 60, rss_mb(target.process.pid), served))
+            minute, mb = samples[-1][0], samples[-1][1]
+            say(f"  soak {minute:.1f} min: {mb:.1f} MB after {served} requests, {run['rps']:.0f} req/s")
+        peak = peak_rss_mb(target.process.pid)
+    finally:
+        target.stop()
+    return {"samples": samples, "peak_rss_mb": peak, "minutes": minutes}
+
+
+def soak_report(result: dict[str, Any]) -> list[str]:
+    samples = result["samples"]
+    settled = next((s for s in samples if s[0] >= 1.0), samples[0])
+    last = samples[-1]
+    growth = last[1] - settled[1]
+    verdict = "met" if growth <= max(2.0, 0.05 * settled[1]) and result["peak_rss_mb"] < 120 else "NOT met"
+    points = ", ".join(f"{m:.1f} min {mb:.0f} MB" for m, mb, _ in samples)
+    return [
+        f"Soak (LLM Relay, c=32, {result['minutes']:.0f} min, {last[2]} requests): RSS {points}; "
+        f"peak {result['peak_rss_mb']:.0f} MB; growth after the first minute {growth:+.1f} MB.",
+        "",
+        f"- no memory growth over the soak (within 5% or 2 MB after the first minute), peak < 120 MB: {verdict}",
+    ]

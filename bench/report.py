@@ -12,7 +12,7 @@ from typing import Any
 from bench.targets import HERE
 
 RESULTS = HERE / "RESULTS.md"
-ORDER = ("direct", "llm-relay", "llm-relay-untracked", "floor", "portkey", "litellm")
+ORDER = ("direct", "llm-relay", "llm-relay-pg", "llm-relay-untracked", "floor", "portkey", "litellm")
 # The paced upstream writes 12 frames 10 ms apart (bench/upstream.py: role, 8 content, finish,
 # usage, [DONE] with the end of the body): a stream lasts 110 ms at best.
 PACED_STREAM_SECONDS = 0.110
@@ -61,15 +61,15 @@ def table(results: dict[str, dict[str, Any]], paced_connections: int) -> str:
         "| setup | req/s c=1 | req/s c=32 | req/s c=128 | p50 / p99 ms c=1 | added p50 / p99 ms c=1 "
         "| p50 / p99 ms c=32 | stream req/s c=32 | added TTFT p50 ms | "
         f"{paced_connections} paced streams req/s (% ideal), p99 ms | peak RSS MB | requests | errors "
-        "| c=32 vs LiteLLM | c=32 vs floor | stream vs floor |",
-        "|" + "---|" * 16,
+        "| c=32 vs LiteLLM | c=32 vs floor | stream vs floor | cold start s |",
+        "|" + "---|" * 17,
     ]
     for name in ORDER:
         found = results.get(name)
         if found is None:
             continue
         if "missing" in found:
-            rows.append(f"| {name} | {found['missing']} |" + " |" * 14)
+            rows.append(f"| {name} | {found['missing']} |" + " |" * 15)
             continue
         ns = found["nonstream"]
         c1, c32, c128, stream, paced = ns[1], ns[32], ns[128], found["stream"], found["paced"]
@@ -80,13 +80,14 @@ def table(results: dict[str, dict[str, Any]], paced_connections: int) -> str:
         added_ttft = f"{ttft - base_ttft:+.2f}" if base_ttft is not None and name != "direct" else "-"
         errors = sum(_errors(r) for r in (c1, c32, c128, stream, paced)) + found["ttft"]["errors"]
         rss = f"{found['peak_rss_mb']:.0f}" if "peak_rss_mb" in found else "-"
+        start = f"{found['start_s']:.2f}" if found.get("start_s") else "-"
         rows.append(
             f"| {name} | {c1['rps']:.0f} | {c32['rps']:.0f} | {c128['rps']:.0f} "
             f"| {c1['p50_ms']:.2f} / {c1['p99_ms']:.2f} | {added} | {c32['p50_ms']:.1f} / {c32['p99_ms']:.1f} "
             f"| {stream['rps']:.0f} | {added_ttft} "
             f"| {paced['rps']:.0f} ({100 * paced['rps'] / ideal:.0f}%), {paced['p99_ms']:.0f} | {rss} "
             f"| {found['requests']} | {errors} | {_ratio(c32['rps'], litellm_c32)} "
-            f"| {_ratio(c32['rps'], floor_c32)} | {_ratio(stream['rps'], floor_stream)} |"
+            f"| {_ratio(c32['rps'], floor_c32)} | {_ratio(stream['rps'], floor_stream)} | {start} |"
         )
     return "\n".join(rows)
 
@@ -133,6 +134,14 @@ def targets(results: dict[str, dict[str, Any]], paced_connections: int) -> list[
             relay["paced"]["p99_ms"] < 250,
         )
     )
+    start = relay.get("start_s")
+    checks.append(("cold start (spawn to /health) < 2 s", start, "s", None if start is None else start < 2))
+    untracked = rps("llm-relay-untracked", 32)
+    for name, label in (("llm-relay", "SQLite"), ("llm-relay-pg", "PostgreSQL")):
+        tracked = rps(name, 32)
+        value = 100 * (untracked - tracked) / untracked if tracked and untracked else None
+        met = None if value is None else value <= 10
+        checks.append((f"usage rows on {label} cost <= 10% of throughput (c=32, vs untracked)", value, "%", met))
     rss = relay.get("peak_rss_mb", 0.0)
     served = relay["requests"]
     checks.append((f"peak RSS < 120 MB (after {served} requests)", rss, "MB", rss < 120 if served >= 20_000 else None))

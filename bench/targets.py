@@ -118,7 +118,26 @@ def direct(upstream: str) -> Target:
     return Target("direct", url, "gpt-4o-mini", "gpt-4o-mini-paced", {"Authorization": "Bearer sk-bench"})
 
 
-def relay(upstream: str, out: Path, *, tracked: bool = True) -> Target:
+def postgres_database(server: str, name: str, *, drop: bool = False) -> str:
+    """Create (or drop) a database of the bench's own on a PostgreSQL server; returns its URL."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(f"{server}/postgres", timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if not drop:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+    return f"{server}/{name}"
+
+
+def relay(upstream: str, out: Path, *, tracked: bool = True, database_url: str = "") -> Target:
     """LLM Relay as deployed: ``llm-relay serve`` on SQLite, admin off, the upstream as the
     ``openai`` provider. ``tracked=False`` is a what-if for RESULTS.md: the same relay with usage
     rows switched off (the admin's ``usage_tracking`` setting), to show what writing them costs."""
@@ -128,7 +147,7 @@ def relay(upstream: str, out: Path, *, tracked: bool = True) -> Target:
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "ADMIN_ENABLED": "false",
-        "DATABASE_URL": f"sqlite://{database}",
+        "DATABASE_URL": database_url or f"sqlite://{database}",
         "DATA_DIR": str(out),
         "OPENAI_API_KEY": "sk-bench-upstream",
         "OPENAI_BASE_URL": upstream + "/v1",
@@ -145,8 +164,9 @@ def relay(upstream: str, out: Path, *, tracked: bool = True) -> Target:
     base = f"http://127.0.0.1:{port}"
     from app import __version__
 
+    name = "llm-relay" if tracked else "llm-relay-untracked"
     return Target(
-        "llm-relay" if tracked else "llm-relay-untracked",
+        name + ("-pg" if database_url else ""),
         base + "/v1/chat/completions",
         "openai/gpt-4o-mini",
         "openai/gpt-4o-mini-paced",

@@ -11,7 +11,6 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,6 +19,7 @@ import orjson
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import PayloadTooLarge
+from app.ids import new_request_id
 
 DONE = openai_dialect.DONE
 
@@ -44,7 +44,7 @@ class DisconnectAware:
             await self.app(scope, receive, send)
             return
         # Every response, errors included, carries the id its usage row is filed under.
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         body = await self._read_body(receive)
         if body is None:

@@ -4,7 +4,6 @@ pipeline, and rendering every error in the caller's own dialect."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
 from app.http.asgi import dialect_of
+from app.ids import new_request_id
 from app.pipeline.core import Exchange, Pipeline, Reply
 
 log = logging.getLogger("llm_relay.http")
@@ -47,7 +47,7 @@ def new_exchange(
 ) -> Exchange:
     headers = req.headers  # Falcon's ASGI names are lower-case already, and the dict is read-only here
     model = body.get("model")
-    request_id = req.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+    request_id = req.scope.get("state", {}).get("request_id") or new_request_id()
     return Exchange(
         request_id=request_id,
         dialect=dialect,
