@@ -6,7 +6,8 @@ Each process writes its own file (``usage-journal.<pid>.<id>.jsonl``) and holds 
 ``flock`` on it; at start a process adopts every journal in the directory that nobody holds
 (left by a crash, or by a worker that has gone), so their rows are written exactly once
 (inserts are idempotent on ``request_id``). Writes are plain appends without fsync: they
-survive a killed process, not a power cut.
+survive a killed process, not a power cut. The writer empties the file when it has written
+everything, and under steady load, when it never has, starts a new one past ``ROTATE_BYTES``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,27 @@ class Journal:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.size = 0  # bytes appended since the last truncation
+        self.path, self._fd = self._open()
+        self.size = 0  # bytes appended since the last truncation or rotation
+
+    def _open(self) -> tuple[Path, int]:
+        path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return path, fd
+
+    def rotate(self, keep: Iterable[Any]) -> None:
+        """Start a new file holding only ``keep`` (the rows not committed yet) and delete the
+        old one: under steady load the journal is never empty, so it is never truncated, and
+        would grow forever. A crash between the two steps leaves both files; their rows are
+        replayed once each, as inserts skip request ids already written."""
+        old_path, old_fd = self.path, self._fd
+        self.path, self._fd = self._open()
+        self.size = 0
+        for record in keep:
+            self.append(record)
+        os.close(old_fd)
+        old_path.unlink(missing_ok=True)
 
     def append(self, record: Any) -> None:
         """A dict or a dataclass instance (orjson encodes those natively, far faster than asdict)."""

@@ -28,6 +28,7 @@ from app.stores.journal import Journal
 
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
+JOURNAL_ROTATE_BYTES = 8 << 20  # a new journal file once this much is in it and mostly committed
 
 
 @dataclass(slots=True)
@@ -93,8 +94,10 @@ class UsageWriter:
         flush_seconds: float,
         journal_dir: str | Path,
         resolve_hostnames: Callable[[], bool] = lambda: False,
+        journal_rotate_bytes: int = JOURNAL_ROTATE_BYTES,
     ) -> None:
         self.db = db
+        self.journal_rotate_bytes = journal_rotate_bytes
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
@@ -207,6 +210,9 @@ class UsageWriter:
             backoff = 0.1
             self.written += len(batch)
             self._wake.clear()
+            journal = self.journal
+            if journal is not None and journal.size > self.journal_rotate_bytes and not self._spilled:
+                journal.rotate(self._pending)  # every row not in _pending is committed
 
     async def _replay(self) -> bool:
         """Write every row in the journal (those already written are skipped by request id)."""

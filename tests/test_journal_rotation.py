@@ -1,0 +1,76 @@
+"""Under steady load the usage journal is never empty, so it is never truncated: it must start
+a new file instead, keeping only the rows not yet committed, or it grows until the disk is full."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.stores.db import Database
+from app.stores.journal import Journal
+from app.stores.queries import usage_rows
+from app.stores.usage import UsageRow, UsageWriter
+
+
+def row(tag: str) -> UsageRow:
+    return UsageRow(
+        request_id=uuid.uuid4().hex, created_at=datetime.now(UTC), endpoint="/v1/chat/completions",
+        dialect="openai", client="127.0.0.1", requested_model="m", resolved_model="p/m", provider="p",
+        route="direct", input_tokens=3, output_tokens=5, reasoning_tokens=0, cached_input_tokens=0,
+        cache_read_tokens=0, cache_write_tokens=0, usage_reported=True, cache_write_1h_tokens=0,
+        web_search_requests=0, service_tier=None, cost_nanousd=7, cost_source="catalog", computed_cost_nanousd=7,
+        provider_cost_nanousd=None, cost_input_nanousd=None, cost_cached_input_nanousd=None,
+        cost_cache_read_nanousd=None, cost_cache_write_nanousd=None, cost_output_nanousd=None,
+        cost_request_nanousd=None, cost_search_nanousd=None, pricing_tier=None, rates=None, latency_ms=1,
+        ttft_ms=None, streamed=False, status=200, outcome="ok", error=None, tags=[tag],
+    )  # fmt: skip
+
+
+def test_the_journal_stays_small_under_steady_load(db_url: str, tmp_path: Path) -> None:
+    tag = f"jr-{uuid.uuid4().hex[:8]}"
+    limit = 16 * 1024
+
+    async def scenario() -> tuple[int, list[Path], int, list[str]]:
+        database = Database(db_url)
+        await database.open(migrate_first=False)
+        writer = UsageWriter(
+            database, queue_size=10_000, batch_size=20, flush_seconds=0.01, journal_dir=tmp_path,
+            journal_rotate_bytes=limit,
+        )  # fmt: skip
+        largest = 0
+        submitted: list[str] = []
+        try:
+            writer.start()
+            for _ in range(400):  # never idle: a few rows arrive while every batch is written
+                for _ in range(3):
+                    r = row(tag)
+                    writer.submit(r)
+                    submitted.append(r.request_id)
+                largest = max(largest, sum(p.stat().st_size for p in tmp_path.glob("usage-journal.*")))
+                await asyncio.sleep(0.002)
+            await writer.stop()
+            with database.context:
+                written = [r["request_id"] async for r in usage_rows(tag=tag)]
+        finally:
+            await database.close()
+        return largest, list(tmp_path.glob("usage-journal.*")), len(submitted), written
+
+    largest, left, count, written = asyncio.run(scenario())
+    assert sorted(written) == sorted(set(written)) and len(written) == count  # each row once
+    assert largest < 3 * limit, f"the journal grew to {largest} bytes"
+    assert left == []  # stopped with everything written: nothing left to replay
+
+
+def test_rotation_keeps_what_is_not_committed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    first = journal.path
+    for n in range(5):
+        journal.append({"n": n})
+    journal.rotate([{"n": 3}, {"n": 4}])
+    assert not first.exists() and journal.path != first
+    assert [r["n"] for r in journal.records()] == [3, 4]
+    journal.append({"n": 5})
+    assert [r["n"] for r in journal.records()] == [3, 4, 5]
+    journal.close()
