@@ -3,6 +3,8 @@ clear 4xx; every outcome leaves exactly one usage row."""
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import openai
 import pytest
@@ -105,6 +107,6 @@ def test_unknown_routes_in_each_dialect(relay) -> None:
 
 
 def test_health_and_readiness(relay) -> None:
-    assert httpx.get(relay.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(relay.url + "/health").json() == {"status": "ok", "pid": os.getpid()}  # served in-process
     ready = httpx.get(relay.url + "/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {"catalog": True, "database": True}
