@@ -56,17 +56,35 @@ class Metrics:
         self.directory: Path | None = None
         self.dirty = False
         self._task: asyncio.Task[None] | None = None
+        self._label_cache: dict[tuple[str, str, str], tuple[str, str, tuple[str, ...]]] = {}
+
+    def _keys(self, provider: str, model: str, outcome: str) -> tuple[str, str, tuple[str, ...]]:
+        """The label strings of a (provider, model, outcome), built once: a request only looks
+        them up."""
+        key = (provider, model, outcome)
+        found = self._label_cache.get(key)
+        if found is None:
+            labels = _labels(provider=provider, model=model)
+            found = (
+                labels,
+                _labels(provider=provider, model=model, outcome=outcome),
+                tuple(labels[:-1] + f',kind="{kind}"}}' for kind, _ in TOKENS),
+            )
+            if len(self._label_cache) < 10_000:  # bounded, should names ever be unbounded
+                self._label_cache[key] = found
+        return found
 
     def observe(self, row: UsageRow) -> None:
-        labels = _labels(provider=row.provider or "none", model=row.resolved_model or "none")
+        labels, with_outcome, token_labels = self._keys(
+            row.provider or "none", row.resolved_model or "none", row.outcome
+        )
         counters = self.counters
-        counters["requests"][
-            _labels(provider=row.provider or "none", model=row.resolved_model or "none", outcome=row.outcome)
-        ] += 1
-        for kind, column in TOKENS:
+        counters["requests"][with_outcome] += 1
+        tokens = counters["tokens"]
+        for (_, column), label in zip(TOKENS, token_labels, strict=True):
             value = getattr(row, column)
             if value:
-                counters["tokens"][labels[:-1] + f',kind="{kind}"}}'] += value
+                tokens[label] += value
         if row.cost_nanousd:
             counters["cost"][labels] += row.cost_nanousd
         if row.latency_ms is not None:
@@ -81,8 +99,8 @@ class Metrics:
                 counters["tag_requests"][tagged] += 1
                 if row.cost_nanousd:
                     counters["tag_cost"][tagged] += row.cost_nanousd
-                tokens = row.input_tokens + row.cache_read_tokens + row.cache_write_tokens + row.output_tokens
-                counters["tag_tokens"][tagged] += tokens
+                used = row.input_tokens + row.cache_read_tokens + row.cache_write_tokens + row.output_tokens
+                counters["tag_tokens"][tagged] += used
         self.dirty = True
 
     def snapshot(self) -> dict[str, Any]:

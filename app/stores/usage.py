@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -256,7 +257,7 @@ class UsageWriter:
         # Plain parameterised inserts, not ORM objects: building a model instance per row held
         # the event loop for tens of milliseconds per batch under load.
         postgres = self.db.backend == "postgres"
-        records = [[_db_value(getattr(row, c), postgres) for c in RECORD_COLUMNS] for row in batch]
+        records = [_record(row, postgres) for row in batch]
         tags: list[list[Any]] = [[row.request_id, tag] for row in batch for tag in row.tags]
         async with in_transaction() as connection:
             await connection.execute_many(_insert("usage_record", RECORD_COLUMNS, postgres), records)
@@ -273,6 +274,22 @@ def _insert(table: str, columns: tuple[str, ...], postgres: bool) -> str:
     marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1)) if postgres else ", ".join("?" * len(columns))
     conflict = "(request_id)" if table == "usage_record" else "(request_id, tag)"
     return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks}) ON CONFLICT {conflict} DO NOTHING'
+
+
+_VALUES = attrgetter(*RECORD_COLUMNS)
+# Columns whose Python value is not what the database takes as it is (by their declared type).
+_CONVERTED = [
+    i
+    for i, c in enumerate(RECORD_COLUMNS)
+    if str(UsageRow.__dataclass_fields__[c].type).startswith(("datetime", "bool", "dict"))
+]
+
+
+def _record(row: UsageRow, postgres: bool) -> list[Any]:
+    values = list(_VALUES(row))
+    for index in _CONVERTED:
+        values[index] = _db_value(values[index], postgres)
+    return values
 
 
 def _db_value(value: Any, postgres: bool) -> Any:
