@@ -1,7 +1,7 @@
 """``llm-relay serve --workers 2`` as in production: both workers take connections on one
 port, every request leaves exactly one row, /metrics on any worker counts them all, an admin
-change made through the first worker reaches both within seconds, a killed worker is started
-again, and SIGTERM drains everything."""
+change made through the first worker reaches both within seconds, both agree on a tag's spend,
+a killed worker is started again, and SIGTERM drains everything."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from tests.faults import RelayProcess
 from tests.live import free_port
 from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
 from tests.test_metrics import scrape
+from tests.test_stage_spend_limit import COST
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -39,6 +41,13 @@ def until(check, timeout: float, message: str) -> float:
 
 def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
     admin_port = free_port()
+    budgeted = f"wb-{uuid.uuid4().hex[:8]}"
+    budget = Decimal(COST) * Decimal("2.5") / 10**9  # room for two and a half gpt-4o requests
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(
+        'stages = ["tags", "spend_limit", "resolve", "quirks", "dispatch", "meter", "cost"]\n'
+        f'[options.spend_limit]\nbudgets = {{ "{budgeted}" = "{budget}" }}\nrefresh_seconds = 0.2\n'
+    )
     relay = RelayProcess(
         {
             "WORKERS": "2",
@@ -50,6 +59,7 @@ def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
             "ADMIN_PORT": str(admin_port),
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "CONFIG_REFRESH_SECONDS": "1",
+            "PIPELINE_FILE": str(pipeline),
         }
     )
     relay.start(timeout=60)
@@ -97,6 +107,28 @@ def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
 
         took = until(everywhere, 10, "the new default model did not reach every worker")
         assert took < 5
+
+        # Both workers agree on a tag's spend: once three requests have spent the budget, every
+        # worker refuses the next ones.
+        emulator[0].fallback["openai"] = "chat_nonstream_basic"
+        try:
+            priced = {**body, "model": "openai/gpt-4o"}
+            served = [
+                httpx.post(relay.url + "/v1/chat/completions", json=priced, headers={"X-Proxy-Tag": budgeted})
+                for _ in range(3)
+            ]
+            assert [r.status_code for r in served] == [200, 200, 200]
+
+            def refused_everywhere() -> bool:
+                answers = [
+                    httpx.post(relay.url + "/v1/chat/completions", json=priced, headers={"X-Proxy-Tag": budgeted})
+                    for _ in range(10)
+                ]
+                return all(a.status_code == 429 for a in answers)
+
+            until(refused_everywhere, 10, "a worker still serves a tag whose budget is spent")
+        finally:
+            emulator[0].fallback.pop("openai", None)
 
         # A worker that dies is started again.
         victim = next(iter(workers))
