@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from app.stores.usage import UsageRow
+from app.stores.usage_row import UsageRow
 
 log = logging.getLogger("llm_relay.metrics")
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

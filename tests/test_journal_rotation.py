@@ -11,7 +11,8 @@ from pathlib import Path
 from app.stores.db import Database
 from app.stores.journal import Journal
 from app.stores.queries import usage_rows
-from app.stores.usage import UsageRow, UsageWriter
+from app.stores.usage import UsageWriter
+from app.stores.usage_row import UsageRow
 
 
 def row(tag: str) -> UsageRow:

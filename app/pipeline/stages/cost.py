@@ -18,7 +18,8 @@ from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, Reply, StreamItem, Usage
 from app.pricing import Charge
 from app.services import Services
-from app.stores.usage import UsageRow, UsageWriter
+from app.stores.usage import UsageWriter
+from app.stores.usage_row import UsageRow
 
 log = logging.getLogger("llm_relay.cost")
 

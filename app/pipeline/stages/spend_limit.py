@@ -24,7 +24,7 @@ from app.errors import QuotaExceeded
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next, PipelineError, Reply
 from app.stores.spend import month_start, spend_by_tag
-from app.stores.usage import UsageRow
+from app.stores.usage_row import UsageRow
 
 log = logging.getLogger("llm_relay.spend_limit")
 NANOS_PER_USD = Decimal(1_000_000_000)
