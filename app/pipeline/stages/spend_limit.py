@@ -75,6 +75,7 @@ class SpendLimitStage:
         self.month = month_start(datetime.now(UTC))
         self.stored: dict[str, int] = {}  # month-to-date spend in the database, as last read
         self.local: dict[str, _Unrefreshed] = {}  # request_id -> row not yet in self.stored
+        self.local_by_tag: dict[str, int] = {}  # their costs summed per tag
         self.generation = 0
         self.refused = 0
         self.refreshed_at: datetime | None = None
@@ -86,11 +87,8 @@ class SpendLimitStage:
         return self.budgets.get(tag, self.default)
 
     def spent(self, tag: str) -> int:
-        total = self.stored.get(tag, 0)
-        for row in self.local.values():
-            if tag in row.tags and row.created_at >= self.month:
-                total += row.cost
-        return total
+        # Two lookups: the request path never walks the uncommitted rows.
+        return self.stored.get(tag, 0) + self.local_by_tag.get(tag, 0)
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         for tag in ex.tags:
@@ -110,6 +108,8 @@ class SpendLimitStage:
     def submitted(self, row: UsageRow) -> None:
         if row.cost_nanousd and row.tags:
             self.local[row.request_id] = _Unrefreshed(list(row.tags), row.cost_nanousd, row.created_at)
+            for tag in row.tags:
+                self.local_by_tag[tag] = self.local_by_tag.get(tag, 0) + row.cost_nanousd
 
     def committed(self, rows: list[UsageRow]) -> None:
         for row in rows:
@@ -131,6 +131,11 @@ class SpendLimitStage:
             for rid, row in self.local.items()
             if (row.committed_in is None or row.committed_in > generation) and row.created_at >= month
         }
+        by_tag: dict[str, int] = {}
+        for row in self.local.values():
+            for tag in row.tags:
+                by_tag[tag] = by_tag.get(tag, 0) + row.cost
+        self.local_by_tag = by_tag
         self.refreshed_at = datetime.now(UTC)
         self.last_error = None
 
