@@ -68,7 +68,11 @@ def serve_workers(settings: Settings, count: int) -> int:
     asyncio.run(apply_migrations(settings.resolved_database_url))
     # Hold the port (bound, not listening: it takes no connections) so a port 0 becomes a real
     # one every worker then binds, and nobody else takes it while a worker restarts.
-    holder = reuseport_socket(settings.host, settings.port)
+    try:
+        holder = reuseport_socket(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
+        return 1
     settings = settings.with_changes(port=holder.getsockname()[1])
     shared = metrics_dir(settings)
     shutil.rmtree(shared, ignore_errors=True)  # counters start again with the server
