@@ -63,8 +63,10 @@ async def with_retries(send: Callable[[], Awaitable[Reply]], *, retries: int, bu
 async def within(awaitable: Awaitable[Reply], seconds: float, name: str) -> Reply:
     if seconds <= 0:
         return await awaitable
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the call in a task of its own.
     try:
-        return await asyncio.wait_for(awaitable, seconds)
+        async with asyncio.timeout(seconds):
+            return await awaitable
     except TimeoutError:
         raise UpstreamTimeout(f"{name}: no reply within {seconds:g} s") from None
 
@@ -74,7 +76,8 @@ async def paced(source: AsyncGenerator[StreamItem, None], read: float, name: str
     try:
         while True:
             try:
-                item = await asyncio.wait_for(anext(source), read)
+                async with asyncio.timeout(read):  # no task per item, as wait_for makes on 3.11
+                    item = await anext(source)
             except StopAsyncIteration:
                 return
             except TimeoutError:
