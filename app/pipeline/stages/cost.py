@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -15,7 +14,8 @@ from typing import Any, ClassVar
 from app import estimate
 from app.errors import RelayError
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, Reply, StreamItem, Usage
+from app.pipeline.core import Exchange, Next, Reply, Usage
+from app.pipeline.helpers import after_reply
 from app.pricing import Charge
 from app.services import Services
 from app.stores.usage import UsageWriter
@@ -157,22 +157,5 @@ class CostStage:
         except BaseException as exc:
             self._finish(ex, exc)
             raise
-        if reply.stream is None:
-            self._finish(ex, None)
-            return reply
-        reply.stream = self._watch(ex, reply.stream)
-        return reply
-
-    async def _watch(self, ex: Exchange, source: AsyncGenerator[StreamItem, None]) -> AsyncGenerator[StreamItem, None]:
-        failure: BaseException | None = None
-        try:
-            async for item in source:
-                yield item
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            try:
-                await source.aclose()
-            finally:
-                self._finish(ex, failure)
+        # At once for a whole body; for a stream, however it ends (a hang-up included).
+        return await after_reply(ex, reply, self._finish)
