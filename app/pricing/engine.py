@@ -6,21 +6,23 @@ count: OpenAI, DeepSeek, Gemini, Groq, xAI, Mistral); Anthropic cache reads and 
 (or at its own rate where the catalog has one), never twice; per-request fees; web search fees.
 Long-context and service tiers move the whole request to their rates.
 
-Each component is exact (Decimal) and rounded once, half to even; the total is the rounded
-exact sum. The rates used are returned with the figure so they can be stored with the row.
+Each component is exact and rounded once, half to even; the total is the rounded exact sum.
+Rates are read as Decimal from the catalog's shortest text and, once per model and tier, scaled
+to exact integers (:class:`RatePlan`): a request is priced in integer arithmetic alone, with no
+binary float and no Decimal context rounding. The rates used are returned with the figure so
+they can be stored with the row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from app.pipeline.core import Usage
 from app.pricing.rates import SERVICE_SUFFIX, TIER_PATTERN, as_decimal, pick, tier_for
 
-NANOS_PER_USD = Decimal(1_000_000_000)
 COMPONENTS = ("input", "cached_input", "cache_read", "cache_write", "output", "request", "search")
 
 
@@ -48,10 +50,6 @@ class CostBreakdown:
     source: str = "catalog"  # catalog | override | free
 
 
-def _nanos(usd: Decimal) -> int:
-    return int((usd * NANOS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-
-
 def compute(
     usage: Usage,
     entry: Mapping[str, Any] | None,
@@ -62,12 +60,37 @@ def compute(
     """None means unpriced: no catalog rates and no override for this model."""
     if free and override is None:
         return CostBreakdown(dict.fromkeys(COMPONENTS, 0), 0, source="free")
-    entry = entry or {}
-    override = override or PriceOverride()
-    rates: dict[str, str] = {}
+    entry = entry or _NO_ENTRY
+    override = override or _NO_OVERRIDE
     tier = tier_for(entry, usage.prompt_total, override.tier_threshold)
-    label = tier[1] if tier else None
-    service = usage.service_tier
+    plan = _plan(entry, override, tier[1] if tier else None, usage.service_tier)
+    return None if plan is None else plan.cost(usage)
+
+
+_NO_ENTRY: Mapping[str, Any] = {}
+_NO_OVERRIDE = PriceOverride()
+_PLANS: dict[tuple[int, PriceOverride, str | None, str | None], tuple[Mapping[str, Any], RatePlan | None]] = {}
+
+
+def _plan(entry: Mapping[str, Any], override: PriceOverride, label: str | None, service: str | None) -> RatePlan | None:
+    """The rates for this entry, override, tier and service tier, worked out once: finding them
+    costs ten times what applying them does. Catalog entries are never changed in place (a sync
+    or an edit replaces them), so an entry is known by its identity."""
+    key = (id(entry), override, label, service)
+    found = _PLANS.get(key)
+    if found is not None and found[0] is entry:
+        return found[1]
+    if len(_PLANS) >= 4096:
+        _PLANS.clear()
+    plan = _build_plan(entry, override, label, service)
+    _PLANS[key] = (entry, plan)
+    return plan
+
+
+def _build_plan(
+    entry: Mapping[str, Any], override: PriceOverride, label: str | None, service: str | None
+) -> RatePlan | None:
+    rates: dict[str, str] = {}
     discount = _service_ratio(entry, label, service)
 
     def rate(name: str, replaced: Decimal | None, fallback: Decimal | None = None) -> Decimal | None:
@@ -106,26 +129,87 @@ def compute(
         reasoning_rate = output_rate
     assert output_rate is not None and cached_rate is not None and write_5m is not None
     assert write_1h is not None and reasoning_rate is not None
-
-    cache_write_1h = min(usage.cache_write_1h, usage.cache_write)
-    exact = {
-        "input": (usage.input - usage.cached_input) * input_rate,
-        "cached_input": usage.cached_input * cached_rate,
-        "cache_read": usage.cache_read * cached_rate,
-        "cache_write": (usage.cache_write - cache_write_1h) * write_5m + cache_write_1h * write_1h,
-        "output": (usage.output - usage.reasoning) * output_rate + usage.reasoning * reasoning_rate,
-        "request": _request_fee(entry, override, rates),
-        "search": _search_fee(entry, usage, rates),
-    }
-    source = "override" if any(v is not None for v in _fields(override)) else "catalog"
-    return CostBreakdown(
-        parts={name: _nanos(value) for name, value in exact.items()},
-        total=_nanos(sum(exact.values(), Decimal(0))),
+    request_fee = _request_fee(entry, override, rates)
+    return RatePlan(
+        (input_rate, cached_rate, write_5m, write_1h, output_rate, reasoning_rate, request_fee),
         rates=rates,
         tier=f"above_{label}" if label else None,
-        service_tier=usage.service_tier,
-        source=source,
+        source="override" if any(v is not None for v in _fields(override)) else "catalog",
+        entry=entry,
     )
+
+
+class RatePlan:
+    """A model's rates as exact integers (USD x 10**digits), so a request's cost is a handful of
+    integer products, rounded half to even once per component and once for the total."""
+
+    __slots__ = ("digits", "entry", "rates", "scaled", "source", "tier")
+
+    def __init__(
+        self, decimals: tuple[Decimal, ...], *, rates: dict[str, str], tier: str | None, source: str,
+        entry: Mapping[str, Any],
+    ) -> None:  # fmt: skip
+        self.digits = max(9, *(_decimals_of(d) for d in decimals))
+        self.scaled = tuple(_as_int(d, self.digits) for d in decimals)
+        self.rates = rates
+        self.tier = tier
+        self.source = source
+        self.entry = entry
+
+    def cost(self, usage: Usage) -> CostBreakdown:
+        input_rate, cached, write_5m, write_1h, output, reasoning, request = self.scaled
+        write_1h_tokens = min(usage.cache_write_1h, usage.cache_write)
+        exact = {
+            "input": (usage.input - usage.cached_input) * input_rate,
+            "cached_input": usage.cached_input * cached,
+            "cache_read": usage.cache_read * cached,
+            "cache_write": (usage.cache_write - write_1h_tokens) * write_5m + write_1h_tokens * write_1h,
+            "output": (usage.output - usage.reasoning) * output + usage.reasoning * reasoning,
+            "request": request,
+            "search": 0,
+        }
+        digits, rates = self.digits, self.rates
+        if usage.web_search_requests:
+            rates = dict(rates)  # the plan's own stays as it is for the next request
+            fee = _search_fee(self.entry, usage, rates)
+            if fee:
+                wider = max(digits, _decimals_of(fee))
+                exact = {name: value * 10 ** (wider - digits) for name, value in exact.items()}
+                exact["search"] = _as_int(fee, wider)
+                digits = wider
+        divisor = 10 ** (digits - 9)
+        return CostBreakdown(
+            parts={name: _round(value, divisor) for name, value in exact.items()},
+            total=_round(sum(exact.values()), divisor),
+            rates=rates,
+            tier=self.tier,
+            service_tier=usage.service_tier,
+            source=self.source,
+        )
+
+
+def _decimals_of(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"not a finite rate: {value}")
+    return -exponent
+
+
+def _as_int(value: Decimal, digits: int) -> int:
+    """``value`` x 10**digits, exactly (``digits`` is at least the value's own decimal places)."""
+    sign, figures, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    magnitude: int = int("".join(map(str, figures)) or "0") * 10 ** (exponent + digits)
+    return -magnitude if sign else magnitude
+
+
+def _round(value: int, divisor: int) -> int:
+    """value / divisor, rounded half to even (as Decimal's ROUND_HALF_EVEN)."""
+    quotient, remainder = divmod(value, divisor)
+    twice = 2 * remainder
+    if twice > divisor or (twice == divisor and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 def _has_service(key: str, service: str | None) -> bool:
