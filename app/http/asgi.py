@@ -11,6 +11,7 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,8 +21,6 @@ from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import PayloadTooLarge
 from app.ids import new_request_id
-
-DONE = openai_dialect.DONE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,10 +103,12 @@ class _Connection:
     __slots__ = (
         "body",
         "complete",
+        "failed",
         "finished",
+        "flushing",
         "gone",
-        "held",
         "left",
+        "queued",
         "request_id",
         "task",
         "transport_receive",
@@ -126,7 +127,9 @@ class _Connection:
         self.left: asyncio.Event | None = None  # made only if the app asks for a second message
         self.task: asyncio.Task[Any] | None = None
         self.watch: asyncio.Future[Message] | None = None
-        self.held: bytes | None = None  # a body part kept to go out with the next
+        self.queued: list[bytes] = []  # body parts sent this turn of the event loop, not yet written
+        self.flushing: asyncio.Future[None] | None = None  # a write waiting for the client to read
+        self.failed: BaseException | None = None  # what a write made after its send() raised
 
     async def serve(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
         self.task = asyncio.current_task()
@@ -170,19 +173,54 @@ class _Connection:
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
+        """Body parts sent within one turn of the event loop leave together at its end: a burst
+        of upstream events (the last content, the usage, ``[DONE]`` and the end of the body
+        arrive at once) costs one system call instead of one per part. The end of the body goes
+        out at once, with whatever is queued."""
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):
                 headers.append((b"x-request-id", self.request_id))
-            message = {**message, "headers": headers}
-        elif self.held is not None:  # goes out with whatever follows it, the end of the body
-            message = {**message, "body": self.held + message.get("body", b"")}
-            self.held = None
-        elif message.get("body") == DONE and message.get("more_body", False):
-            # An OpenAI stream's last event: nothing but the end of the body follows, so both
-            # leave in one write (one system call fewer per stream).
-            self.held = DONE
+            await self.transport_send({**message, "headers": headers})
             return
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.complete = True
+        if self.flushing is not None:
+            await self.flushing  # the client reads slower than the upstream writes: wait for it
+        if self.failed is not None:
+            raise self.failed
+        if message.get("more_body", False):
+            if not self.queued:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self.queued.append(message.get("body", b""))
+            return
+        if self.queued:
+            message = {**message, "body": b"".join(self.queued) + message.get("body", b"")}
+            self.queued.clear()
+        self.complete = True
         await self.transport_send(message)
+
+    def _flush(self) -> None:
+        if not self.queued:
+            return  # went out with the end of the body
+        data = b"".join(self.queued)
+        self.queued.clear()
+        self._step(self.transport_send({"type": "http.response.body", "body": data, "more_body": True}))
+
+    def _step(self, write: Any, *_: object) -> None:
+        """Drive uvicorn's ``send`` without a task of its own: it finishes at once unless the
+        client's socket is full, and then it is resumed when it drains (as a task would be)."""
+        try:
+            waiting = write.send(None)
+        except BaseException as exc:
+            if not isinstance(exc, StopIteration):
+                self.failed = exc
+            if self.flushing is not None and not self.flushing.done():
+                self.flushing.set_result(None)
+            self.flushing = None
+            return
+        loop = asyncio.get_running_loop()
+        if self.flushing is None:
+            self.flushing = loop.create_future()
+        if waiting is None:
+            loop.call_soon(self._step, write)
+        else:
+            waiting.add_done_callback(functools.partial(self._step, write))
