@@ -14,8 +14,9 @@ import pytest
 from app.adapters.base import Call
 from app.adapters.gemini import SKIP_SIGNATURE, GeminiAdapter, call_key
 from app.formats.gemini_params import gemini_schema, generation_config
-from app.formats.gemini_reply import JSONArraySplitter, ReplyTranslator
+from app.formats.gemini_reply import ReplyTranslator
 from app.formats.gemini_request import build_request, embed_request, join_call_id, split_call_id
+from app.formats.json_array import JSONArraySplitter
 from app.providers import Provider
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini"

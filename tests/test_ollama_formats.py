@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from app.adapters.base import Call
-from app.adapters.ollama import _Translator
 from app.errors import BadRequest
 from app.formats.images import base64_of, data_url, sniff_mime
 from app.formats.ollama_messages import messages_from_ollama, messages_to_ollama, tool_calls_to_ollama
@@ -23,6 +21,7 @@ from app.formats.ollama_params import (
     response_format_from_format,
     think_from_effort,
 )
+from app.formats.ollama_reply import ReplyTranslator
 from app.pipeline.core import Usage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama"
@@ -245,8 +244,8 @@ def test_think_and_reasoning_effort():
 DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
 
-def translator(kind: str = "chat") -> _Translator:
-    return _Translator(Call(model="m", kind=kind, body={}, stream=True, request_id="0123456789abcdef"))
+def translator(kind: str = "chat") -> ReplyTranslator:
+    return ReplyTranslator(request_id="0123456789abcdef", chat=kind == "chat")
 
 
 def test_translator_on_recorded_stream():

@@ -19,7 +19,8 @@ import openai
 import pytest
 
 from app.adapters.base import Call
-from app.adapters.perplexity import PerplexityAdapter, agent_request
+from app.adapters.perplexity import PerplexityAdapter
+from app.adapters.perplexity_request import agent_request
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
 from app.pipeline.core import Usage
 from app.providers import Provider

@@ -34,7 +34,7 @@ from app.adapters.base import (
 )
 from app.adapters.images import ImageLimits, image_base64
 from app.adapters.wire import iter_sse
-from app.formats.gemini_reply import JSONArraySplitter, ReplyTranslator, embedding_reply
+from app.formats.gemini_reply import ReplyTranslator, embedding_reply
 from app.formats.gemini_request import (
     build_request,
     completion_messages,
@@ -43,6 +43,7 @@ from app.formats.gemini_request import (
     image_urls,
     split_call_id,
 )
+from app.formats.json_array import JSONArraySplitter
 from app.pipeline.core import Reply, StreamItem
 from app.providers import Provider
 

@@ -1,0 +1,123 @@
+"""Ollama's replies (``/api/chat``, ``/api/generate`` lines and bodies, ``/api/embed``) as
+internal (OpenAI-shaped) bodies and chunks, with one :class:`Usage` carrying Ollama's real
+counts and timings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from app.formats.ollama_messages import tool_calls_from_ollama
+from app.formats.ollama_params import finish_reason
+from app.pipeline.core import Reply, StreamItem, Usage
+
+_DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+
+
+class ReplyTranslator:
+    """Ollama reply lines -> internal chat/completion chunks, for one request."""
+
+    def __init__(self, *, request_id: str, chat: bool) -> None:
+        self.chat = chat
+        self.id = ("chatcmpl-" if chat else "cmpl-") + request_id
+        self.created = int(time.time())
+        self.tool_calls = 0
+
+    def _chunk(self, data: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": data.get("model", ""),
+            "choices": [{"index": 0, **choice}],
+        }
+
+    def line(self, data: dict[str, Any]) -> list[StreamItem]:
+        items: list[StreamItem] = []
+        if self.chat:
+            message = message_of(data)
+            delta: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
+            if message.get("thinking"):
+                delta["reasoning_content"] = message["thinking"]
+            calls = tool_calls_from_ollama(
+                message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_", start=self.tool_calls
+            )
+            if calls:
+                delta["tool_calls"] = calls
+                self.tool_calls += len(calls)
+            if delta["content"] or len(delta) > 2 or not data.get("done"):
+                items.append(self._chunk(data, {"delta": delta, "finish_reason": None}))
+            if data.get("done"):
+                reason = finish_reason(data.get("done_reason"), self.tool_calls > 0)
+                items.append(self._chunk(data, {"delta": {}, "finish_reason": reason}))
+        else:
+            choice: dict[str, Any] = {"text": data.get("response", ""), "finish_reason": None}
+            if data.get("thinking"):
+                choice["reasoning_content"] = data["thinking"]
+            if data.get("done"):
+                choice["finish_reason"] = finish_reason(data.get("done_reason"), False)
+            items.append(self._chunk(data, choice))
+        if data.get("done"):
+            items.append(usage_of(data))
+        return items
+
+    def whole(self, data: Any) -> Reply:
+        if not isinstance(data, dict):
+            data = {}
+        usage = usage_of(data)
+        message = message_of(data)
+        if self.chat:
+            calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_")
+            out: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
+            if message.get("thinking"):
+                out["reasoning_content"] = message["thinking"]
+            if calls:
+                out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+            choice: dict[str, Any] = {
+                "message": out,
+                "finish_reason": finish_reason(data.get("done_reason"), bool(calls)),
+            }
+        else:
+            choice = {"text": data.get("response", ""), "finish_reason": finish_reason(data.get("done_reason"), False)}
+            if data.get("thinking"):
+                choice["reasoning_content"] = data["thinking"]
+        body = self._chunk(data, choice)
+        body["object"] = "chat.completion" if self.chat else "text_completion"
+        body["usage"] = {
+            "prompt_tokens": usage.input,
+            "completion_tokens": usage.output,
+            "total_tokens": usage.input + usage.output,
+        }
+        return Reply(body=body, usage=usage)
+
+
+def message_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A chat line's message; a generate line's response read as one."""
+    message = data.get("message")
+    if isinstance(message, dict):
+        return message
+    return {"content": data.get("response", ""), "thinking": data.get("thinking")}
+
+
+def usage_of(data: dict[str, Any]) -> Usage:
+    durations = {k: v for k in _DURATIONS if isinstance(v := data.get(k), int)}
+    reported = "prompt_eval_count" in data or "eval_count" in data
+    return Usage(
+        input=int(data.get("prompt_eval_count") or 0),
+        output=int(data.get("eval_count") or 0),
+        reported=reported,
+        durations=durations or None,
+    )
+
+
+def embedding_reply(data: Any, model: str) -> Reply:
+    data = data if isinstance(data, dict) else {}
+    vectors = data.get("embeddings") or []
+    usage = usage_of(data)
+    body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "model": data.get("model", model),
+        "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
+    }
+    return Reply(body=body, usage=usage)
