@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from app.http.protocol import CoalescingHttpToolsProtocol as RELAY_PROTOCOL  # what llm-relay serve runs
+
 T = TypeVar("T")
 
 
@@ -25,7 +27,9 @@ class LiveServer:
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning", http=RELAY_PROTOCOL
+        )
         self.server = uvicorn.Server(config)
         self.others: list[uvicorn.Server] = []
         self.also_url = ""

@@ -1,125 +1,117 @@
-"""Body parts a streaming response sends within one turn of the event loop reach the server as
-one write; parts sent on later turns are not held back; a client that reads slowly holds the
-app back (backpressure); a write that fails stops the app. Observed at the ASGI boundary: the
-``send`` below records what uvicorn would be asked to write."""
+"""What the relay writes to a client within one turn of the event loop leaves in one write: a
+whole reply is one write, not its headers and then its body; a stream's next event, sent on a
+later turn, is not held back; a close sends what is pending first.
+
+The transport's writes are counted at the socket: a wrapped transport records each write the
+protocol hands down to the real one."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
-from app.http.asgi import DisconnectAware
+from app.http.protocol import CoalescingHttpToolsProtocol, CoalescingTransport
+from tests.live import LiveServer
 
-Message = dict[str, Any]
 
-
-class Server:
-    """The server's side of ASGI: hands over the request, records every message written."""
+class Recorder:
+    """A transport's stand-in that only records writes (the unit under test is the wrapper)."""
 
     def __init__(self) -> None:
-        self.written: list[Message] = []
-        self.gate: asyncio.Event | None = None  # while set to an unset event, writes block
-        self.fail: BaseException | None = None
+        self.writes: list[bytes] = []
+        self.closed = False
 
-    async def receive(self) -> Message:
-        if not getattr(self, "_sent_body", False):
-            self._sent_body = True
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-        await asyncio.Event().wait()  # the client never leaves
-        raise AssertionError
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
 
-    async def send(self, message: Message) -> None:
-        if self.fail is not None and message["type"] == "http.response.body":
-            raise self.fail
-        if self.gate is not None and message["type"] == "http.response.body":
-            await self.gate.wait()
-        self.written.append(message)
+    def is_closing(self) -> bool:
+        return self.closed
 
-    def bodies(self) -> list[bytes]:
-        return [m.get("body", b"") for m in self.written if m["type"] == "http.response.body"]
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
 
 
-SCOPE = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+async def test_writes_of_one_turn_leave_together_and_later_ones_on_their_own() -> None:
+    recorder = Recorder()
+    transport = CoalescingTransport(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b"body")
+    assert recorder.writes == []  # not before the turn ends
+    await asyncio.sleep(0)
+    assert recorder.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+    transport.write(b"next")
+    await asyncio.sleep(0)
+    assert recorder.writes[-1] == b"next"
+    assert transport.get_extra_info("peername") == "info:peername"  # the rest is the real one's
 
 
-async def serve(app: Any, server: Server) -> None:
-    await DisconnectAware(app, max_body_bytes=1 << 20)(dict(SCOPE), server.receive, server.send)
+async def test_close_sends_what_is_pending_and_nothing_is_written_after() -> None:
+    recorder = Recorder()
+    transport = CoalescingTransport(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"last words")
+    transport.close()
+    assert recorder.writes == [b"last words"] and recorder.closed
+    transport.write(b"too late")
+    await asyncio.sleep(0)
+    assert recorder.writes == [b"last words"]
 
 
-def start() -> Message:
-    return {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+class CountingProtocol(CoalescingHttpToolsProtocol):
+    """The relay's protocol, counting what reaches the real transport."""
+
+    writes: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        real_write = transport.write
+
+        def counted(data: Any) -> None:
+            CountingProtocol.writes.append(bytes(data))
+            real_write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+        super().connection_made(transport)
 
 
-def part(data: bytes, more: bool = True) -> Message:
-    return {"type": "http.response.body", "body": data, "more_body": more}
-
-
-async def test_a_burst_leaves_in_one_write_with_the_end_of_the_body() -> None:
+@pytest.fixture
+def counting_server():
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send(start())
-        for data in (b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"):
-            await send(part(data))
-        await send(part(b"", more=False))
+        if scope["type"] != "http":
+            return
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        if scope["path"] == "/whole":
+            await send({"type": "http.response.body", "body": b"all at once"})
+            return
+        for part in (b"one ", b"two "):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0.05)  # the next event is not there yet
+        await send({"type": "http.response.body", "body": b"three"})
 
-    server = Server()
-    await serve(app, server)
-    assert server.bodies() == [b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"]
-    assert server.written[-1]["more_body"] is False
-    assert (b"x-request-id", server.written[0]["headers"][-1][1]) == server.written[0]["headers"][-1]
-
-
-async def test_parts_on_later_turns_are_written_as_they_come() -> None:
-    seen_before_next: list[list[bytes]] = []
-    server = Server()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send(start())
-        for data in (b"data: 1\n\n", b"data: 2\n\n"):
-            await send(part(data))
-            await asyncio.sleep(0.01)  # the upstream's next event is not there yet
-            seen_before_next.append(server.bodies())
-        await send(part(b"", more=False))
-
-    await serve(app, server)
-    assert seen_before_next == [[b"data: 1\n\n"], [b"data: 1\n\n", b"data: 2\n\n"]]
-    assert server.bodies() == [b"data: 1\n\n", b"data: 2\n\n", b""]
+    server = LiveServer(app, lifespan="off")
+    server.server.config.http = CountingProtocol
+    server.start()
+    CountingProtocol.writes.clear()
+    yield server
+    server.stop()
 
 
-async def test_a_slow_client_holds_the_app_back() -> None:
-    server = Server()
-    progress: list[int] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send(start())
-        for n in range(3):
-            await send(part(b"x" * 10))
-            progress.append(n)
-            await asyncio.sleep(0)
-        await send(part(b"", more=False))
-
-    server.gate = asyncio.Event()
-    task = asyncio.create_task(serve(app, server))
-    await asyncio.sleep(0.05)
-    assert progress == [0]  # its first write waits for the client; the next send() waits with it
-    assert server.bodies() == []
-    server.gate.set()
-    await asyncio.wait_for(task, 1)
-    assert progress == [0, 1, 2]
-    assert b"".join(server.bodies()) == b"x" * 30
-
-
-async def test_a_failed_write_stops_the_app() -> None:
-    server = Server()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send(start())
-        await send(part(b"data: 1\n\n"))
-        server.fail = ConnectionResetError("gone")
-        await asyncio.sleep(0.01)  # the queued part is written (and fails) at the end of the turn
-        await send(part(b"data: 2\n\n"))
-        raise AssertionError("send() should have raised")
-
-    with pytest.raises(ConnectionResetError):
-        await serve(app, server)
+def test_a_whole_reply_is_one_write_and_a_stream_is_not_held_back(counting_server: LiveServer) -> None:
+    with httpx.Client(base_url=counting_server.url, timeout=5) as client:
+        reply = client.get("/whole")
+        assert reply.text == "all at once"
+        [write] = CountingProtocol.writes
+        assert write.startswith(b"HTTP/1.1 200 OK") and write.endswith(b"all at once\r\n0\r\n\r\n")
+        CountingProtocol.writes.clear()
+        with client.stream("GET", "/stream") as streamed:
+            parts = streamed.iter_raw()
+            first = next(parts)
+            assert first == b"one "  # arrived before the rest was ready
+            assert b"".join([first, *parts]) == b"one two three"
+    # headers with the first part, then one write per later turn (the last part and the end together)
+    assert len(CountingProtocol.writes) == 3, CountingProtocol.writes

@@ -11,7 +11,6 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -103,12 +102,9 @@ class _Connection:
     __slots__ = (
         "body",
         "complete",
-        "failed",
         "finished",
-        "flushing",
         "gone",
         "left",
-        "queued",
         "request_id",
         "task",
         "transport_receive",
@@ -127,9 +123,6 @@ class _Connection:
         self.left: asyncio.Event | None = None  # made only if the app asks for a second message
         self.task: asyncio.Task[Any] | None = None
         self.watch: asyncio.Future[Message] | None = None
-        self.queued: list[bytes] = []  # body parts sent this turn of the event loop, not yet written
-        self.flushing: asyncio.Future[None] | None = None  # a write waiting for the client to read
-        self.failed: BaseException | None = None  # what a write made after its send() raised
 
     async def serve(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
         self.task = asyncio.current_task()
@@ -173,54 +166,12 @@ class _Connection:
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
-        """Body parts sent within one turn of the event loop leave together at its end: a burst
-        of upstream events (the last content, the usage, ``[DONE]`` and the end of the body
-        arrive at once) costs one system call instead of one per part. The end of the body goes
-        out at once, with whatever is queued."""
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):
                 headers.append((b"x-request-id", self.request_id))
-            await self.transport_send({**message, "headers": headers})
-            return
-        if self.flushing is not None:
-            await self.flushing  # the client reads slower than the upstream writes: wait for it
-        if self.failed is not None:
-            raise self.failed
-        if message.get("more_body", False):
-            if not self.queued:
-                asyncio.get_running_loop().call_soon(self._flush)
-            self.queued.append(message.get("body", b""))
-            return
-        if self.queued:
-            message = {**message, "body": b"".join(self.queued) + message.get("body", b"")}
-            self.queued.clear()
-        self.complete = True
+            message = {**message, "headers": headers}
+        elif not message.get("more_body", False):
+            self.complete = True
+        # What is sent within one loop turn leaves in one write (app/http/protocol.py).
         await self.transport_send(message)
-
-    def _flush(self) -> None:
-        if not self.queued:
-            return  # went out with the end of the body
-        data = b"".join(self.queued)
-        self.queued.clear()
-        self._step(self.transport_send({"type": "http.response.body", "body": data, "more_body": True}))
-
-    def _step(self, write: Any, *_: object) -> None:
-        """Drive uvicorn's ``send`` without a task of its own: it finishes at once unless the
-        client's socket is full, and then it is resumed when it drains (as a task would be)."""
-        try:
-            waiting = write.send(None)
-        except BaseException as exc:
-            if not isinstance(exc, StopIteration):
-                self.failed = exc
-            if self.flushing is not None and not self.flushing.done():
-                self.flushing.set_result(None)
-            self.flushing = None
-            return
-        loop = asyncio.get_running_loop()
-        if self.flushing is None:
-            self.flushing = loop.create_future()
-        if waiting is None:
-            loop.call_soon(self._step, write)
-        else:
-            waiting.add_done_callback(functools.partial(self._step, write))
