@@ -1,0 +1,76 @@
+"""A/B: LLM Relay under two sets of environment variables, alternated run by run.
+
+Single runs on a shared 2-core VM move by about 5%, more than most changes worth measuring;
+alternating A and B several times and comparing medians shows what one bench run cannot.
+Same pinning as the bench (relay on core 0, upstream and wrk on core 1), c=32, no peers.
+
+    python -m bench.ab --runs 4 --b USAGE_BATCH_SIZE=500
+    python -m bench.ab --stream --untracked --a LOG_LEVEL=warning --b LOG_LEVEL=error
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from datetime import datetime
+from pathlib import Path
+
+from bench import targets
+from bench.measure import wrk
+
+
+def pairs(values: list[str]) -> dict[str, str]:
+    found = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep:
+            raise SystemExit(f"bench.ab: {value!r} is not NAME=VALUE")
+        found[name] = setting
+    return found
+
+
+def one_run(upstream: str, out: Path, env: dict[str, str], args: argparse.Namespace) -> float:
+    target = targets.relay(upstream, out, tracked=not args.untracked)
+    target.env.update(env)
+    target.start(out)
+    try:
+        wrk(target, 32, 2, stream=args.stream)  # warm-up
+        return float(wrk(target, 32, args.seconds, stream=args.stream)["rps"])
+    finally:
+        target.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.splitlines()[0])
+    parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="environment of setup A")
+    parser.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="environment of setup B")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each, alternated (default 3)")
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per run (default 10)")
+    parser.add_argument("--stream", action="store_true", help="streaming requests instead of whole replies")
+    parser.add_argument("--untracked", action="store_true", help="usage rows switched off in both")
+    args = parser.parse_args(argv)
+    setups = {"A": pairs(args.a), "B": pairs(args.b)}
+    out = targets.HERE / "out" / ("ab-" + datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True)
+    upstream, base = targets.start_upstream(out)
+    rates: dict[str, list[float]] = {"A": [], "B": []}
+    try:
+        for run in range(args.runs):
+            for name, env in setups.items():
+                directory = out / f"{name}{run}"
+                directory.mkdir()
+                rates[name].append(one_run(base, directory, env, args))
+                print(f"{name} run {run + 1}: {rates[name][-1]:.0f} req/s", flush=True)
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    for name, values in rates.items():
+        runs = [round(v) for v in values]
+        print(f"{name} {setups[name] or '(defaults)'}: median {medians[name]:.0f} req/s of {runs}")
+    print(f"B/A = {medians['B'] / medians['A']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
