@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.pipeline.core import Usage
-from app.pricing.rates import SERVICE_SUFFIX, TIER_PATTERN, as_decimal, pick, tier_for
+from app.pricing.rates import SERVICE_SUFFIX, TIER_PATTERN, as_decimal, pick, tier_for, tier_thresholds
 
 COMPONENTS = ("input", "cached_input", "cache_read", "cache_write", "output", "request", "search")
 
@@ -62,29 +62,42 @@ def compute(
         return CostBreakdown(dict.fromkeys(COMPONENTS, 0), 0, source="free")
     entry = entry or _NO_ENTRY
     override = override or _NO_OVERRIDE
-    tier = tier_for(entry, usage.prompt_total, override.tier_threshold)
-    plan = _plan(entry, override, tier[1] if tier else None, usage.service_tier)
+    known = _known(entry)
+    tier = tier_for(known.tiers, usage.prompt_total, override.tier_threshold)
+    label = tier[1] if tier else None
+    key = (override, label, usage.service_tier)
+    if key not in known.plans:
+        known.plans[key] = _build_plan(entry, override, label, usage.service_tier)
+    plan = known.plans[key]
     return None if plan is None else plan.cost(usage)
+
+
+class _Known:
+    """What one catalog entry prices, worked out once: finding the rates costs ten times what
+    applying them does. Its tiers, and a plan per (override, tier, service tier)."""
+
+    __slots__ = ("entry", "plans", "tiers")
+
+    def __init__(self, entry: Mapping[str, Any]) -> None:
+        self.entry = entry  # held, so its id is not reused while it is known
+        self.tiers = tier_thresholds(entry)
+        self.plans: dict[tuple[PriceOverride, str | None, str | None], RatePlan | None] = {}
 
 
 _NO_ENTRY: Mapping[str, Any] = {}
 _NO_OVERRIDE = PriceOverride()
-_PLANS: dict[tuple[int, PriceOverride, str | None, str | None], tuple[Mapping[str, Any], RatePlan | None]] = {}
+_KNOWN: dict[int, _Known] = {}
 
 
-def _plan(entry: Mapping[str, Any], override: PriceOverride, label: str | None, service: str | None) -> RatePlan | None:
-    """The rates for this entry, override, tier and service tier, worked out once: finding them
-    costs ten times what applying them does. Catalog entries are never changed in place (a sync
-    or an edit replaces them), so an entry is known by its identity."""
-    key = (id(entry), override, label, service)
-    found = _PLANS.get(key)
-    if found is not None and found[0] is entry:
-        return found[1]
-    if len(_PLANS) >= 4096:
-        _PLANS.clear()
-    plan = _build_plan(entry, override, label, service)
-    _PLANS[key] = (entry, plan)
-    return plan
+def _known(entry: Mapping[str, Any]) -> _Known:
+    """Catalog entries are never changed in place (a sync or an edit replaces them), so an
+    entry is known by its identity."""
+    known = _KNOWN.get(id(entry))
+    if known is None or known.entry is not entry:
+        if len(_KNOWN) >= 4096:
+            _KNOWN.clear()
+        known = _KNOWN[id(entry)] = _Known(entry)
+    return known
 
 
 def _build_plan(

@@ -42,24 +42,10 @@ def tier_thresholds(entry: Mapping[str, Any]) -> dict[int, str]:
     return found
 
 
-_THRESHOLDS: dict[int, tuple[Mapping[str, Any], dict[int, str]]] = {}
-
-
-def _thresholds_of(entry: Mapping[str, Any]) -> dict[int, str]:
-    """``tier_thresholds``, once per entry (entries are replaced, never changed in place)."""
-    found = _THRESHOLDS.get(id(entry))
-    if found is None or found[0] is not entry:
-        if len(_THRESHOLDS) >= 4096:
-            _THRESHOLDS.clear()
-        found = _THRESHOLDS[id(entry)] = (entry, tier_thresholds(entry))
-    return found[1]
-
-
-def tier_for(entry: Mapping[str, Any], prompt_tokens: int, threshold: int | None = None) -> tuple[int, str] | None:
-    """The highest tier the prompt crosses (strictly more tokens than its threshold).
+def tier_for(tiers: dict[int, str], prompt_tokens: int, threshold: int | None = None) -> tuple[int, str] | None:
+    """The highest of an entry's ``tier_thresholds`` the prompt crosses (strictly more tokens).
 
     ``threshold`` (an admin override) moves where the entry's single tier begins."""
-    tiers = _thresholds_of(entry)
     if threshold is not None and len(tiers) == 1:
         tiers = {threshold: next(iter(tiers.values()))}
     crossed = [n for n in tiers if prompt_tokens > n]
