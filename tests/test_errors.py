@@ -87,6 +87,17 @@ def test_bad_input_is_a_clear_400(relay, path: str, payload: bytes, needle: str)
 def test_form_bodies_are_415(relay) -> None:
     reply = httpx.post(relay.url + "/v1/chat/completions", data={"model": "x"})
     assert reply.status_code == 415 and "JSON" in reply.json()["error"]["message"]
+    multipart = httpx.post(relay.url + "/api/chat", files={"model": (None, "x")})
+    assert multipart.status_code == 415 and "JSON" in multipart.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+def test_json_sent_the_way_curl_d_sends_it_is_read(relay, path: str) -> None:
+    """``curl URL -d '{...}'`` (the README's and Ollama's examples) labels the body as a form."""
+    body = b'{"model": "openai/chat_nonstream_basic", "messages": [{"role": "user", "content": "hi"}], "stream": false}'
+    reply = httpx.post(relay.url + path, content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200, reply.text
+    assert relay.row(reply.headers["x-request-id"])["outcome"] == "ok"
 
 
 def test_oversized_body_is_413(make_relay) -> None:

@@ -20,20 +20,26 @@ from app.pipeline.core import Exchange, Pipeline, Reply
 
 log = logging.getLogger("llm_relay.http")
 
-_FORM_TYPES = ("multipart/", "application/x-www-form-urlencoded")
-
 
 async def read_json(req: falcon.asgi.Request) -> Any:
     raw = await req.stream.read()
     content_type = (req.content_type or "").lower()
-    if content_type.startswith(_FORM_TYPES):
-        raise UnsupportedMediaType(f"expected a JSON body, got {content_type.split(';')[0]}")
+    if content_type.startswith("multipart/"):
+        raise _not_json(content_type)
     if not raw.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        # ``curl -d '{...}'`` labels JSON as a form (Ollama's and this README's examples do, and
+        # Ollama takes it): a form-labelled body is read as JSON, and refused only if it is not.
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            raise _not_json(content_type) from None
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def _not_json(content_type: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(f"expected a JSON body, got {content_type.split(';')[0]}")
 
 
 def new_exchange(
