@@ -279,6 +279,21 @@ def test_neutral_values_of_missing_parameters_are_accepted(relay, sdk) -> None:
     assert completion.choices[0].message.content == NONSTREAM_TEXT
 
 
+@pytest.mark.parametrize("dialect", ["openai", "ollama"])
+def test_embeddings_are_a_client_error(relay, sdk, upstream, dialect: str) -> None:
+    """The Agent API has no embeddings: the caller is told so with a 400 in its own dialect
+    (the OpenAPI fuzzer found a 501, a server error, here)."""
+    before = len(upstream.requests)
+    if dialect == "openai":
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.openai(relay.url).embeddings.create(model=NONSTREAM, input="hi")
+        assert "chat only" in caught.value.message
+    else:
+        reply = httpx.post(relay.url + "/api/embed", json={"model": NONSTREAM, "input": "hi"})
+        assert reply.status_code == 400 and "chat only" in reply.json()["error"]
+    assert len(upstream.requests) == before
+
+
 # The adapter alone, against hand-made Agent API answers for what the recordings do not show.
 
 PROVIDER = Provider("perplexity", "perplexity", "https://pplx.test", "key")

@@ -29,7 +29,7 @@ from app.adapters.base import (
 )
 from app.adapters.perplexity_request import agent_request
 from app.adapters.wire import iter_sse
-from app.errors import NotSupported, UpstreamProtocolError, UpstreamStatusError
+from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
 from app.formats.responses_api import (
     FAILURE_EVENTS,
     TERMINAL_EVENTS,
@@ -118,7 +118,9 @@ class PerplexityAdapter(Adapter):
 
     async def send(self, call: Call) -> Reply:
         if call.kind != "chat":
-            raise NotSupported(f"Perplexity's Agent API serves chat only, not {call.kind}")
+            # The Agent API has neither embeddings nor a bare-prompt completion endpoint: the
+            # request is the caller's to change (400), not something this relay lacks (5xx).
+            raise BadRequest(f"{self.provider.name}: Perplexity's Agent API serves chat only, not {call.kind}")
         url = self.provider.base_url + "/v1/responses"
         content = orjson.dumps(agent_request(call))
         functions = function_names(call.body.get("tools"))
