@@ -6,6 +6,7 @@ Same pinning as the bench (relay on core 0, upstream and wrk on core 1), c=32, n
 
     python -m bench.ab --runs 4 --b USAGE_BATCH_SIZE=500
     python -m bench.ab --stream --untracked --a LOG_LEVEL=warning --b LOG_LEVEL=error
+    python -m bench.ab --untracked a     # what usage rows cost: A without them, B with them
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def pairs(values: list[str]) -> dict[str, str]:
     return found
 
 
-def one_run(upstream: str, out: Path, env: dict[str, str], args: argparse.Namespace) -> float:
-    target = targets.relay(upstream, out, tracked=not args.untracked)
+def one_run(upstream: str, out: Path, env: dict[str, str], args: argparse.Namespace, tracked: bool) -> float:
+    target = targets.relay(upstream, out, tracked=tracked)
     target.env.update(env)
     target.start(out)
     try:
@@ -47,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each, alternated (default 3)")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per run (default 10)")
     parser.add_argument("--stream", action="store_true", help="streaming requests instead of whole replies")
-    parser.add_argument("--untracked", action="store_true", help="usage rows switched off in both")
+    parser.add_argument(
+        "--untracked",
+        nargs="?",
+        const="both",
+        choices=("both", "a", "b"),
+        help="usage rows switched off in both setups (or in only one: a or b)",
+    )
     args = parser.parse_args(argv)
     setups = {"A": pairs(args.a), "B": pairs(args.b)}
     out = targets.HERE / "out" / ("ab-" + datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -59,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, env in setups.items():
                 directory = out / f"{name}{run}"
                 directory.mkdir()
-                rates[name].append(one_run(base, directory, env, args))
+                tracked = args.untracked not in ("both", name.lower())
+                rates[name].append(one_run(base, directory, env, args, tracked))
                 print(f"{name} run {run + 1}: {rates[name][-1]:.0f} req/s", flush=True)
     finally:
         upstream.terminate()

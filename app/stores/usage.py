@@ -16,13 +16,23 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from tortoise.transactions import in_transaction
 
 from app.stores.db import Database
 from app.stores.journal import Journal
-from app.stores.usage_row import RECORD_COLUMNS, UsageRow, db_record, decode, insert_sql
+from app.stores.usage_row import (
+    POSTGRES_RECORDS,
+    POSTGRES_TAGS,
+    SQLITE_RECORDS,
+    SQLITE_TAGS,
+    UsageRow,
+    decode,
+    encode,
+    postgres_batch,
+    sqlite_record,
+)
 
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
@@ -59,7 +69,7 @@ class UsageWriter:
         self.journal: Journal | None = None
         self.resolve_hostnames = resolve_hostnames
         self._hosts: dict[str, str | None] = {}
-        self._pending: deque[UsageRow] = deque()
+        self._pending: deque[tuple[UsageRow, bytes]] = deque()  # each row with its journal line
         self._spilled = 0  # rows only in the journal (the buffer was full, or left by a crash)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -77,12 +87,13 @@ class UsageWriter:
 
     def submit(self, row: UsageRow) -> None:
         """Journal the row, then queue it; never blocks, never awaits."""
+        line = encode(row)
         if self.journal is not None:
-            self.journal.append(row)
+            self.journal.write(line)
         for listener in self.listeners:
             listener.submitted(row)
         if len(self._pending) < self.queue_size:
-            self._pending.append(row)
+            self._pending.append((row, line))
         else:
             if self._spilled == 0:
                 log.warning(
@@ -166,16 +177,17 @@ class UsageWriter:
             self._wake.clear()
             journal = self.journal
             if journal is not None and journal.size > self.journal_rotate_bytes and not self._spilled:
-                journal.rotate(self._pending)  # every row not in _pending is committed
+                journal.rotate(line for _, line in self._pending)  # every row not in _pending is committed
 
     async def _replay(self) -> bool:
         """Write every row in the journal (those already written are skipped by request id)."""
         assert self.journal is not None
         spilled = self._spilled
-        batch: list[UsageRow] = []
+        batch: list[tuple[UsageRow, bytes]] = []
         try:
             for record in self.journal.records():
-                batch.append(decode(record))
+                row = decode(record)
+                batch.append((row, encode(row)))
                 if len(batch) >= self.batch_size:
                     await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
                     batch = []
@@ -204,17 +216,23 @@ class UsageWriter:
         for row in batch:
             row.client_host = self._hosts.get(row.client)
 
-    async def _write(self, batch: list[UsageRow]) -> None:
+    async def _write(self, batch: list[tuple[UsageRow, bytes]]) -> None:
+        rows = [row for row, _ in batch]
         if self.resolve_hostnames():
-            await self._hostnames(batch)
-        # Plain parameterised inserts, not ORM objects: building a model instance per row held
-        # the event loop for tens of milliseconds per batch under load.
-        postgres = self.db.backend == "postgres"
-        records = [db_record(row, postgres) for row in batch]
-        tags: list[list[Any]] = [[row.request_id, tag] for row in batch for tag in row.tags]
+            await self._hostnames(rows)
+            batch = [(row, encode(row)) for row in rows]  # the lines now with their hostnames
+        tags = any(row.tags for row in rows)
         async with in_transaction() as connection:
-            await connection.execute_many(insert_sql("usage_record", RECORD_COLUMNS, postgres), records)
-            if tags:
-                await connection.execute_many(insert_sql("usage_tag", ("request_id", "tag"), postgres), tags)
+            if self.db.backend == "postgres":
+                payload = postgres_batch([line for _, line in batch])
+                await connection.execute_query(POSTGRES_RECORDS, [payload])
+                if tags:
+                    await connection.execute_query(POSTGRES_TAGS, [payload])
+            else:
+                await connection.execute_many(SQLITE_RECORDS, [sqlite_record(row) for row in rows])
+                if tags:
+                    await connection.execute_many(
+                        SQLITE_TAGS, [[row.request_id, tag] for row in rows for tag in row.tags]
+                    )
         for listener in self.listeners:
-            listener.committed(batch)
+            listener.committed(rows)

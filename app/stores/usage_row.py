@@ -55,16 +55,43 @@ class UsageRow:
 
 
 RECORD_COLUMNS = tuple(f for f in UsageRow.__dataclass_fields__ if f != "tags")
+_NAMES = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
 
 
-def insert_sql(table: str, columns: tuple[str, ...], postgres: bool) -> str:
-    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1)) if postgres else ", ".join("?" * len(columns))
-    conflict = "(request_id)" if table == "usage_record" else "(request_id, tag)"
-    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks}) ON CONFLICT {conflict} DO NOTHING'
+def encode(row: UsageRow) -> bytes:
+    """The row as one JSON line: what the journal holds, and what PostgreSQL inserts."""
+    return orjson.dumps(row) + b"\n"
 
 
+# PostgreSQL: one statement per table takes the whole batch as one JSON array (the rows' journal
+# lines joined), so the event loop's thread only joins bytes; with a parameter per column and row,
+# asyncpg converted and encoded every value there (~2x the relay's CPU per row). The server
+# parses the array.
+POSTGRES_RECORDS = (
+    f'INSERT INTO "usage_record" ({_NAMES}) SELECT {_NAMES} '
+    'FROM json_populate_recordset(NULL::"usage_record", $1::json) ON CONFLICT (request_id) DO NOTHING'
+)
+POSTGRES_TAGS = (
+    "INSERT INTO \"usage_tag\" (request_id, tag) SELECT r->>'request_id', t "
+    "FROM json_array_elements($1::json) AS r, json_array_elements_text(r->'tags') AS t "
+    "ON CONFLICT (request_id, tag) DO NOTHING"
+)
+
+
+def postgres_batch(lines: list[bytes]) -> str:
+    """Journal lines as one JSON array (the newline between elements is valid JSON)."""
+    return "[" + b",".join(lines).decode() + "]"
+
+
+# SQLite: a parameter per column and row. The same JSON array through json_each() cost 4x as
+# much, SQLite re-parsing the row's object for every column it extracts.
+SQLITE_RECORDS = (
+    f'INSERT INTO "usage_record" ({_NAMES}) VALUES ({", ".join("?" * len(RECORD_COLUMNS))}) '
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+SQLITE_TAGS = 'INSERT INTO "usage_tag" (request_id, tag) VALUES (?, ?) ON CONFLICT (request_id, tag) DO NOTHING'
 _VALUES = attrgetter(*RECORD_COLUMNS)
-# Columns whose Python value is not what the database takes as it is (by their declared type).
+# Columns whose Python value is not what SQLite takes as it is (by their declared type).
 _CONVERTED = [
     i
     for i, c in enumerate(RECORD_COLUMNS)
@@ -72,20 +99,19 @@ _CONVERTED = [
 ]
 
 
-def db_record(row: UsageRow, postgres: bool) -> list[Any]:
+def sqlite_record(row: UsageRow) -> list[Any]:
     values = list(_VALUES(row))
     for index in _CONVERTED:
-        values[index] = _db_value(values[index], postgres)
+        values[index] = _sqlite_value(values[index])
     return values
 
 
-def _db_value(value: Any, postgres: bool) -> Any:
+def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        utc = value.astimezone(UTC)
-        return utc if postgres else utc.isoformat(sep=" ")  # the text Tortoise stores in SQLite
+        return value.astimezone(UTC).isoformat(sep=" ")  # the text Tortoise stores
     if isinstance(value, dict):
         return orjson.dumps(value).decode()
-    if isinstance(value, bool) and not postgres:
+    if isinstance(value, bool):
         return int(value)
     return value
 

@@ -1,0 +1,88 @@
+"""The usage writer inserts a batch as one JSON array per table: every column must hold exactly
+what Tortoise itself stores for the same values, on SQLite and on PostgreSQL, or the admin's
+filters (which compare SQLite's datetime text) and totals would quietly go wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.stores.db import Database
+from app.stores.models import UsageRecord, UsageTag
+from app.stores.usage import UsageWriter
+from app.stores.usage_row import RECORD_COLUMNS, UsageRow
+
+
+def full_row(**changes: Any) -> UsageRow:
+    """Every column set to a value that is not its default, with text that JSON must escape."""
+    row = UsageRow(
+        request_id=uuid.uuid4().hex, created_at=datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC),
+        endpoint="/v1/chat/completions", dialect="openai", client="10.0.0.7", requested_model='gpt "x"\\y',
+        resolved_model="openai/gpt-4o-mini ✓", provider="openai", route="direct", input_tokens=123456789012,
+        output_tokens=5, reasoning_tokens=6, cached_input_tokens=7, cache_read_tokens=8, cache_write_tokens=9,
+        usage_reported=True, cache_write_1h_tokens=10, web_search_requests=2, service_tier="priority",
+        cost_nanousd=9_007_199_254_740_993, cost_source="provider", computed_cost_nanousd=-12,
+        provider_cost_nanousd=13, cost_input_nanousd=14, cost_cached_input_nanousd=15, cost_cache_read_nanousd=16,
+        cost_cache_write_nanousd=17, cost_output_nanousd=18, cost_request_nanousd=19, cost_search_nanousd=20,
+        pricing_tier="above_200k", rates={"rates": {"input": "0.00000015", "output": "6E-7"}, "tier": None},
+        latency_ms=21, ttft_ms=22, streamed=True, status=499, outcome="client_closed", error="line\nbreak 'q'",
+        tags=["user:ana", "team:ü", "user:ana"], client_host="host.example",
+    )  # fmt: skip
+    return dataclasses.replace(row, **changes)
+
+
+async def stored(database: Database, request_ids: list[str]) -> dict[str, dict[str, Any]]:
+    connection = database.connection
+    marks = ", ".join(f"${i + 1}" if database.backend == "postgres" else "?" for i in range(len(request_ids)))
+    columns = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
+    rows = await connection.execute_query_dict(
+        f'SELECT {columns} FROM "usage_record" WHERE request_id IN ({marks})', request_ids
+    )
+    return {r["request_id"]: r for r in rows}
+
+
+def test_a_batch_stores_what_tortoise_stores(db_url: str, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        database = Database(db_url)
+        await database.open(migrate_first=False)
+        writer = UsageWriter(database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
+        try:
+            with database.context:
+                writer.start()
+                ours = full_row()
+                whole_second = full_row(created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), tags=[])
+                nulls = full_row(
+                    resolved_model=None, provider=None, service_tier=None, cost_nanousd=None, rates=None,
+                    ttft_ms=None, error=None, client_host=None, usage_reported=False, streamed=False,
+                )  # fmt: skip
+                for row in (ours, whole_second, nulls, ours):  # the repeat is written once
+                    writer.submit(row)
+                await writer.flush()
+                references = {}
+                for row in (ours, whole_second, nulls):
+                    values = {c: getattr(row, c) for c in RECORD_COLUMNS}
+                    values["request_id"] = uuid.uuid4().hex
+                    await UsageRecord.create(**values)
+                    references[row.request_id] = values["request_id"]
+                got = await stored(database, [*references, *references.values()])
+                for mine, reference in references.items():
+                    assert {**got[mine], "request_id": "-"} == {**got[reference], "request_id": "-"}
+                assert await UsageRecord.filter(request_id=ours.request_id).count() == 1
+                tags = await UsageTag.filter(request_id=ours.request_id).order_by("tag").values_list("tag", flat=True)
+                assert tags == ["team:ü", "user:ana"]
+                assert not await UsageTag.filter(request_id=whole_second.request_id).exists()
+                # The admin's date filters compare against the stored text on SQLite.
+                at = ours.created_at
+                assert await UsageRecord.filter(request_id=ours.request_id, created_at__gte=at).exists()
+                assert not await UsageRecord.filter(request_id=ours.request_id, created_at__gt=at).exists()
+                record = await UsageRecord.get(request_id=ours.request_id)
+                assert record.created_at == at and record.rates == ours.rates and record.streamed is True
+        finally:
+            await writer.stop()
+            await database.close()
+
+    asyncio.run(scenario())
