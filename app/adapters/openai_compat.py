@@ -9,7 +9,6 @@ chunk, Mistral tool calls without ``type``, Groq's usage inside ``x_groq``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -32,17 +31,12 @@ from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEvent, iter_event_batches, iter_sse, parse_block
 from app.errors import UpstreamProtocolError
-from app.pipeline.core import Frames, Reply, StreamItem, Usage, carries_token
+from app.pipeline.core import Frames, Reply, StreamItem, Usage
 from app.providers import Provider
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
-# An event relayed without a parse must be one ``data:`` line holding a JSON object and carry
-# nothing the relay acts on: a usage report (``"usage":null`` is inert), an error, Groq's
-# x_groq, or what normalize_chunk rewrites. Keys are matched only where JSON allows a key: a
-# quote inside a string value is always escaped, so ``"usage":`` cannot hide in text.
-_ACTS_ON = re.compile(
-    rb'"usage"\s*:\s*[^n\s]|"(?:error|x_groq|reasoning|tool_calls)"\s*:|chat\.completion\.done|"content"\s*:\s*\['
-)
+# What one walk over a parsed event finds (see _inspect).
+_ACT, _TOKEN, _FINISH = 1, 2, 4
 
 
 class OpenAICompatAdapter(Adapter):
@@ -109,7 +103,7 @@ class OpenAICompatAdapter(Adapter):
 
     async def _frames(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
         """For OpenAI-dialect clients: events relayed as they came, batched per network chunk;
-        only those the relay acts on (see _ACTS_ON) are parsed and become internal chunks."""
+        only those the relay acts on (see _inspect) become internal chunks."""
         batches = iter_event_batches(opened.chunks)
         finished = False
         try:
@@ -118,24 +112,28 @@ class OpenAICompatAdapter(Adapter):
                 tokens = 0
                 done = False
                 for event in batch:
-                    if isinstance(event, bytes) and _relayable(event):
-                        plain.append(event)
-                        # Read, never re-encoded: whether it carries a token is the meter's
-                        # question, and only the parsed event answers it exactly.
-                        data = load_json(self.provider, event[6:])
-                        tokens += carries_token(data)
-                        finished = finished or _finishes(data)
-                        continue
+                    if isinstance(event, bytes) and _one_object(event):
+                        # Every such event is parsed (one orjson call costs less than the
+                        # substring scans that could skip it) but never re-encoded when relayed.
+                        chunk = load_json(self.provider, event[6:])
+                        flags = _inspect(chunk)
+                        finished = finished or bool(flags & _FINISH)
+                        if not flags & _ACT:
+                            plain.append(event)
+                            tokens += bool(flags & _TOKEN)
+                            continue
+                        items: Iterator[StreamItem] = self._chunk(chunk, None, call)
+                    else:
+                        items = self._parsed(event, call)
                     if plain:  # what came before this event goes first
                         yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
                         plain, tokens = [], 0
-                    for parsed in parse_block(event) if isinstance(event, bytes) else (event,):
-                        done = parsed.data.strip() == "[DONE]"
-                        if done:
+                    for item in items:
+                        if item is _DONE:
+                            done = True
                             break
-                        for item in self._event(parsed, call):
-                            finished = finished or _finishes(item)
-                            yield item
+                        finished = finished or _finishes(item)
+                        yield item
                     if done:
                         break
                 if plain:
@@ -147,6 +145,18 @@ class OpenAICompatAdapter(Adapter):
         finally:
             await batches.aclose()
 
+    def _parsed(self, event: bytes | SSEvent, call: Call) -> Iterator[Any]:
+        """An event that is not one plain ``data: {...}`` line, parsed the careful way; the
+        stream's ``[DONE]`` comes out as _DONE."""
+        if event == b"data: [DONE]":  # as nearly every provider spells it: no parser needed
+            yield _DONE
+            return
+        for parsed in parse_block(event) if isinstance(event, bytes) else (event,):
+            if parsed.data.strip() == "[DONE]":
+                yield _DONE
+                return
+            yield from self._event(parsed, call)
+
     def _ended_early(self, finished: bool) -> None:
         """A body that stops with neither [DONE] nor a finish reason was cut off (a reset the
         transport couldn't tell from a close): the caller must not take it for a whole answer."""
@@ -154,11 +164,13 @@ class OpenAICompatAdapter(Adapter):
             raise UpstreamProtocolError(f"{self.provider.name}: the stream ended before the reply was complete")
 
     def _event(self, event: SSEvent, call: Call) -> Iterator[StreamItem]:
-        chunk = load_json(self.provider, event.data.strip())
+        yield from self._chunk(load_json(self.provider, event.data.strip()), event.event, call)
+
+    def _chunk(self, chunk: Any, event_type: str | None, call: Call) -> Iterator[StreamItem]:
         if not isinstance(chunk, dict):
             return
         raw_usage = find_usage(chunk)
-        if event.event == "error" or "error" in chunk:
+        if event_type == "error" or "error" in chunk:
             if raw_usage:
                 yield _usage(raw_usage, chunk, call)
             raise error_from_payload(self.provider, chunk)
@@ -182,22 +194,45 @@ def _finishes(item: Any) -> bool:
     )
 
 
-def _relayable(event: bytes) -> bool:
-    if not event.startswith(b"data: {") or not event.endswith(b"}") or b"\n" in event:
-        return False
-    # Substrings every match of _ACTS_ON contains (content arrays: in the two spellings providers
-    # send), tested first because ``in`` is memchr-fast and most events contain none of them.
-    suspect = (
-        b'"usage"' in event
-        or b'"error"' in event
-        or b'"x_groq"' in event
-        or b'"reasoning"' in event
-        or b'"tool_calls"' in event
-        or b"completion.done" in event
-        or b'"content":[' in event
-        or b'"content": [' in event
-    )
-    return not suspect or _ACTS_ON.search(event) is None
+_DONE: Any = object()  # the stream's own end, [DONE], among a parsed event's items
+
+
+def _one_object(event: bytes) -> bool:
+    """One ``data:`` line holding a JSON object: an event that can be relayed as it is."""
+    return event.startswith(b"data: {") and event.endswith(b"}") and b"\n" not in event
+
+
+def _inspect(chunk: Any) -> int:
+    """What a parsed event asks of the relay, in one walk: _ACT when the relay must act on it
+    (a usage report, an error, Groq's x_groq, or what normalize_chunk rewrites: Perplexity's
+    done object, content arrays, ``reasoning``, tool calls), _TOKEN when it carries generated
+    output (as carries_token counts it) and _FINISH when a choice finishes."""
+    if not isinstance(chunk, dict):
+        return _ACT
+    flags = 0
+    if (
+        chunk.get("usage") is not None  # "usage": null is inert
+        or "error" in chunk
+        or "x_groq" in chunk
+        or chunk.get("object") == "chat.completion.done"
+    ):
+        flags = _ACT
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            return _ACT
+        if choice.get("finish_reason"):
+            flags |= _FINISH
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and (
+            "reasoning" in delta or "tool_calls" in delta or isinstance(delta.get("content"), list)
+        ):
+            flags |= _ACT
+        body = delta or choice
+        if isinstance(body, dict) and (
+            body.get("content") or body.get("text") or body.get("reasoning_content") or body.get("tool_calls")
+        ):
+            flags |= _TOKEN
+    return flags
 
 
 def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:
