@@ -19,25 +19,31 @@ RECORD_COLUMNS = {
     "cost_cached_input_nanousd", "cost_cache_read_nanousd", "cost_cache_write_nanousd", "cost_output_nanousd",
     "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates", "client_host",
 }  # fmt: skip
-INDEXED = {("usage_record", "created_at"), ("usage_record", "provider"), ("usage_record", "outcome"),
-           ("usage_record", "request_id"), ("usage_tag", "request_id"), ("usage_tag", "tag")}  # fmt: skip
+# Every index of the usage tables, by its columns in order (primary keys aside): what the admin's
+# queries use, and nothing a composite index already leads with (each one costs every insert).
+USAGE_INDEXES = {
+    ("usage_record", ("request_id",)), ("usage_record", ("created_at",)),
+    ("usage_record", ("provider", "created_at")), ("usage_record", ("resolved_model", "created_at")),
+    ("usage_record", ("outcome", "created_at")),
+    ("usage_tag", ("request_id", "tag")), ("usage_tag", ("tag", "request_id")),
+}  # fmt: skip
 
 
-async def sqlite_schema(path: str) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+async def sqlite_schema(path: str) -> tuple[dict[str, set[str]], set[tuple[str, tuple[str, ...]]]]:
     import aiosqlite
 
     columns: dict[str, set[str]] = {}
-    indexed: set[tuple[str, str]] = set()
+    indexes: set[tuple[str, tuple[str, ...]]] = set()
     async with aiosqlite.connect(path) as db:
         for table in ("usage_record", "usage_tag", "model_alias", "price_override", "pricing_sync"):
             columns[table] = {row[1] async for row in await db.execute(f"PRAGMA table_info({table})")}
             for index in await (await db.execute(f"PRAGMA index_list({table})")).fetchall():
-                for info in await (await db.execute(f"PRAGMA index_info('{index[1]}')")).fetchall():
-                    indexed.add((table, info[2]))
-    return columns, indexed
+                info = await (await db.execute(f"PRAGMA index_info('{index[1]}')")).fetchall()
+                indexes.add((table, tuple(row[2] for row in sorted(info))))
+    return columns, indexes
 
 
-async def postgres_schema(url: str) -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+async def postgres_schema(url: str) -> tuple[dict[str, set[str]], set[tuple[str, tuple[str, ...]]]]:
     conn = await asyncpg.connect(url)
     try:
         columns: dict[str, set[str]] = {}
@@ -45,13 +51,14 @@ async def postgres_schema(url: str) -> tuple[dict[str, set[str]], set[tuple[str,
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
         ):
             columns.setdefault(row["table_name"], set()).add(row["column_name"])
-        indexed = set()
+        indexes = set()
         for row in await conn.fetch(
-            "SELECT t.relname AS table_name, a.attname AS column_name FROM pg_index i "
-            "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_attribute a ON a.attrelid = t.oid "
-            "AND a.attnum = ANY(i.indkey) JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'"
+            "SELECT t.relname AS table_name, ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY "
+            "AS k(attnum, position) JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+            "ORDER BY k.position) AS index_columns FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND NOT i.indisprimary"
         ):
-            indexed.add((row["table_name"], row["column_name"]))
+            indexes.add((row["table_name"], tuple(row["index_columns"])))
         types = {
             r["column_name"]: r["data_type"]
             for r in await conn.fetch(
@@ -59,7 +66,7 @@ async def postgres_schema(url: str) -> tuple[dict[str, set[str]], set[tuple[str,
             )
         }
         assert types["cost_nanousd"] == "bigint" and types["created_at"] == "timestamp with time zone"
-        return columns, indexed
+        return columns, indexes
     finally:
         await conn.close()
 
@@ -75,9 +82,9 @@ def test_migrate_from_zero_twice(tmp_path) -> None:
         asyncio.run(apply_migrations(url))
         asyncio.run(apply_migrations(url))  # idempotent: nothing left to apply
         if BACKEND == "postgres":
-            columns, indexed = asyncio.run(postgres_schema(url))
+            columns, indexes = asyncio.run(postgres_schema(url))
         else:
-            columns, indexed = asyncio.run(sqlite_schema(path))
+            columns, indexes = asyncio.run(sqlite_schema(path))
     finally:
         if BACKEND == "postgres":
             _drop_pg_database(name)
@@ -86,8 +93,8 @@ def test_migrate_from_zero_twice(tmp_path) -> None:
     assert columns["model_alias"] == {"name", "target", "created_at"}
     assert {"provider", "model", "input_per_mtok", "tier_threshold"} <= columns["price_override"]
     assert {"started_at", "status", "changes", "snapshot"} <= columns["pricing_sync"]
-    missing = INDEXED - indexed
-    assert not missing, f"indexes missing after migration: {sorted(missing)}"
+    usage = {(table, cols) for table, cols in indexes if table in ("usage_record", "usage_tag")}
+    assert usage == USAGE_INDEXES
 
 
 def test_default_sqlite_file_is_created_under_data_dir(tmp_path) -> None:
@@ -139,6 +146,63 @@ def test_upgrade_keeps_existing_rows(tmp_path) -> None:
     finally:
         if BACKEND == "postgres":
             _drop_pg_database(name)
+
+
+def test_dropping_the_redundant_indexes_does_not_rebuild_the_usage_tables(tmp_path) -> None:
+    """0008 drops four single-column indexes by name: a usage history of millions of rows must
+    not be copied into a new table to do it (Tortoise's own AlterField does that on SQLite)."""
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.api import migrate
+
+    from app.stores.db import tortoise_config
+
+    if BACKEND == "postgres":
+        name = _create_pg_database()
+        url = f"{PG_SERVER}/{name}"
+        # A rewrite (or a copy into a new table) gives the table a new storage file.
+        storage = "SELECT relname, relfilenode FROM pg_class WHERE relname IN ('usage_record', 'usage_tag')"
+    else:
+        url = f"sqlite://{tmp_path / 'upgrade.db'}"
+        storage = "SELECT name, rootpage FROM sqlite_master WHERE name IN ('usage_record', 'usage_tag')"
+
+    async def tables(ctx: TortoiseContext) -> dict[str, int]:
+        _, rows = await ctx.connections.get("default").execute_query(storage)
+        return {row[0]: row[1] for row in (tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows)}
+
+    async def run() -> tuple[dict[str, int], dict[str, int], int]:
+        ctx = TortoiseContext()
+        with ctx:
+            await migrate(config=tortoise_config(url), target="relay.0007_usage_daily")
+            conn = ctx.connections.get("default")
+            await conn.execute_script(
+                "INSERT INTO usage_record (request_id, created_at, endpoint, dialect, client, requested_model, "
+                "route, input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, cache_read_tokens, "
+                "cache_write_tokens, usage_reported, cost_nanousd, streamed, status, outcome, provider) VALUES "
+                "('old-1', '2026-01-01 00:00:00+00:00', '/v1/chat/completions', 'openai', '', 'm', 'direct', 1, "
+                "2, 0, 0, 0, 0, TRUE, 5, FALSE, 200, 'ok', 'openai');"
+                "INSERT INTO usage_tag (request_id, tag) VALUES ('old-1', 'team:a')"
+            )
+            before = await tables(ctx)
+            await ctx.close_connections()
+        await apply_migrations(url)
+        ctx = TortoiseContext()
+        with ctx:
+            await ctx.init(config=tortoise_config(url))
+            after = await tables(ctx)
+            from app.stores.models import UsageRecord, UsageTag
+
+            kept = await UsageRecord.filter(provider="openai", outcome="ok").count()
+            kept += await UsageTag.filter(tag="team:a", request_id="old-1").count()
+            await ctx.close_connections()
+        return before, after, kept
+
+    try:
+        before, after, kept = asyncio.run(run())
+    finally:
+        if BACKEND == "postgres":
+            _drop_pg_database(name)
+    assert set(before) == {"usage_record", "usage_tag"} and after == before
+    assert kept == 2
 
 
 def test_model_docstrings_are_safe_sql_comments() -> None:

@@ -18,7 +18,7 @@ class UsageRecord(Model):
     client_host = fields.CharField(max_length=255, null=True, db_default=None)  # reverse DNS, when enabled
     requested_model = fields.CharField(max_length=255, default="")
     resolved_model = fields.CharField(max_length=255, null=True)
-    provider = fields.CharField(max_length=64, null=True, db_index=True)
+    provider = fields.CharField(max_length=64, null=True)
     route = fields.CharField(max_length=16, default="direct")
     input_tokens = fields.BigIntField(default=0)
     output_tokens = fields.BigIntField(default=0)
@@ -50,7 +50,7 @@ class UsageRecord(Model):
     ttft_ms = fields.IntField(null=True)
     streamed = fields.BooleanField(default=False)
     status = fields.IntField(default=200)
-    outcome = fields.CharField(max_length=32, db_index=True)
+    outcome = fields.CharField(max_length=32)
     error = fields.TextField(null=True)
 
     class Meta:
@@ -62,8 +62,8 @@ class UsageRecord(Model):
 
 class UsageTag(Model):
     id = fields.BigIntField(primary_key=True)
-    request_id = fields.CharField(max_length=64, db_index=True)
-    tag = fields.CharField(max_length=64, db_index=True)
+    request_id = fields.CharField(max_length=64)
+    tag = fields.CharField(max_length=64)
 
     class Meta:
         table = "usage_tag"
