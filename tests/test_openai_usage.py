@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.adapters.openai_compat import normalize_chunk, normalize_message
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEParser
+from app.formats.openai_chunks import normalize_chunk, normalize_message
 from app.pipeline.core import Usage
 
 FIXTURES = Path(__file__).parent / "fixtures"

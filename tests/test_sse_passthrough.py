@@ -15,7 +15,9 @@ import pytest
 
 from app.adapters.base import Call, Opened
 from app.adapters.openai_compat import OpenAICompatAdapter
+from app.adapters.openai_usage import find_usage
 from app.errors import UpstreamStatusError
+from app.formats.openai_chunks import ACT, FINISH, TOKEN, finishes, inspect_chunk, normalize_chunk
 from app.pipeline.core import Frames, Pipeline, Usage, carries_token
 from app.providers import Provider
 from tests.recordings import FIXTURES
@@ -152,3 +154,39 @@ def test_a_stage_that_does_not_declare_frames_turns_the_fast_path_off() -> None:
 
     assert Pipeline([Dispatch()]).passthrough  # type: ignore[list-item]
     assert not Pipeline([Custom(), Dispatch()]).passthrough  # type: ignore[list-item]
+
+
+EDGE_CASES = [
+    {"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": "a"}]}}]},  # Mistral's arrays
+    {"choices": [{"index": 0, "delta": {"reasoning": "r"}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"id": "c", "function": {"arguments": {"a": 1}}}]}}]},
+    {"object": "chat.completion.done", "choices": []},
+    {"choices": [], "x_groq": {"usage": {"prompt_tokens": 1}}},
+    {"choices": [], "usage": {}},
+    {"choices": [{"index": 0, "text": "completion text", "finish_reason": None}]},
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
+    {"choices": [{"index": 0, "delta": {"content": ""}, "logprobs": {"content": [{"token": "a"}]}}]},
+    {"error": {"message": "boom"}},
+]
+
+
+def recorded_chunks() -> list[Any]:
+    found = []
+    for provider, name in STREAMS:
+        for line in (FIXTURES / provider / f"{name}.sse").read_bytes().splitlines():
+            if line.startswith(b"data: {"):
+                found.append(json.loads(line[6:]))
+    return found
+
+
+def test_inspection_agrees_with_normalisation_and_the_meter() -> None:
+    """An event inspect_chunk lets through as bytes is one the careful path would not change and
+    that carries no usage or error; its token and finish flags are what the meter would find."""
+    for chunk in recorded_chunks() + EDGE_CASES:
+        flags = inspect_chunk(chunk)
+        normalized = json.loads(json.dumps(chunk))
+        normalize_chunk(normalized, find_usage(normalized))
+        if not flags & ACT:
+            assert normalized == chunk and find_usage(chunk) is None and "error" not in chunk, chunk
+        assert bool(flags & TOKEN) == carries_token(chunk), chunk
+        assert bool(flags & FINISH) == finishes(chunk), chunk

@@ -31,12 +31,20 @@ from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEvent, iter_event_batches, iter_sse, parse_block
 from app.errors import UpstreamProtocolError
+from app.formats.openai_chunks import (
+    ACT,
+    FINISH,
+    TOKEN,
+    finishes,
+    inspect_chunk,
+    normalize_chunk,
+    normalize_message,
+    one_object,
+)
 from app.pipeline.core import Frames, Reply, StreamItem, Usage
 from app.providers import Provider
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
-# What one walk over a parsed event finds (see _inspect).
-_ACT, _TOKEN, _FINISH = 1, 2, 4
 
 
 class OpenAICompatAdapter(Adapter):
@@ -95,7 +103,7 @@ class OpenAICompatAdapter(Adapter):
                     opened.at_end = True
                     return
                 for item in self._event(event, call):
-                    finished = finished or _finishes(item)
+                    finished = finished or finishes(item)
                     yield item
             self._ended_early(finished)
         finally:
@@ -103,7 +111,7 @@ class OpenAICompatAdapter(Adapter):
 
     async def _frames(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
         """For OpenAI-dialect clients: events relayed as they came, batched per network chunk;
-        only those the relay acts on (see _inspect) become internal chunks."""
+        only those the relay acts on (see inspect_chunk) become internal chunks."""
         batches = iter_event_batches(opened.chunks)
         finished = False
         try:
@@ -112,15 +120,15 @@ class OpenAICompatAdapter(Adapter):
                 tokens = 0
                 done = False
                 for event in batch:
-                    if isinstance(event, bytes) and _one_object(event):
+                    if isinstance(event, bytes) and one_object(event):
                         # Every such event is parsed (one orjson call costs less than the
                         # substring scans that could skip it) but never re-encoded when relayed.
                         chunk = load_json(self.provider, event[6:])
-                        flags = _inspect(chunk)
-                        finished = finished or bool(flags & _FINISH)
-                        if not flags & _ACT:
+                        flags = inspect_chunk(chunk)
+                        finished = finished or bool(flags & FINISH)
+                        if not flags & ACT:
                             plain.append(event)
-                            tokens += bool(flags & _TOKEN)
+                            tokens += bool(flags & TOKEN)
                             continue
                         items: Iterator[StreamItem] = self._chunk(chunk, None, call)
                     else:
@@ -132,7 +140,7 @@ class OpenAICompatAdapter(Adapter):
                         if item is _DONE:
                             done = True
                             break
-                        finished = finished or _finishes(item)
+                        finished = finished or finishes(item)
                         yield item
                     if done:
                         break
@@ -188,51 +196,7 @@ class OpenAICompatAdapter(Adapter):
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
 
 
-def _finishes(item: Any) -> bool:
-    return isinstance(item, dict) and any(
-        isinstance(c, dict) and c.get("finish_reason") for c in item.get("choices") or ()
-    )
-
-
 _DONE: Any = object()  # the stream's own end, [DONE], among a parsed event's items
-
-
-def _one_object(event: bytes) -> bool:
-    """One ``data:`` line holding a JSON object: an event that can be relayed as it is."""
-    return event.startswith(b"data: {") and event.endswith(b"}") and b"\n" not in event
-
-
-def _inspect(chunk: Any) -> int:
-    """What a parsed event asks of the relay, in one walk: _ACT when the relay must act on it
-    (a usage report, an error, Groq's x_groq, or what normalize_chunk rewrites: Perplexity's
-    done object, content arrays, ``reasoning``, tool calls), _TOKEN when it carries generated
-    output (as carries_token counts it) and _FINISH when a choice finishes."""
-    if not isinstance(chunk, dict):
-        return _ACT
-    flags = 0
-    if (
-        chunk.get("usage") is not None  # "usage": null is inert
-        or "error" in chunk
-        or "x_groq" in chunk
-        or chunk.get("object") == "chat.completion.done"
-    ):
-        flags = _ACT
-    for choice in chunk.get("choices") or ():
-        if not isinstance(choice, dict):
-            return _ACT
-        if choice.get("finish_reason"):
-            flags |= _FINISH
-        delta = choice.get("delta")
-        if isinstance(delta, dict) and (
-            "reasoning" in delta or "tool_calls" in delta or isinstance(delta.get("content"), list)
-        ):
-            flags |= _ACT
-        body = delta or choice
-        if isinstance(body, dict) and (
-            body.get("content") or body.get("text") or body.get("reasoning_content") or body.get("tool_calls")
-        ):
-            flags |= _TOKEN
-    return flags
 
 
 def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:
@@ -267,51 +231,3 @@ async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:
         }
     if reply.usage:
         yield reply.usage
-
-
-def normalize_chunk(chunk: dict[str, Any], raw_usage: dict[str, Any] | None) -> None:
-    if chunk.get("object") == "chat.completion.done":
-        chunk["object"] = "chat.completion.chunk"
-    if raw_usage is not None and "usage" not in chunk:
-        chunk["usage"] = raw_usage
-    for choice in chunk.get("choices") or ():
-        normalize_message(choice.get("delta"))
-
-
-def normalize_message(message: Any) -> None:
-    """Bring a message or delta to the fields OpenAI clients read."""
-    if not isinstance(message, dict):
-        return
-    content = message.get("content")
-    if isinstance(content, list):
-        text, thinking = _flatten(content)
-        message["content"] = text
-        if thinking and not message.get("reasoning_content"):
-            message["reasoning_content"] = thinking
-    reasoning = message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning and not message.get("reasoning_content"):
-        message["reasoning_content"] = reasoning
-    for tool_call in message.get("tool_calls") or ():
-        if isinstance(tool_call, dict) and tool_call.get("id") and not tool_call.get("type"):
-            tool_call["type"] = "function"
-        function = tool_call.get("function") if isinstance(tool_call, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("arguments"), dict):
-            function["arguments"] = orjson.dumps(function["arguments"]).decode()
-
-
-def _flatten(parts: list[Any]) -> tuple[str, str]:
-    """Mistral's content arrays: text parts, and thinking parts holding text parts."""
-    text: list[str] = []
-    thinking: list[str] = []
-    for part in parts:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") == "text" and isinstance(part.get("text"), str):
-            text.append(part["text"])
-        elif part.get("type") == "thinking":
-            inner = part.get("thinking")
-            if isinstance(inner, str):
-                thinking.append(inner)
-            elif isinstance(inner, list):
-                thinking.extend(p["text"] for p in inner if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return "".join(text), "".join(thinking)
