@@ -69,7 +69,7 @@ def test_rotation_keeps_what_is_not_committed(tmp_path: Path) -> None:
     first = journal.path
     for n in range(5):
         journal.append({"n": n})
-    journal.rotate([b'{"n":3}\n', b'{"n":4}\n'])
+    journal.rotate([{"n": 3}, {"n": 4}])
     assert not first.exists() and journal.path != first
     assert [r["n"] for r in journal.records()] == [3, 4]
     journal.append({"n": 5})

@@ -39,25 +39,22 @@ class Journal:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return path, fd
 
-    def rotate(self, keep: Iterable[bytes]) -> None:
-        """Start a new file holding only the lines ``keep`` (the rows not committed yet) and
-        delete the old one: under steady load the journal is never empty, so it is never
-        truncated, and would grow forever. A crash between the two steps leaves both files;
-        their rows are replayed once each, as inserts skip request ids already written."""
+    def rotate(self, keep: Iterable[Any]) -> None:
+        """Start a new file holding only ``keep`` (the rows not committed yet) and delete the
+        old one: under steady load the journal is never empty, so it is never truncated, and
+        would grow forever. A crash between the two steps leaves both files; their rows are
+        replayed once each, as inserts skip request ids already written."""
         old_path, old_fd = self.path, self._fd
         self.path, self._fd = self._open()
         self.size = 0
-        for line in keep:
-            self.write(line)
+        for record in keep:
+            self.append(record)
         os.close(old_fd)
         old_path.unlink(missing_ok=True)
 
     def append(self, record: Any) -> None:
         """A dict or a dataclass instance (orjson encodes those natively, far faster than asdict)."""
-        self.write(orjson.dumps(record) + b"\n")
-
-    def write(self, line: bytes) -> None:
-        """One record already encoded as a JSON line."""
+        line = orjson.dumps(record) + b"\n"
         os.write(self._fd, line)
         self.size += len(line)
 

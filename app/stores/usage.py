@@ -29,7 +29,6 @@ from app.stores.usage_row import (
     SQLITE_TAGS,
     UsageRow,
     decode,
-    encode,
     postgres_batch,
     sqlite_record,
 )
@@ -69,7 +68,7 @@ class UsageWriter:
         self.journal: Journal | None = None
         self.resolve_hostnames = resolve_hostnames
         self._hosts: dict[str, str | None] = {}
-        self._pending: deque[tuple[UsageRow, bytes]] = deque()  # each row with its journal line
+        self._pending: deque[UsageRow] = deque()
         self._spilled = 0  # rows only in the journal (the buffer was full, or left by a crash)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -87,13 +86,12 @@ class UsageWriter:
 
     def submit(self, row: UsageRow) -> None:
         """Journal the row, then queue it; never blocks, never awaits."""
-        line = encode(row)
         if self.journal is not None:
-            self.journal.write(line)
+            self.journal.append(row)
         for listener in self.listeners:
             listener.submitted(row)
         if len(self._pending) < self.queue_size:
-            self._pending.append((row, line))
+            self._pending.append(row)
         else:
             if self._spilled == 0:
                 log.warning(
@@ -177,17 +175,16 @@ class UsageWriter:
             self._wake.clear()
             journal = self.journal
             if journal is not None and journal.size > self.journal_rotate_bytes and not self._spilled:
-                journal.rotate(line for _, line in self._pending)  # every row not in _pending is committed
+                journal.rotate(self._pending)  # every row not in _pending is committed
 
     async def _replay(self) -> bool:
         """Write every row in the journal (those already written are skipped by request id)."""
         assert self.journal is not None
         spilled = self._spilled
-        batch: list[tuple[UsageRow, bytes]] = []
+        batch: list[UsageRow] = []
         try:
             for record in self.journal.records():
-                row = decode(record)
-                batch.append((row, encode(row)))
+                batch.append(decode(record))
                 if len(batch) >= self.batch_size:
                     await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
                     batch = []
@@ -216,23 +213,20 @@ class UsageWriter:
         for row in batch:
             row.client_host = self._hosts.get(row.client)
 
-    async def _write(self, batch: list[tuple[UsageRow, bytes]]) -> None:
-        rows = [row for row, _ in batch]
+    async def _write(self, rows: list[UsageRow]) -> None:
         if self.resolve_hostnames():
             await self._hostnames(rows)
-            batch = [(row, encode(row)) for row in rows]  # the lines now with their hostnames
         tags = any(row.tags for row in rows)
         async with in_transaction() as connection:
             if self.db.backend == "postgres":
-                payload = postgres_batch([line for _, line in batch])
+                payload = postgres_batch(rows)
                 await connection.execute_query(POSTGRES_RECORDS, [payload])
                 if tags:
                     await connection.execute_query(POSTGRES_TAGS, [payload])
             else:
                 await connection.execute_many(SQLITE_RECORDS, [sqlite_record(row) for row in rows])
                 if tags:
-                    await connection.execute_many(
-                        SQLITE_TAGS, [[row.request_id, tag] for row in rows for tag in row.tags]
-                    )
+                    pairs = [[row.request_id, tag] for row in rows for tag in row.tags]
+                    await connection.execute_many(SQLITE_TAGS, pairs)
         for listener in self.listeners:
             listener.committed(rows)
