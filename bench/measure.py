@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -117,6 +118,25 @@ def measure(target: Target, plan: Plan, say: Any) -> dict[str, Any]:
     if target.process is not None:
         results["peak_rss_mb"] = peak_rss_mb(target.process.pid)
     return results
+
+
+def throughput(target: Target, plan: Plan) -> tuple[float, float]:
+    """One more round of the two ratio runs (c=32 whole replies, c=32 streams), each warmed up."""
+    wrk(target, 32, plan.warmup)
+    plain = float(wrk(target, 32, plan.seconds)["rps"])
+    wrk(target, plan.stream_concurrency, plan.warmup, stream=True)
+    return plain, float(wrk(target, plan.stream_concurrency, plan.seconds, stream=True)["rps"])
+
+
+def take_medians(results: dict[str, Any], rounds: dict[str, list[tuple[float, float]]]) -> None:
+    """Each setup's c=32 and stream req/s become the median of its rounds (the first being the
+    main pass); every round's figure is kept beside it."""
+    for name, extra in rounds.items():
+        plain_run, stream_run = results[name]["nonstream"][32], results[name]["stream"]
+        plain = [float(plain_run["rps"]), *(p for p, _ in extra)]
+        stream = [float(stream_run["rps"]), *(s for _, s in extra)]
+        plain_run["rps_rounds"], stream_run["rps_rounds"] = plain, stream
+        plain_run["rps"], stream_run["rps"] = statistics.median(plain), statistics.median(stream)
 
 
 def rss_mb(pid: int) -> float:
