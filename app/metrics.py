@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Mapping
 from decimal import Decimal
@@ -43,8 +44,7 @@ def _histogram(buckets: tuple[float, ...]) -> list[float]:
 
 
 def _observe(histogram: list[float], buckets: tuple[float, ...], seconds: float) -> None:
-    index = next((i for i, bound in enumerate(buckets) if seconds <= bound), len(buckets))
-    histogram[index] += 1
+    histogram[bisect_left(buckets, seconds)] += 1  # the first bucket whose bound is >= seconds; else +Inf
     histogram[-1] += seconds
 
 

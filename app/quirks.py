@@ -81,12 +81,22 @@ class QuirkBook:
     def __init__(self, file_rules: list[QuirkRule], overrides: Iterable[QuirkRule] = ()) -> None:
         self.file_rules = file_rules
         self.overrides = list(overrides)
+        # The book never changes (it is swapped whole), so neither do a model's rules: matched
+        # once per model instead of every rule's pattern on every request.
+        self._matched: dict[tuple[str, str, str], tuple[QuirkRule, ...]] = {}
 
     def with_overrides(self, overrides: Iterable[QuirkRule]) -> QuirkBook:
         return QuirkBook(self.file_rules, overrides)
 
-    def rules_for(self, provider: str, family: str, model: str) -> list[QuirkRule]:
-        return [r for r in (*self.file_rules, *self.overrides) if r.matches(provider, family, model)]
+    def rules_for(self, provider: str, family: str, model: str) -> tuple[QuirkRule, ...]:
+        key = (provider, family, model)
+        found = self._matched.get(key)
+        if found is None:
+            found = tuple(r for r in (*self.file_rules, *self.overrides) if r.matches(provider, family, model))
+            if len(self._matched) >= 10_000:  # model names come from callers: bounded
+                self._matched.clear()
+            self._matched[key] = found
+        return found
 
     def apply(self, ex: Exchange) -> list[str]:
         """Rewrite ``ex.body`` for its target; returns the parameters dropped."""

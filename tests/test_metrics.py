@@ -94,3 +94,14 @@ def test_tags_when_enabled(make_relay) -> None:
 
 def test_metrics_can_be_turned_off(make_relay) -> None:
     assert httpx.get(make_relay(metrics_enabled=False).url + "/metrics").status_code == 404
+
+
+def test_a_value_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    """Prometheus buckets are "less than or equal"; past the last bound is +Inf."""
+    from app.metrics import _histogram, _observe
+
+    buckets = (0.1, 0.5, 1.0)
+    histogram = _histogram(buckets)
+    for seconds in (0.05, 0.1, 0.3, 1.0, 7.0):
+        _observe(histogram, buckets, seconds)
+    assert histogram[:-1] == [2, 1, 1, 1] and histogram[-1] == 0.05 + 0.1 + 0.3 + 1.0 + 7.0

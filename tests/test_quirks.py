@@ -31,6 +31,18 @@ def test_shipped_rules_load_and_name_what_they_do() -> None:
     assert len(book.rules_for("openai", "openai_compat", "gpt-5-chat-latest")) == 1  # chat variant keeps sampling
 
 
+def test_a_models_rules_are_matched_once_and_a_new_book_sees_new_overrides() -> None:
+    rules = load_file_rules()
+    book = QuirkBook(rules)
+    first = book.rules_for("openai", "openai_compat", "gpt-5.1")
+    assert book.rules_for("openai", "openai_compat", "gpt-5.1") is first  # from the book's cache
+    assert first == tuple(r for r in rules if r.matches("openai", "openai_compat", "gpt-5.1"))
+    extra = rule_from_dict({"name": "mine", "match": {"model": "^gpt-5"}, "drop": ["seed"]})
+    updated = book.with_overrides([extra])
+    assert updated.rules_for("openai", "openai_compat", "gpt-5.1") == (*first, extra)
+    assert book.rules_for("openai", "openai_compat", "gpt-5.1") == first  # the old book is untouched
+
+
 def test_reasoning_model_parameters_are_renamed_and_dropped_visibly(relay, upstream) -> None:
     reply = chat(relay, "openai/o3-mini", max_tokens=50, temperature=0.2, top_p=0.9, seed=4)
     sent = upstream.last("/openai/v1/chat/completions").body
