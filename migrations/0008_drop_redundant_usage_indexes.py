@@ -35,32 +35,14 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
-        DropFieldIndex(
-            model_name='UsageRecord',
-            name='outcome',
-            field=fields.CharField(max_length=32),
-            table='usage_record',
-            index='idx_usage_recor_outcome_b20dde',
-        ),
-        DropFieldIndex(
-            model_name='UsageRecord',
-            name='provider',
-            field=fields.CharField(null=True, max_length=64),
-            table='usage_record',
-            index='idx_usage_recor_provide_345622',
-        ),
-        DropFieldIndex(
-            model_name='UsageTag',
-            name='request_id',
-            field=fields.CharField(max_length=64),
-            table='usage_tag',
-            index='idx_usage_tag_request_13b37a',
-        ),
-        DropFieldIndex(
-            model_name='UsageTag',
-            name='tag',
-            field=fields.CharField(max_length=64),
-            table='usage_tag',
-            index='idx_usage_tag_tag_96b7ec',
-        ),
+        DropFieldIndex(model_name=model, name=name, field=field, table=table, index=index)
+        for model, table, name, field, index in (
+            ('UsageRecord', 'usage_record', 'outcome', fields.CharField(max_length=32), 'idx_usage_recor_outcome_b20dde'),
+            (
+                'UsageRecord', 'usage_record', 'provider', fields.CharField(null=True, max_length=64),
+                'idx_usage_recor_provide_345622',
+            ),
+            ('UsageTag', 'usage_tag', 'request_id', fields.CharField(max_length=64), 'idx_usage_tag_request_13b37a'),
+            ('UsageTag', 'usage_tag', 'tag', fields.CharField(max_length=64), 'idx_usage_tag_tag_96b7ec'),
+        )
     ]

@@ -19,6 +19,14 @@ RECORD_COLUMNS = {
     "cost_cached_input_nanousd", "cost_cache_read_nanousd", "cost_cache_write_nanousd", "cost_output_nanousd",
     "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates", "client_host",
 }  # fmt: skip
+# A usage row as the first release wrote it (only the columns it had).
+OLD_ROW = (
+    "INSERT INTO usage_record (request_id, created_at, endpoint, dialect, client, requested_model, "
+    "route, input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, cache_read_tokens, "
+    "cache_write_tokens, usage_reported, cost_nanousd, streamed, status, outcome) VALUES ('old-1', "
+    "'2026-01-01 00:00:00+00:00', '/v1/chat/completions', 'openai', '', 'm', 'direct', 1, 2, 0, 0, "
+    "0, 0, TRUE, 5, FALSE, 200, 'ok')"
+)
 # Every index of the usage tables, by its columns in order (primary keys aside): what the admin's
 # queries use, and nothing a composite index already leads with (each one costs every insert).
 USAGE_INDEXES = {
@@ -122,14 +130,7 @@ def test_upgrade_keeps_existing_rows(tmp_path) -> None:
         ctx = TortoiseContext()
         with ctx:
             await migrate(config=tortoise_config(url), target="relay.0002_quirk_override")
-            conn = ctx.connections.get("default")
-            await conn.execute_script(
-                "INSERT INTO usage_record (request_id, created_at, endpoint, dialect, client, requested_model, "
-                "route, input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, cache_read_tokens, "
-                "cache_write_tokens, usage_reported, cost_nanousd, streamed, status, outcome) VALUES ('old-1', "
-                "'2026-01-01 00:00:00+00:00', '/v1/chat/completions', 'openai', '', 'm', 'direct', 1, 2, 0, 0, "
-                "0, 0, TRUE, 5, FALSE, 200, 'ok')"
-            )
+            await ctx.connections.get("default").execute_script(OLD_ROW)
             await ctx.close_connections()
         await apply_migrations(url)
         ctx = TortoiseContext()
@@ -173,14 +174,8 @@ def test_dropping_the_redundant_indexes_does_not_rebuild_the_usage_tables(tmp_pa
         ctx = TortoiseContext()
         with ctx:
             await migrate(config=tortoise_config(url), target="relay.0007_usage_daily")
-            conn = ctx.connections.get("default")
-            await conn.execute_script(
-                "INSERT INTO usage_record (request_id, created_at, endpoint, dialect, client, requested_model, "
-                "route, input_tokens, output_tokens, reasoning_tokens, cached_input_tokens, cache_read_tokens, "
-                "cache_write_tokens, usage_reported, cost_nanousd, streamed, status, outcome, provider) VALUES "
-                "('old-1', '2026-01-01 00:00:00+00:00', '/v1/chat/completions', 'openai', '', 'm', 'direct', 1, "
-                "2, 0, 0, 0, 0, TRUE, 5, FALSE, 200, 'ok', 'openai');"
-                "INSERT INTO usage_tag (request_id, tag) VALUES ('old-1', 'team:a')"
+            await ctx.connections.get("default").execute_script(
+                OLD_ROW + ";INSERT INTO usage_tag (request_id, tag) VALUES ('old-1', 'team:a')"
             )
             before = await tables(ctx)
             await ctx.close_connections()
@@ -191,7 +186,7 @@ def test_dropping_the_redundant_indexes_does_not_rebuild_the_usage_tables(tmp_pa
             after = await tables(ctx)
             from app.stores.models import UsageRecord, UsageTag
 
-            kept = await UsageRecord.filter(provider="openai", outcome="ok").count()
+            kept = await UsageRecord.filter(request_id="old-1", outcome="ok").count()
             kept += await UsageTag.filter(tag="team:a", request_id="old-1").count()
             await ctx.close_connections()
         return before, after, kept
