@@ -126,3 +126,16 @@ def test_tag_parsing_never_crashes(raw: str) -> None:
     if suffix:  # the suffix is what follows the last "@", and the two rejoin to the original
         assert "@" not in suffix and f"{model}@{suffix}" == raw
     assert bearer_tags(f"Bearer {raw}") is not None  # never raises
+
+
+def test_a_model_name_with_a_nul_is_recorded_and_does_not_stop_usage_rows(relay) -> None:
+    """A caller's JSON may carry U+0000 anywhere; PostgreSQL refuses it in text, and the usage
+    writer once retried that row forever, every later row queued behind it."""
+    tag = unique()
+    refused = post(relay, "no-such\u0000model", headers={"X-Proxy-Tag": tag})
+    assert refused.status_code == 404 and "error" in refused.json()
+    fine = post(relay, MODEL, headers={"X-Proxy-Tag": tag})
+    assert fine.status_code == 200
+    rows = {row["request_id"]: row for row in relay.rows(tag=tag)}
+    assert set(rows) == {refused.headers["x-request-id"], fine.headers["x-request-id"]}
+    assert rows[refused.headers["x-request-id"]]["requested_model"] in ("no-such\u0000model", "no-such\ufffdmodel")

@@ -86,3 +86,33 @@ def test_a_batch_stores_what_tortoise_stores(db_url: str, tmp_path: Path) -> Non
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_a_nul_in_a_callers_text_does_not_hold_up_the_writer(db_url: str, tmp_path: Path) -> None:
+    """PostgreSQL refuses NUL in text and JSON: such a row once failed its batch on every retry
+    and held up every row behind it. Now it is written (NUL as U+FFFD on PostgreSQL, kept on
+    SQLite), and so is the row after it."""
+
+    async def scenario() -> tuple[dict[str, Any], list[str], bool]:
+        database = Database(db_url)
+        await database.open(migrate_first=False)
+        writer = UsageWriter(database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
+        try:
+            with database.context:
+                writer.start()
+                bad = full_row(requested_model="gpt\x00x", error="no model gpt\x00x", tags=["team:\x00"])
+                after = full_row()
+                writer.submit(bad)
+                writer.submit(after)
+                await asyncio.wait_for(writer.flush(), 10)
+                got = await stored(database, [bad.request_id])
+                tags = await UsageTag.filter(request_id=bad.request_id).values_list("tag", flat=True)
+                return got[bad.request_id], list(tags), await UsageRecord.exists(request_id=after.request_id)
+        finally:
+            await writer.stop()
+            await database.close()
+
+    record, tags, after_written = asyncio.run(scenario())
+    nul = "\ufffd" if db_url.startswith("postgres") else "\x00"
+    assert record["requested_model"] == f"gpt{nul}x" and record["error"] == f"no model gpt{nul}x"
+    assert tags == [f"team:{nul}"] and after_written

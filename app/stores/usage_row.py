@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -75,7 +75,27 @@ POSTGRES_TAGS = (
 def postgres_batch(rows: list[UsageRow]) -> str:
     """The rows as one JSON array, encoded in one orjson call (rows are not kept encoded while
     they wait: a backlog of 10,000 rows would hold ~10 MB more)."""
-    return orjson.dumps(rows).decode()
+    payload = orjson.dumps(rows)
+    if b"\\u0000" in payload:  # rare: a caller's model name, tag or error text with a NUL in it
+        payload = orjson.dumps([_without_nul(row) for row in rows])
+    return payload.decode()
+
+
+_TEXT = [c for c, f in UsageRow.__dataclass_fields__.items() if str(f.type).startswith("str")]
+
+
+def _without_nul(row: UsageRow) -> UsageRow:
+    """PostgreSQL's text and JSON refuse NUL; one in a row would fail its batch on every retry
+    and hold up every row after it. It becomes U+FFFD, the mark of a character that could not
+    be kept."""
+    changes: dict[str, Any] = {
+        name: value.replace("\x00", "\ufffd")
+        for name in _TEXT
+        if isinstance(value := getattr(row, name), str) and "\x00" in value
+    }
+    if any("\x00" in tag for tag in row.tags):
+        changes["tags"] = [tag.replace("\x00", "\ufffd") for tag in row.tags]
+    return replace(row, **changes) if changes else row
 
 
 # SQLite: a parameter per column and row. The same JSON array through json_each() cost 4x as
