@@ -5,8 +5,10 @@ filters (which compare SQLite's datetime text) and totals would quietly go wrong
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,45 +47,52 @@ async def stored(database: Database, request_ids: list[str]) -> dict[str, dict[s
     return {r["request_id"]: r for r in rows}
 
 
+@contextlib.asynccontextmanager
+async def running_writer(db_url: str, journal_dir: Path) -> AsyncIterator[tuple[Database, UsageWriter]]:
+    """A started usage writer on the database under test, inside its Tortoise context."""
+    database = Database(db_url)
+    await database.open(migrate_first=False)
+    writer = UsageWriter(database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=journal_dir)
+    try:
+        with database.context:
+            writer.start()
+            yield database, writer
+    finally:
+        await writer.stop()
+        await database.close()
+
+
 def test_a_batch_stores_what_tortoise_stores(db_url: str, tmp_path: Path) -> None:
     async def scenario() -> None:
-        database = Database(db_url)
-        await database.open(migrate_first=False)
-        writer = UsageWriter(database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
-        try:
-            with database.context:
-                writer.start()
-                ours = full_row()
-                whole_second = full_row(created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), tags=[])
-                nulls = full_row(
-                    resolved_model=None, provider=None, service_tier=None, cost_nanousd=None, rates=None,
-                    ttft_ms=None, error=None, client_host=None, usage_reported=False, streamed=False,
-                )  # fmt: skip
-                for row in (ours, whole_second, nulls, ours):  # the repeat is written once
-                    writer.submit(row)
-                await writer.flush()
-                references = {}
-                for row in (ours, whole_second, nulls):
-                    values = {c: getattr(row, c) for c in RECORD_COLUMNS}
-                    values["request_id"] = uuid.uuid4().hex
-                    await UsageRecord.create(**values)
-                    references[row.request_id] = values["request_id"]
-                got = await stored(database, [*references, *references.values()])
-                for mine, reference in references.items():
-                    assert {**got[mine], "request_id": "-"} == {**got[reference], "request_id": "-"}
-                assert await UsageRecord.filter(request_id=ours.request_id).count() == 1
-                tags = await UsageTag.filter(request_id=ours.request_id).order_by("tag").values_list("tag", flat=True)
-                assert tags == ["team:ü", "user:ana"]
-                assert not await UsageTag.filter(request_id=whole_second.request_id).exists()
-                # The admin's date filters compare against the stored text on SQLite.
-                at = ours.created_at
-                assert await UsageRecord.filter(request_id=ours.request_id, created_at__gte=at).exists()
-                assert not await UsageRecord.filter(request_id=ours.request_id, created_at__gt=at).exists()
-                record = await UsageRecord.get(request_id=ours.request_id)
-                assert record.created_at == at and record.rates == ours.rates and record.streamed is True
-        finally:
-            await writer.stop()
-            await database.close()
+        async with running_writer(db_url, tmp_path) as (database, writer):
+            ours = full_row()
+            whole_second = full_row(created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), tags=[])
+            nulls = full_row(
+                resolved_model=None, provider=None, service_tier=None, cost_nanousd=None, rates=None,
+                ttft_ms=None, error=None, client_host=None, usage_reported=False, streamed=False,
+            )  # fmt: skip
+            for row in (ours, whole_second, nulls, ours):  # the repeat is written once
+                writer.submit(row)
+            await writer.flush()
+            references = {}
+            for row in (ours, whole_second, nulls):
+                values = {c: getattr(row, c) for c in RECORD_COLUMNS}
+                values["request_id"] = uuid.uuid4().hex
+                await UsageRecord.create(**values)
+                references[row.request_id] = values["request_id"]
+            got = await stored(database, [*references, *references.values()])
+            for mine, reference in references.items():
+                assert {**got[mine], "request_id": "-"} == {**got[reference], "request_id": "-"}
+            assert await UsageRecord.filter(request_id=ours.request_id).count() == 1
+            tags = await UsageTag.filter(request_id=ours.request_id).order_by("tag").values_list("tag", flat=True)
+            assert tags == ["team:ü", "user:ana"]
+            assert not await UsageTag.filter(request_id=whole_second.request_id).exists()
+            # The admin's date filters compare against the stored text on SQLite.
+            at = ours.created_at
+            assert await UsageRecord.filter(request_id=ours.request_id, created_at__gte=at).exists()
+            assert not await UsageRecord.filter(request_id=ours.request_id, created_at__gt=at).exists()
+            record = await UsageRecord.get(request_id=ours.request_id)
+            assert record.created_at == at and record.rates == ours.rates and record.streamed is True
 
     asyncio.run(scenario())
 
@@ -94,23 +103,15 @@ def test_a_nul_in_a_callers_text_does_not_hold_up_the_writer(db_url: str, tmp_pa
     SQLite), and so is the row after it."""
 
     async def scenario() -> tuple[dict[str, Any], list[str], bool]:
-        database = Database(db_url)
-        await database.open(migrate_first=False)
-        writer = UsageWriter(database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
-        try:
-            with database.context:
-                writer.start()
-                bad = full_row(requested_model="gpt\x00x", error="no model gpt\x00x", tags=["team:\x00"])
-                after = full_row()
-                writer.submit(bad)
-                writer.submit(after)
-                await asyncio.wait_for(writer.flush(), 10)
-                got = await stored(database, [bad.request_id])
-                tags = await UsageTag.filter(request_id=bad.request_id).values_list("tag", flat=True)
-                return got[bad.request_id], list(tags), await UsageRecord.exists(request_id=after.request_id)
-        finally:
-            await writer.stop()
-            await database.close()
+        async with running_writer(db_url, tmp_path) as (database, writer):
+            bad = full_row(requested_model="gpt\x00x", error="no model gpt\x00x", tags=["team:\x00"])
+            after = full_row()
+            writer.submit(bad)
+            writer.submit(after)
+            await asyncio.wait_for(writer.flush(), 10)
+            got = await stored(database, [bad.request_id])
+            tags = await UsageTag.filter(request_id=bad.request_id).values_list("tag", flat=True)
+            return got[bad.request_id], list(tags), await UsageRecord.exists(request_id=after.request_id)
 
     record, tags, after_written = asyncio.run(scenario())
     nul = "\ufffd" if db_url.startswith("postgres") else "\x00"
