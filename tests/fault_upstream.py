@@ -13,6 +13,8 @@ The request's ``model`` picks the fault:
 - ``firehose:<MB>``: a stream of that many megabytes of 8 KB content chunks written as fast as
   the connection takes them (``sent`` counts the bytes), then a finish, usage and [DONE]; the
   chunks have the shape of the recorded stream's
+- ``absurd-usage``: the recorded chat reply with a usage no provider could mean: counts past
+  64 bits' signed range and a provider cost of 1e300 dollars
 """
 
 from __future__ import annotations
@@ -95,6 +97,11 @@ class FaultyUpstream:
             return True
         if kind == "flaky":
             await self._send(writer, 200, "application/json", REPLY)
+            return True
+        if kind == "absurd-usage":
+            reply = json.loads(REPLY)
+            reply["usage"].update(prompt_tokens=2**64 - 1, completion_tokens=2**63, total_tokens=2**64 - 1, cost=1e300)
+            await self._send(writer, 200, "application/json", json.dumps(reply).encode())
             return True
         if kind == "stall":
             await asyncio.sleep(3600)

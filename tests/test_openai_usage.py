@@ -229,3 +229,12 @@ def test_existing_reasoning_content_is_not_overwritten():
     }
     normalize_message(message)
     assert message == {"content": "b", "reasoning_content": "x"}
+
+
+def test_counts_and_costs_an_upstream_reports_stay_within_bounds() -> None:
+    from app.pipeline.core import MAX_NANOUSD, MAX_TOKENS, nanousd_of_reported, token_count
+
+    assert [token_count(v) for v in (7, 0, -3, True, 2.5, "9", None, 2**80)] == [7, 0, 0, 0, 0, 0, 0, MAX_TOKENS]
+    assert nanousd_of_reported(0.0015) == 1_500_000 and nanousd_of_reported(2) == 2_000_000_000
+    assert nanousd_of_reported(1e300) == MAX_NANOUSD and nanousd_of_reported(-(10**400)) == -MAX_NANOUSD
+    assert [nanousd_of_reported(v) for v in (float("inf"), float("nan"), True, "0.1", None)] == [None] * 5

@@ -77,6 +77,27 @@ def test_transient_failures_are_retried_before_the_first_byte(relay_on, faulty, 
     assert one_row(relay_on, tag)["outcome"] == "ok"
 
 
+def test_an_absurd_usage_report_is_answered_and_recorded_within_bounds(relay_on, sdk) -> None:
+    """Counts past 64 bits and a cost of 1e300 dollars once failed the request after the upstream
+    answered (the usage journal could not encode them) and lost its usage row; a database column
+    could not hold them either. They are kept at MAX_TOKENS and MAX_NANOUSD."""
+    from app.pipeline.core import MAX_NANOUSD, MAX_TOKENS
+
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    reply = sdk.openai(relay_on.url).chat.completions.create(
+        model="openai/absurd-usage", messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
+    )
+    assert reply.choices[0].message.content
+    row = one_row(relay_on, tag)
+    assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("ok", MAX_TOKENS, MAX_TOKENS)
+    assert row["provider_cost_nanousd"] == MAX_NANOUSD and row["cost_nanousd"] == MAX_NANOUSD
+    after = f"t-{uuid.uuid4().hex[:8]}"
+    sdk.openai(relay_on.url).chat.completions.create(
+        model="openai/flaky:0", messages=MESSAGES, extra_headers={"X-Proxy-Tag": after}
+    )
+    assert one_row(relay_on, after)["outcome"] == "ok"  # the writer is not held up
+
+
 def test_reset_and_stall_before_a_reply(relay_on, sdk) -> None:
     for model, status in (("reset", 502), ("stall", 504)):
         tag = f"t-{uuid.uuid4().hex[:8]}"

@@ -11,9 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.pipeline.core import Usage
-
-_NANOS_PER_USD = Decimal(1_000_000_000)
+from app.pipeline.core import Usage, nanousd, nanousd_of_reported, token_count
 
 
 def find_usage(payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -28,19 +26,15 @@ def find_usage(payload: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
 def usage_from_openai(raw: dict[str, Any]) -> Usage:
-    prompt = _int(raw.get("prompt_tokens"))
-    completion = _int(raw.get("completion_tokens"))
-    total = _int(raw.get("total_tokens"))
+    prompt = token_count(raw.get("prompt_tokens"))
+    completion = token_count(raw.get("completion_tokens"))
+    total = token_count(raw.get("total_tokens"))
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
-    cached = _int(prompt_details.get("cached_tokens")) or _int(raw.get("prompt_cache_hit_tokens"))
-    cache_write = _int(prompt_details.get("cache_write_tokens"))
-    reasoning = _int(completion_details.get("reasoning_tokens"))
+    cached = token_count(prompt_details.get("cached_tokens")) or token_count(raw.get("prompt_cache_hit_tokens"))
+    cache_write = token_count(prompt_details.get("cache_write_tokens"))
+    reasoning = token_count(completion_details.get("reasoning_tokens"))
     output = completion
     if reasoning and total == prompt + completion + reasoning:
         output = completion + reasoning  # xAI: reasoning is billed but not in completion_tokens
@@ -62,9 +56,9 @@ def _provider_cost(raw: dict[str, Any]) -> int | None:
     cost = raw.get("cost")
     if isinstance(cost, dict):  # Perplexity: {"total_cost": ...}
         cost = cost.get("total_cost")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        return int((Decimal(repr(cost)) * _NANOS_PER_USD).to_integral_value())
+    if cost is not None:
+        return nanousd_of_reported(cost)
     ticks = raw.get("cost_in_usd_ticks")  # xAI: 1 tick = 1e-10 USD
-    if isinstance(ticks, int):
-        return int((Decimal(ticks) / 10).to_integral_value())
+    if isinstance(ticks, int) and not isinstance(ticks, bool):
+        return nanousd(Decimal(ticks) / 10_000_000_000)
     return None

@@ -12,7 +12,6 @@ with cache writes, billed searches and the provider's own cost.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -38,14 +37,12 @@ from app.formats.responses_api import (
     chat_usage,
     function_names,
     read_output,
-    token_count,
     usage_from_responses,
 )
-from app.pipeline.core import Reply, StreamItem, Usage
+from app.pipeline.core import Reply, StreamItem, Usage, nanousd_of_reported, token_count
 
 # Billing names of the search tools in usage.tool_calls_details.
 SEARCH_TOOLS = ("search_web", "web_search")
-_NANOS_PER_USD = Decimal(1_000_000_000)
 
 
 def usage_from_agent(raw: dict[str, Any]) -> Usage:
@@ -66,8 +63,7 @@ def usage_from_agent(raw: dict[str, Any]) -> Usage:
             usage.web_search_requests += token_count(detail.get("invocation"))
     cost = raw.get("cost")
     total = cost.get("total_cost") if isinstance(cost, dict) and cost.get("currency", "USD") == "USD" else None
-    if isinstance(total, (int, float)) and not isinstance(total, bool):
-        usage.provider_cost_nanousd = int((Decimal(repr(total)) * _NANOS_PER_USD).to_integral_value())
+    usage.provider_cost_nanousd = nanousd_of_reported(total)
     return usage
 
 

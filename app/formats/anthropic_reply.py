@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.pipeline.core import Usage
+from app.pipeline.core import Usage, token_count
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -34,10 +34,6 @@ ERROR_STATUS = {
 }
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -45,16 +41,16 @@ def _dict(value: Any) -> Mapping[str, Any]:
 def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
     """Anthropic's ``input_tokens`` leaves out the cached prompt, which it reports as cache
     reads and writes beside it: the same split :class:`Usage` keeps."""
-    output = _int(raw.get("output_tokens"))
-    cache_write = _int(raw.get("cache_creation_input_tokens"))
+    output = token_count(raw.get("output_tokens"))
+    cache_write = token_count(raw.get("cache_creation_input_tokens"))
     return Usage(
-        input=_int(raw.get("input_tokens")),
+        input=token_count(raw.get("input_tokens")),
         output=output,
-        reasoning=min(_int(_dict(raw.get("output_tokens_details")).get("thinking_tokens")), output),
-        cache_read=_int(raw.get("cache_read_input_tokens")),
+        reasoning=min(token_count(_dict(raw.get("output_tokens_details")).get("thinking_tokens")), output),
+        cache_read=token_count(raw.get("cache_read_input_tokens")),
         cache_write=cache_write,
-        cache_write_1h=min(_int(_dict(raw.get("cache_creation")).get("ephemeral_1h_input_tokens")), cache_write),
-        web_search_requests=_int(_dict(raw.get("server_tool_use")).get("web_search_requests")),
+        cache_write_1h=min(token_count(_dict(raw.get("cache_creation")).get("ephemeral_1h_input_tokens")), cache_write),
+        web_search_requests=token_count(_dict(raw.get("server_tool_use")).get("web_search_requests")),
         service_tier=raw.get("service_tier") if isinstance(raw.get("service_tier"), str) else None,
         reported=True,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.formats.gemini_request import join_call_id
-from app.pipeline.core import Reply, StreamItem, Usage
+from app.pipeline.core import Reply, StreamItem, Usage, token_count
 
 # Stopped by a filter, whatever it was checking: the caller sees one content_filter.
 FILTERED = frozenset(
@@ -23,8 +23,7 @@ FILTERED = frozenset(
 
 
 def _count(meta: dict[str, Any], name: str) -> int:
-    value = meta.get(name)
-    return value if isinstance(value, int) and value > 0 else 0
+    return token_count(meta.get(name))
 
 
 def search_count(data: dict[str, Any]) -> int:

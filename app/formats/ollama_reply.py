@@ -9,7 +9,7 @@ from typing import Any
 
 from app.formats.ollama_messages import tool_calls_from_ollama
 from app.formats.ollama_params import finish_reason
-from app.pipeline.core import Reply, StreamItem, Usage
+from app.pipeline.core import Reply, StreamItem, Usage, token_count
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
@@ -103,8 +103,8 @@ def usage_of(data: dict[str, Any]) -> Usage:
     durations = {k: v for k in _DURATIONS if isinstance(v := data.get(k), int)}
     reported = "prompt_eval_count" in data or "eval_count" in data
     return Usage(
-        input=int(data.get("prompt_eval_count") or 0),
-        output=int(data.get("eval_count") or 0),
+        input=token_count(data.get("prompt_eval_count")),
+        output=token_count(data.get("eval_count")),
         reported=reported,
         durations=durations or None,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest
-from app.pipeline.core import Usage
+from app.pipeline.core import Usage, token_count
 
 INSTRUCTION_ROLES = ("system", "developer")
 TERMINAL_EVENTS = ("response.completed", "response.incomplete")
@@ -243,10 +243,6 @@ def usage_from_responses(raw: dict[str, Any]) -> Usage:
 def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def token_count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class ChunkMaker:

@@ -9,13 +9,45 @@ first byte, or abandoned by the client), including errors raised by earlier stag
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from app.providers import Provider
+
+# No real request comes near these. They keep every count and cost an upstream reports, and
+# their sums, inside the database's 64-bit integers: one absurd report must neither fail the
+# request nor the usage batch it lands in.
+MAX_TOKENS = 10**12
+MAX_NANOUSD = 10**15  # a million dollars
+_NANOS_PER_USD = Decimal(1_000_000_000)
+
+
+def token_count(value: Any) -> int:
+    """A provider's count as the relay uses it: a positive int (not a bool), at most
+    MAX_TOKENS; anything else is 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value if value < MAX_TOKENS else MAX_TOKENS
+    return 0
+
+
+def nanousd(usd: Decimal) -> int:
+    """Dollars as whole nano-dollars, within +-MAX_NANOUSD."""
+    value = int((usd * _NANOS_PER_USD).to_integral_value())
+    return max(-MAX_NANOUSD, min(value, MAX_NANOUSD))
+
+
+def nanousd_of_reported(usd: Any) -> int | None:
+    """A provider's own cost figure in dollars (a JSON number), or None if it is not a finite one."""
+    if isinstance(usd, bool) or not isinstance(usd, (int, float)):
+        return None
+    if isinstance(usd, float) and not math.isfinite(usd):
+        return None
+    return nanousd(Decimal(repr(usd)))
 
 
 @dataclass(slots=True)
