@@ -122,7 +122,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
         if provider.models:
             declared = [ModelEntry(provider.name, m, "chat", {}, discovered=True) for m in provider.models]
             catalog.set_discovered(provider.name, declared)
-    images = ImageLimits(settings.image_fetch_max_bytes, settings.image_fetch_timeout)
+    images = ImageLimits(settings.image_fetch_max_bytes, settings.image_fetch_timeout, settings.image_fetch_private)
     upstreams = Upstreams(providers, factories.http_client(settings), factories.adapters, images)
     aliases = dict(parse_pairs("MODEL_ALIASES", settings.model_aliases))
     resolver = Resolver(catalog, upstreams, aliases, settings.default_model)

@@ -165,6 +165,12 @@ class Settings:
         "Largest image the relay downloads for a provider that needs image bytes (not URLs).",
     )
     image_fetch_timeout: float = _setting("IMAGE_FETCH_TIMEOUT", 10.0, "Seconds allowed for downloading such an image.")
+    image_fetch_private: bool = _setting(
+        "IMAGE_FETCH_PRIVATE",
+        False,
+        "Let the relay download such images from loopback, private and link-local addresses too. Off: a caller "
+        "cannot make the relay fetch from its own network (e.g. a cloud metadata address) and hand it to a model.",
+    )
     workers: int = _setting(
         "WORKERS",
         1,

@@ -134,6 +134,7 @@ def relay_settings(db_url: str, upstream: str, **changes: Any) -> Settings:
         ollama_instances=f"lab={upstream}/lab",
         ollama_refresh_seconds=3600,
         usage_flush_seconds=0.05,
+        image_fetch_private=True,  # the tests' image server is on loopback
     )
     return base.with_changes(**changes)
 

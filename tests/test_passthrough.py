@@ -8,8 +8,10 @@ import asyncio
 import base64
 import json
 import uuid
+from typing import Any
 
 import httpx
+import pytest
 
 from app.stores.queries import usage_rows
 from tests.cases import OTHER_COMPATIBLE
@@ -195,3 +197,57 @@ def test_usage_rows_are_flushed_on_shutdown(make_relay) -> None:
             await relay.app.services.database.close()
 
     assert len(asyncio.run(read())) == 5
+
+
+def test_image_urls_on_the_relays_own_network_are_refused_by_default(make_relay, upstream, image_server) -> None:
+    """A caller must not make the relay fetch from loopback or the private network (a cloud
+    metadata address, an internal service) and hand the bytes to a model."""
+    relay = make_relay(image_fetch_private=False)
+    before = len(upstream.requests)
+    image = {"type": "image_url", "image_url": {"url": f"{image_server}/cat.png"}}
+    body = {"model": "lab/llama3.2", "stream": False, "messages": [{"role": "user", "content": [image]}]}
+    reply = httpx.post(relay.url + "/v1/chat/completions", json=body)
+    assert reply.status_code == 400 and "non-public address (127.0.0.1)" in reply.json()["error"]["message"]
+    assert len(upstream.requests) == before  # nothing reached the model
+
+
+def fetch_image(url: str, answer: Any) -> tuple[str, str]:
+    """image_base64 against an in-process transport: no address is ever connected to."""
+    from app.adapters.images import ImageLimits, image_base64
+
+    async def fetch() -> tuple[str, str]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            return await image_base64(http, url, ImageLimits())
+
+    return asyncio.run(fetch())
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        ("http://[::ffff:127.0.0.1]/x.png", "::ffff:7f00:1"),
+        ("http://10.1.2.3/x.png", "10.1.2.3"),
+        ("http://93.184.216.34/hop", "127.0.0.1"),  # public, but it redirects to loopback
+    ],
+)
+def test_every_hop_of_an_image_fetch_is_checked(url: str, refused: str) -> None:
+    from app.errors import BadRequest
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/hop":
+            return httpx.Response(302, headers={"location": "http://127.0.0.1:9/secret"})
+        return httpx.Response(200, content=PNG_BYTES, headers={"content-type": "image/png"})
+
+    with pytest.raises(BadRequest) as caught:
+        fetch_image(url, answer)
+    assert f"non-public address ({refused})" in caught.value.message
+
+
+def test_redirects_between_public_addresses_are_followed() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "93.184.216.34":
+            return httpx.Response(301, headers={"location": "http://93.184.216.35/moved.png"})
+        return httpx.Response(200, content=PNG_BYTES, headers={"content-type": "image/png"})
+
+    assert fetch_image("http://93.184.216.34/old.png", answer) == ("image/png", base64.b64encode(PNG_BYTES).decode())

@@ -1,11 +1,16 @@
 """Images for upstreams that want bytes: data URLs are decoded, http(s) URLs are fetched
-(only then, with a size cap and a timeout)."""
+(only then, with a size cap and a timeout, and by default only from public addresses: the
+URL comes from the caller, and the bytes go to a model that can be asked to read them back)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import ipaddress
+import socket
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -17,6 +22,10 @@ from app.formats.images import sniff_mime
 class ImageLimits:
     max_bytes: int = 20 * 1024 * 1024
     timeout: float = 10.0
+    private_networks: bool = False  # fetch from loopback, private and link-local addresses too
+
+
+MAX_REDIRECTS = 5
 
 
 def parse_data_url(url: str) -> tuple[str, str]:
@@ -32,24 +41,54 @@ async def image_base64(http: httpx.AsyncClient, url: str, limits: ImageLimits) -
     """(mime type, base64) of an image given as a data URL or an http(s) URL."""
     if url.startswith("data:"):
         return parse_data_url(url)
-    if not url.startswith(("http://", "https://")):
-        raise BadRequest(f"unsupported image URL {url[:60]!r}: use https:// or a base64 data URL")
-    try:
-        async with http.stream("GET", url, timeout=limits.timeout, follow_redirects=True) as response:
-            if response.status_code >= 400:
-                raise BadRequest(f"fetching image {url[:120]} failed: HTTP {response.status_code}")
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > limits.max_bytes:
-                    raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
-            mime = response.headers.get("content-type", "").split(";")[0].strip()
-    except httpx.HTTPError as exc:
-        raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
+    data, mime = await _fetch(http, url, limits)
     encoded = base64.b64encode(bytes(data)).decode()
     if not mime.startswith("image/"):
         mime = sniff_mime(encoded)
     return mime, encoded
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, limits: ImageLimits) -> tuple[bytearray, str]:
+    """The body and content type at ``url``; redirects are followed here, each hop checked."""
+    for _ in range(MAX_REDIRECTS + 1):
+        if not url.startswith(("http://", "https://")):
+            raise BadRequest(f"unsupported image URL {url[:60]!r}: use https:// or a base64 data URL")
+        if not limits.private_networks:
+            await _refuse_private(url)
+        try:
+            async with http.stream("GET", url, timeout=limits.timeout, follow_redirects=False) as response:
+                if response.is_redirect and "location" in response.headers:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                if response.status_code >= 400:
+                    raise BadRequest(f"fetching image {url[:120]} failed: HTTP {response.status_code}")
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > limits.max_bytes:
+                        raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
+                return data, response.headers.get("content-type", "").split(";")[0].strip()
+        except httpx.HTTPError as exc:
+            raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
+    raise BadRequest(f"fetching image {url[:120]} failed: more than {MAX_REDIRECTS} redirects")
+
+
+async def _refuse_private(url: str) -> None:
+    """A 400 unless every address the URL's host resolves to is a public one. (A host that
+    resolves differently a moment later is not covered: this stops a caller from naming the
+    relay's own network, not a DNS server it controls.)"""
+    host = urlsplit(url).hostname or ""
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise BadRequest(f"fetching image {url[:120]} failed: its host does not resolve") from None
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        if not ip.is_global:
+            raise BadRequest(
+                f"image URL {url[:120]} points to a non-public address ({ip}); the relay fetches images "
+                "from public addresses only (IMAGE_FETCH_PRIVATE=true allows the others)"
+            )
 
 
 def decoded_size(b64: str) -> int:
