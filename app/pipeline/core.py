@@ -35,10 +35,14 @@ def token_count(value: Any) -> int:
     return 0
 
 
+def bounded_nanousd(value: int) -> int:
+    """A cost kept within +-MAX_NANOUSD."""
+    return max(-MAX_NANOUSD, min(value, MAX_NANOUSD))
+
+
 def nanousd(usd: Decimal) -> int:
     """Dollars as whole nano-dollars, within +-MAX_NANOUSD."""
-    value = int((usd * _NANOS_PER_USD).to_integral_value())
-    return max(-MAX_NANOUSD, min(value, MAX_NANOUSD))
+    return bounded_nanousd(int((usd * _NANOS_PER_USD).to_integral_value()))
 
 
 def nanousd_of_reported(usd: Any) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from app import estimate
 from app.errors import RelayError
 from app.pipeline.context import StageContext
-from app.pipeline.core import MAX_NANOUSD, Exchange, Next, Reply, Usage
+from app.pipeline.core import MAX_NANOUSD, Exchange, Next, Reply, Usage, bounded_nanousd
 from app.pipeline.helpers import after_reply
 from app.pricing import Charge
 from app.services import Services
@@ -50,7 +50,7 @@ def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
     computed = charge.computed if charge else None
     parts = computed.parts if computed else {}
     if computed is not None and abs(computed.total) > MAX_NANOUSD:  # absurd counts or rates: stored clamped
-        parts = {name: max(-MAX_NANOUSD, min(value, MAX_NANOUSD)) for name, value in parts.items()}
+        parts = {name: bounded_nanousd(value) for name, value in parts.items()}
     rates: dict[str, Any] | None = None
     if computed is not None:
         rates = {"rates": computed.rates, "tier": computed.tier, "service_tier": computed.service_tier}
@@ -74,9 +74,9 @@ def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
         cache_write_1h_tokens=usage.cache_write_1h,
         web_search_requests=usage.web_search_requests,
         service_tier=(usage.service_tier or "")[:16] or None,
-        cost_nanousd=_clamped(ex.cost_nanousd),
+        cost_nanousd=None if ex.cost_nanousd is None else bounded_nanousd(ex.cost_nanousd),
         cost_source=charge.source if charge else "unpriced",
-        computed_cost_nanousd=_clamped(computed.total) if computed else None,
+        computed_cost_nanousd=bounded_nanousd(computed.total) if computed else None,
         provider_cost_nanousd=usage.provider_cost_nanousd,
         cost_input_nanousd=parts.get("input"),
         cost_cached_input_nanousd=parts.get("cached_input"),
@@ -95,13 +95,6 @@ def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
         error=ex.error,
         tags=list(ex.tags),
     )
-
-
-def _clamped(nanousd: int | None) -> int | None:
-    """A cost as the database can hold it and sum it (see MAX_NANOUSD)."""
-    if nanousd is None or -MAX_NANOUSD <= nanousd <= MAX_NANOUSD:
-        return nanousd
-    return MAX_NANOUSD if nanousd > 0 else -MAX_NANOUSD
 
 
 _USAGE_FIELDS = attrgetter(*(f.name for f in fields(Usage)))
