@@ -19,6 +19,8 @@ import aiohttp
 import httpx
 import orjson
 
+from app.adapters.http1_reply import Headers
+from app.adapters.http1_reply import Reply as PooledReply
 from app.adapters.images import ImageLimits
 from app.adapters.transport import UpstreamClient, aiohttp_to_httpx
 from app.errors import (
@@ -83,7 +85,7 @@ def upstream_errors(provider: Provider) -> Iterator[None]:
 
 
 def error_from_body(
-    provider: Provider, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    provider: Provider, status: int, body: bytes, headers: Mapping[str, str] | Headers | None = None
 ) -> UpstreamStatusError:
     """Build the error for a provider's error response, keeping its message, its status and
     how long it asked us to wait (``Retry-After``)."""
@@ -200,16 +202,23 @@ _FAST: dict[str, Any] = {"allow_redirects": False, "auto_decompress": True}
 async def post(
     http: httpx.AsyncClient, provider: Provider, url: str, content: bytes, headers: Any
 ) -> tuple[int, bytes]:
-    """POST and read the whole reply; on the relay's own client, straight on its aiohttp session
-    (httpx's request and response layers cost twice what aiohttp does, see transport.py)."""
+    """POST and read the whole reply; on the relay's own client, straight on its HTTP/1.1 pool
+    (httpx's request and response layers cost more than the call itself, see transport.py)."""
     if not isinstance(http, UpstreamClient):
         with upstream_errors(provider):
             response = await http.post(url, content=content, headers=headers)
         if response.status_code >= 400:
             raise error_from_body(provider, response.status_code, response.content, response.headers)
         return response.status_code, response.content
+    proxy = http.proxy_for(url)
+    if proxy is None:
+        with upstream_errors(provider):
+            pooled = await http.pool.request("POST", url, headers, content)
+            body = await pooled.read()
+        if pooled.status >= 400:
+            raise error_from_body(provider, pooled.status, body, pooled.headers)
+        return pooled.status, body
     with upstream_errors(provider), aiohttp_to_httpx():
-        proxy = http.proxy_for(url)
         async with http.session.post(url, data=content, headers=headers, proxy=proxy, **_FAST) as reply:
             body = await reply.read()
             if reply.status >= 400:
@@ -224,8 +233,17 @@ async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, con
         opened = Opened(response.headers.get("content-type", ""))
         opened.chunks = iter_body(provider, response)
         return opened
+    proxy = http.proxy_for(url)
+    if proxy is None:
+        with upstream_errors(provider):
+            pooled = await http.pool.request("POST", url, headers, content)
+            if pooled.status >= 400:
+                body = await pooled.read()
+                raise error_from_body(provider, pooled.status, body, pooled.headers)
+        opened = Opened(pooled.headers.get("content-type") or "")
+        opened.chunks = _pooled_chunks(provider, pooled, opened)
+        return opened
     with upstream_errors(provider), aiohttp_to_httpx():
-        proxy = http.proxy_for(url)
         reply = await http.session.post(url, data=content, headers=headers, proxy=proxy, **_FAST)
         if reply.status >= 400:
             try:
@@ -236,6 +254,18 @@ async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, con
     opened = Opened(reply.headers.get("content-type", ""))
     opened.chunks = _chunks(provider, reply, opened)
     return opened
+
+
+async def _pooled_chunks(provider: Provider, reply: PooledReply, opened: Opened) -> AsyncGenerator[bytes, None]:
+    chunks = reply.iter_chunks()
+    try:
+        with upstream_errors(provider):
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        if opened.at_end:
+            reply.release_at_end()  # before the close below, which would otherwise drop the connection
+        await chunks.aclose()
 
 
 async def _chunks(provider: Provider, reply: aiohttp.ClientResponse, opened: Opened) -> AsyncGenerator[bytes, None]:

@@ -21,13 +21,21 @@ from contextlib import contextmanager
 import aiohttp
 import httpx
 
+from app.adapters.http1 import Pool
+from app.adapters.http1_reply import Reply
+
 
 class UpstreamClient(httpx.AsyncClient):
-    """An ``httpx.AsyncClient`` whose requests travel on an aiohttp session (``.session``)."""
+    """An ``httpx.AsyncClient`` whose requests travel on the relay's HTTP/1.1 pool (``.pool``),
+    or on an aiohttp session (``.session``) when the environment names a proxy for them."""
 
     def __init__(self, *, timeout: httpx.Timeout, limits: httpx.Limits) -> None:
-        self.transport = AiohttpTransport(timeout, limits)
+        self.transport = UpstreamTransport(timeout, limits)
         super().__init__(timeout=timeout, transport=self.transport, follow_redirects=False)
+
+    @property
+    def pool(self) -> Pool:
+        return self.transport.pool
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -37,8 +45,9 @@ class UpstreamClient(httpx.AsyncClient):
         return self.transport.proxy_for(url)
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
+class UpstreamTransport(httpx.AsyncBaseTransport):
     def __init__(self, timeout: httpx.Timeout, limits: httpx.Limits) -> None:
+        self.pool = Pool(timeout, limits)
         self.limits = limits
         self.timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout.pool, sock_connect=timeout.connect, sock_read=timeout.read
@@ -85,6 +94,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             content = request.content
         except httpx.RequestNotRead:  # a streamed request body; adapters send bytes, so rare
             content = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+        url = str(request.url)
+        proxy = self.proxy_for(url)
+        if proxy is None and request.method != "HEAD":  # a HEAD reply's length describes no body
+            # httpx decodes the body itself (it sent its own Accept-Encoding): decode=False
+            reply = await self.pool.request(
+                request.method, url, request.headers.multi_items(), content, decode=False, timeouts=timeout
+            )
+            return httpx.Response(
+                reply.status, headers=reply.raw_headers, stream=_PoolBody(reply), request=request,
+                extensions={"http_version": b"HTTP/1.1"},
+            )  # fmt: skip
         with aiohttp_to_httpx(request):
             response = await self.session.request(
                 request.method,
@@ -92,7 +112,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=request.headers.multi_items(),
                 data=content or None,
                 allow_redirects=False,
-                proxy=self.proxy_for(str(request.url)),
+                proxy=proxy,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=timeout.get("pool"),
@@ -109,6 +129,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        await self.pool.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -127,6 +148,18 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # Back to the pool when the body was read to its end; closed otherwise.
         self.response.release()
+
+
+class _PoolBody(httpx.AsyncByteStream):
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.reply.iter_chunks():
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.reply.close()  # back to the pool when the body was read to its end; closed otherwise
 
 
 @contextmanager
