@@ -49,3 +49,39 @@ def test_replies_and_their_cookies(emulator) -> None:
             await upstream.aclose()
 
     asyncio.run(run())
+
+
+def test_a_proxied_provider_is_reached_through_its_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY from the environment: such calls leave the relay's own pool for aiohttp's,
+    which speaks to proxies (the proxy here answers itself, noting what it was asked)."""
+    from app.adapters.base import post
+    from app.providers import Provider
+
+    asked: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line[15:]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:"))
+        await reader.readexactly(length)
+        asked.append(head.split(b"\r\n")[0])
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n{"ok": 1 }')
+        await writer.drain()
+        writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        upstream = client()
+        provider = Provider(name="openai", family="openai_compat", base_url="http://api.example/v1", api_key="k")
+        try:
+            status, body = await post(upstream, provider, "http://api.example/v1/chat/completions", b"{}", {})
+            assert (status, body) == (200, b'{"ok": 1 }')
+            assert asked == [b"POST http://api.example/v1/chat/completions HTTP/1.1"]
+            assert not upstream.pool._open  # the relay's own pool was not used
+        finally:
+            await upstream.aclose()
+            server.close()
+
+    asyncio.run(run())

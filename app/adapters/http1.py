@@ -168,20 +168,35 @@ class Pool:
         return reply
 
     async def _acquire(self, origin: Origin, connect: float | None, pool: float | None) -> Connection:
+        """An idle connection to the origin, else a new one once there is room for it."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        idle = self._idle.get(origin)
-        while idle:
-            connection = idle.pop()
-            self._idle_count -= 1
-            if not connection.lost and self.loop.time() - connection.idle_since < self.keepalive_expiry:
-                return connection
-            connection.close()
-        await self._room(pool if pool is not None else self.pool_timeout)
+        deadline = None
+        while True:
+            idle = self._idle.get(origin)
+            while idle:
+                connection = idle.pop()
+                self._idle_count -= 1
+                if not connection.lost and self.loop.time() - connection.idle_since < self.keepalive_expiry:
+                    return connection
+                self._open.discard(connection)  # counted as gone now; connection_lost follows
+                connection.close()
+            if len(self._open) + self._connecting < self.max_connections:
+                return await self._connect(origin, connect)
+            if self._idle_count:  # idle connections to other origins give way
+                self._close_oldest_idle()
+                continue
+            if deadline is None:
+                wait = pool if pool is not None else self.pool_timeout
+                deadline = self.loop.time() + (wait if wait is not None else 86400.0)
+            await self._wait_for_room(deadline)
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> Connection:
+        assert self.loop is not None
         self._connecting += 1
         scheme, host, port = origin
         try:
-            async with asyncio.timeout(connect):
+            async with asyncio.timeout(timeout):
                 _, connection = await self.loop.create_connection(
                     lambda: Connection(self, origin),
                     host,
@@ -189,33 +204,30 @@ class Pool:
                     ssl=self.ssl_context if scheme == "https" else None,
                     server_hostname=host if scheme == "https" else None,
                 )
-        except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {connect:g} s") from exc
-        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
-            raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
-        finally:
+        except BaseException as exc:
             self._connecting -= 1
             self._wake_one()
+            if isinstance(exc, TimeoutError):
+                raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {timeout:g} s") from exc
+            if isinstance(exc, OSError):  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
+                raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
+            raise
+        self._connecting -= 1
         self._open.add(connection)
         return connection
 
-    async def _room(self, timeout: float | None) -> None:
-        """Wait until one more connection may be opened (closing an idle one if that makes room)."""
+    async def _wait_for_room(self, deadline: float) -> None:
         assert self.loop is not None
-        while len(self._open) + self._connecting >= self.max_connections:
-            if self._idle_count:
-                self._close_oldest_idle()
-                continue
-            waiter = self.loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                async with asyncio.timeout(timeout):
-                    await waiter
-            except TimeoutError as exc:
-                raise httpx.PoolTimeout(f"all {self.max_connections} upstream connections busy") from exc
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout(f"all {self.max_connections} upstream connections busy") from exc
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     def _close_oldest_idle(self) -> None:
         origin, oldest = min(
@@ -280,9 +292,9 @@ def request_head(method: str, target: str, host: str, headers: Any, body: bytes,
     """The request line and headers. Headers the caller gives win; a header that would end the
     line early (CR or LF in a name or value: a key pasted with its newline) is refused."""
     items: Iterable[tuple[str, str]] = headers.items() if hasattr(headers, "items") else headers
-    given = "".join([f"{name}: {value}\r\n" for name, value in items])
-    lines = given.count("\n")
-    if given.count("\r") != lines or given.count("\r\n") != lines:
+    lines = [f"{name}: {value}\r\n" for name, value in items]
+    given = "".join(lines)
+    if given.count("\n") != len(lines) or given.count("\r") != len(lines):
         raise httpx.LocalProtocolError("a header name or value contains a line break")
     lower = given.lower()
     extra = ""
