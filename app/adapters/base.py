@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -74,14 +75,18 @@ def upstream_errors(provider: Provider) -> Iterator[None]:
     """Turn transport failures into the relay's upstream errors, naming the provider."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})") from exc
-    except (httpx.ConnectError, httpx.NetworkError) as exc:
-        raise UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({exc})") from exc
-    except httpx.RemoteProtocolError as exc:
-        raise UpstreamProtocolError(f"{provider.name}: broken response ({exc})") from exc
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"{provider.name}: {exc}") from exc
+        raise upstream_error(provider, exc) from exc
+
+
+def upstream_error(provider: Provider, exc: httpx.HTTPError) -> UpstreamError:
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})")
+    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError)):
+        return UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({exc})")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return UpstreamProtocolError(f"{provider.name}: broken response ({exc})")
+    return UpstreamError(f"{provider.name}: {exc}")
 
 
 def error_from_body(
@@ -182,16 +187,22 @@ async def iter_body(provider: Provider, response: httpx.Response) -> AsyncGenera
 class Opened:
     """A streamed reply with a success status: its content type and its body's chunks (the
     connection is released however the iteration ends). A caller that stops at the stream's
-    own end (``[DONE]``) says so with ``at_end = True``: the last bytes of the body, often
+    own end (``[DONE]``) says so with :meth:`ended`: the last bytes of the body, often
     still in flight, are then read in the background and the connection is kept for reuse
     instead of being closed (a new TCP and TLS handshake for the next request)."""
 
-    __slots__ = ("at_end", "chunks", "content_type")
+    __slots__ = ("at_end", "chunks", "content_type", "pooled")
 
-    def __init__(self, content_type: str) -> None:
+    def __init__(self, content_type: str, pooled: PooledReply | None = None) -> None:
         self.content_type = content_type
         self.at_end = False
+        self.pooled = pooled
         self.chunks: AsyncGenerator[bytes, None]
+
+    def ended(self) -> None:
+        self.at_end = True
+        if self.pooled is not None:
+            self.pooled.release_at_end()
 
 
 # As on the httpx path: redirects are not followed (an API key never travels to another host),
@@ -240,8 +251,8 @@ async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, con
             if pooled.status >= 400:
                 body = await pooled.read()
                 raise error_from_body(provider, pooled.status, body, pooled.headers)
-        opened = Opened(pooled.headers.get("content-type") or "")
-        opened.chunks = _pooled_chunks(provider, pooled, opened)
+        opened = Opened(pooled.headers.get("content-type") or "", pooled)
+        opened.chunks = pooled.iter_chunks(partial(upstream_error, provider))
         return opened
     with upstream_errors(provider), aiohttp_to_httpx():
         reply = await http.session.post(url, data=content, headers=headers, proxy=proxy, **_FAST)
@@ -254,18 +265,6 @@ async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, con
     opened = Opened(reply.headers.get("content-type", ""))
     opened.chunks = _chunks(provider, reply, opened)
     return opened
-
-
-async def _pooled_chunks(provider: Provider, reply: PooledReply, opened: Opened) -> AsyncGenerator[bytes, None]:
-    chunks = reply.iter_chunks()
-    try:
-        with upstream_errors(provider):
-            async for chunk in chunks:
-                yield chunk
-    finally:
-        if opened.at_end:
-            reply.release_at_end()  # before the close below, which would otherwise drop the connection
-        await chunks.aclose()
 
 
 async def _chunks(provider: Provider, reply: aiohttp.ClientResponse, opened: Opened) -> AsyncGenerator[bytes, None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -165,9 +165,12 @@ class Reply:
         finally:
             self.close()
 
-    async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives. Stopping early closes the connection (so the provider stops
-        generating), unless :meth:`release_at_end` was called first."""
+    async def iter_chunks(
+        self, translate: Callable[[httpx.HTTPError], Exception] | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives (a failure raised as ``translate`` makes it, if given: one
+        generator less per stream than wrapping this one). Stopping early closes the connection
+        (so the provider stops generating), unless :meth:`release_at_end` was called first."""
         try:
             while True:
                 if self.chunks:
@@ -181,6 +184,8 @@ class Reply:
                 elif self.complete:
                     return
                 elif self.error is not None:
+                    if translate is not None and isinstance(self.error, httpx.HTTPError):
+                        raise translate(self.error) from self.error
                     raise self.error
                 else:
                     await self._wait()

@@ -100,7 +100,7 @@ class OpenAICompatAdapter(Adapter):
         try:
             async for event in events:
                 if event.data.strip() == "[DONE]":
-                    opened.at_end = True
+                    opened.ended()
                     return
                 for item in self._event(event, call):
                     finished = finished or finishes(item)
@@ -147,7 +147,7 @@ class OpenAICompatAdapter(Adapter):
                 if plain:
                     yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
                 if done:
-                    opened.at_end = True
+                    opened.ended()
                     return
             self._ended_early(finished)
         finally:
