@@ -22,8 +22,10 @@ class Charge:
 
 
 def dollars(nanos: int) -> float:
-    """Nano-dollars as the JSON number OpenAI-style clients read (``usage.cost``)."""
-    return float(Decimal(nanos) / NANOS_PER_USD)
+    """Nano-dollars as the JSON number OpenAI-style clients read (``usage.cost``): the double
+    nearest the exact quotient (Python's int true division rounds correctly; a tenth of the
+    cost of going through Decimal)."""
+    return nanos / 1_000_000_000
 
 
 class Pricer:
