@@ -15,6 +15,8 @@ The request's ``model`` picks the fault:
   chunks have the shape of the recorded stream's
 - ``absurd-usage``: the recorded chat reply with a usage no provider could mean: counts past
   64 bits' signed range and a provider cost of 1e300 dollars
+- ``usage-echo``: the recorded chat reply (or, for ``"stream": true``, the recorded stream) with
+  its usage block replaced by the JSON text of the request's first message
 """
 
 from __future__ import annotations
@@ -79,14 +81,14 @@ class FaultyUpstream:
                     0,
                 )
                 body = json.loads(await reader.readexactly(length)) if length else {}
-                if not await self._answer(str(body.get("model", "")), writer):
+                if not await self._answer(str(body.get("model", "")), writer, body):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    async def _answer(self, model: str, writer: asyncio.StreamWriter) -> bool:
+    async def _answer(self, model: str, writer: asyncio.StreamWriter, body: dict) -> bool:
         """Answer one request; False when the connection must not be used again."""
         self.hits[model] += 1
         kind, _, arg = model.partition(":")
@@ -102,6 +104,15 @@ class FaultyUpstream:
             reply = json.loads(REPLY)
             reply["usage"].update(prompt_tokens=2**64 - 1, completion_tokens=2**63, total_tokens=2**64 - 1, cost=1e300)
             await self._send(writer, 200, "application/json", json.dumps(reply).encode())
+            return True
+        if kind == "usage-echo":
+            usage = json.loads(body["messages"][0]["content"])
+            if body.get("stream"):
+                await self._send(writer, 200, "text/event-stream", _stream_with_usage(usage))
+            else:
+                reply = json.loads(REPLY)
+                reply["usage"] = usage
+                await self._send(writer, 200, "application/json", json.dumps(reply).encode())
             return True
         if kind == "stall":
             await asyncio.sleep(3600)
@@ -156,6 +167,17 @@ class FaultyUpstream:
         head = f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
         writer.write(head.encode() + body)
         await writer.drain()
+
+
+def _stream_with_usage(usage: object) -> bytes:
+    events = []
+    for event in STREAM.split(b"\n\n"):
+        if event.startswith(b"data: {") and b'"usage":{' in event:
+            chunk = json.loads(event[6:])
+            chunk["usage"] = usage
+            event = b"data: " + json.dumps(chunk).encode()
+        events.append(event)
+    return b"\n\n".join(events)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.adapters.http1 import Pool, request_head, split_url
+from app.adapters.http1 import Pool
+from app.adapters.http1_request import request_head, split_url
 from app.adapters.transport import UpstreamClient
 
 Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]  # False: close the connection
@@ -147,6 +148,9 @@ def test_connection_close_chunked_and_end_of_connection_bodies() -> None:
         if path == b"/close":
             writer.write(reply(b"closing", "connection: close"))
             return False
+        if path == b"/hints":  # an informational reply first (103 Early Hints), then the reply proper
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n" + reply(b"hinted"))
+            return True
         if path == b"/chunked":
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
             return True
@@ -163,6 +167,8 @@ def test_connection_close_chunked_and_end_of_connection_bodies() -> None:
             assert await (await client.request("GET", server.url + "/chunked", {})).read() == b"hello world"
             assert await (await client.request("GET", server.url + "/chunked", {})).read() == b"hello world"
             assert server.connections == 2  # the closed one was not reused; the chunked one was
+            hinted = await client.request("GET", server.url + "/hints", {})
+            assert hinted.status == 200 and await hinted.read() == b"hinted"
             assert await (await client.request("GET", server.url + "/eof", {})).read() == b"until the end"
             await client.aclose()
 
@@ -355,5 +361,21 @@ def test_https_is_verified(tmp_path: Path) -> None:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await default.request("POST", url, {}, b"{}")
             await default.aclose()
+
+    run(scenario())
+
+
+def test_a_request_can_be_sent_to_a_checked_address_on_a_connection_of_its_own() -> None:
+    async def scenario() -> None:
+        client = pool()
+        async with Server(ok) as server:
+            port = server.url.rsplit(":", 1)[1]
+            for _ in range(2):
+                url = f"http://image.test:{port}/cat.png"  # a name that resolves nowhere
+                answer = await client.request("GET", url, {}, connect_to="127.0.0.1")
+                assert await answer.read() == b'{"ok": true}'
+            assert f"host: image.test:{port}\r\n" in server.requests[0].decode()
+            assert server.connections == 2  # not kept for another request to that host
+            await client.aclose()
 
     run(scenario())

@@ -251,3 +251,37 @@ def test_redirects_between_public_addresses_are_followed() -> None:
         return httpx.Response(200, content=PNG_BYTES, headers={"content-type": "image/png"})
 
     assert fetch_image("http://93.184.216.34/old.png", answer) == ("image/png", base64.b64encode(PNG_BYTES).decode())
+
+
+def test_an_image_is_fetched_from_the_address_that_was_checked(image_server: str) -> None:
+    """DNS rebinding: a host that resolves to a public address for the check and to loopback a
+    moment later. The relay looks the host up once and connects to the address it checked."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from app.adapters.images import ImageLimits, image_base64
+    from app.adapters.transport import UpstreamClient
+    from app.errors import BadRequest
+
+    port = urlsplit(image_server).port
+    lookups: list[str] = []
+
+    class RebindingResolver(asyncio.SelectorEventLoop):
+        async def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host != "rebind.test":
+                return await super().getaddrinfo(host, port, *args, **kwargs)
+            lookups.append(host)
+            address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"  # public first, then loopback
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0))]
+
+    async def fetch() -> tuple[str, str]:
+        http = UpstreamClient(timeout=httpx.Timeout(1.0), limits=httpx.Limits())
+        try:
+            return await image_base64(http, f"http://rebind.test:{port}/cat.png", ImageLimits(timeout=1.0))
+        finally:
+            await http.aclose()
+
+    with asyncio.Runner(loop_factory=RebindingResolver) as runner, pytest.raises(BadRequest) as caught:
+        runner.run(fetch())  # 93.184.216.34 is out of reach from here: the fetch fails
+    assert "failed: Connect" in caught.value.message
+    assert lookups == ["rebind.test"]  # never looked up again, so never sent to loopback

@@ -15,30 +15,24 @@ upstream errors (a refused connection is ``ConnectError``: a 502 the retry layer
 from __future__ import annotations
 
 import asyncio
-import functools
 import ssl
-import urllib.parse
-from collections.abc import Iterable
 from typing import Any
 
 import httptools
 import httpx
 
-from app import __version__
 from app.adapters.http1_reply import Headers, Reply
+from app.adapters.http1_request import Origin, request_head, split_url
 
 __all__ = ["Connection", "Headers", "Pool", "Reply", "request_head", "split_url"]
-
-USER_AGENT = f"llm-relay/{__version__}"
-Origin = tuple[str, str, int]  # scheme, host, port
 
 
 class Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one reply at a time."""
 
-    __slots__ = ("idle_since", "loop", "lost", "origin", "parser", "pool", "reply", "transport")
+    __slots__ = ("idle_since", "loop", "lost", "origin", "parser", "pool", "reply", "reusable", "transport")
 
-    def __init__(self, pool: Pool, origin: Origin) -> None:
+    def __init__(self, pool: Pool, origin: Origin, *, reusable: bool = True) -> None:
         assert pool.loop is not None  # made by the pool, in the running loop
         self.loop = pool.loop
         self.pool = pool
@@ -47,6 +41,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.reply: Reply | None = None
         self.lost = False
+        self.reusable = reusable  # False: closed after its one reply (see Pool.request's connect_to)
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,13 +80,22 @@ class Connection(asyncio.Protocol):
         self.reply.raw_headers.append((name, value))  # type: ignore[union-attr]
 
     def on_headers_complete(self) -> None:
-        self.reply.headers_complete(self.parser.get_status_code())  # type: ignore[union-attr]
+        reply = self.reply
+        assert reply is not None
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # informational (103 Early Hints): the reply proper follows
+            reply.raw_headers.clear()
+            return
+        reply.headers_complete(status)
 
     def on_body(self, body: bytes) -> None:
         self.reply.feed(body)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
-        self.reply.finish(keep_alive=self.parser.should_keep_alive())  # type: ignore[union-attr]
+        reply = self.reply
+        assert reply is not None
+        if reply.status:  # not the end of an informational reply
+            reply.finish(keep_alive=self.parser.should_keep_alive())
 
     def send(self, data: bytes, body: bytes, decode: bool, read_timeout: float | None) -> Reply:
         assert self.transport is not None
@@ -108,7 +112,7 @@ class Connection(asyncio.Protocol):
         if self.reply is not reply:
             return
         self.reply = None
-        if reply.complete and reply.keep_alive and reply.error is None and not self.lost:
+        if reply.complete and reply.keep_alive and reply.error is None and not self.lost and self.reusable:
             self.pool.put(self)
         else:
             self.close()
@@ -152,13 +156,17 @@ class Pool:
         *,
         decode: bool = True,
         timeouts: dict[str, float | None] | None = None,
+        connect_to: str | None = None,
     ) -> Reply:
-        """Send a request; returns once the reply's status and headers are in."""
+        """Send a request; returns once the reply's status and headers are in. ``connect_to``
+        (an IP address) is where to connect instead of resolving the URL's host, on a connection
+        of its own that is closed after the reply: the caller has checked that address."""
         origin, host, target = split_url(url)
         head = request_head(method, target, host, headers, body, decode)
         connect = timeouts.get("connect", self.connect_timeout) if timeouts else self.connect_timeout
         read = timeouts.get("read", self.read_timeout) if timeouts else self.read_timeout
-        connection = await self._acquire(origin, connect, timeouts.get("pool", self.pool_timeout) if timeouts else None)
+        pool = timeouts.get("pool", self.pool_timeout) if timeouts else None
+        connection = await self._acquire(origin, connect, pool, connect_to)
         reply = connection.send(head, body, decode, read)
         try:
             await reply.wait_headers()
@@ -167,22 +175,25 @@ class Pool:
             raise
         return reply
 
-    async def _acquire(self, origin: Origin, connect: float | None, pool: float | None) -> Connection:
+    async def _acquire(
+        self, origin: Origin, connect: float | None, pool: float | None, address: str | None = None
+    ) -> Connection:
         """An idle connection to the origin, else a new one once there is room for it."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         deadline = None
         while True:
-            idle = self._idle.get(origin)
+            idle = self._idle.get(origin) if address is None else None
             while idle:
                 connection = idle.pop()
                 self._idle_count -= 1
-                if not connection.lost and self.loop.time() - connection.idle_since < self.keepalive_expiry:
-                    return connection
+                usable = not connection.lost and not connection.transport.is_closing()  # type: ignore[union-attr]
+                if usable and self.loop.time() - connection.idle_since < self.keepalive_expiry:
+                    return connection  # (closing: the server's FIN is in, connection_lost not yet)
                 self._open.discard(connection)  # counted as gone now; connection_lost follows
                 connection.close()
             if len(self._open) + self._connecting < self.max_connections:
-                return await self._connect(origin, connect)
+                return await self._connect(origin, connect, address)
             if self._idle_count:  # idle connections to other origins give way
                 self._close_oldest_idle()
                 continue
@@ -191,15 +202,15 @@ class Pool:
                 deadline = self.loop.time() + (wait if wait is not None else 86400.0)
             await self._wait_for_room(deadline)
 
-    async def _connect(self, origin: Origin, timeout: float | None) -> Connection:
+    async def _connect(self, origin: Origin, timeout: float | None, address: str | None = None) -> Connection:
         assert self.loop is not None
         self._connecting += 1
         scheme, host, port = origin
         try:
             async with asyncio.timeout(timeout):
                 _, connection = await self.loop.create_connection(
-                    lambda: Connection(self, origin),
-                    host,
+                    lambda: Connection(self, origin, reusable=address is None),
+                    address or host,
                     port,
                     ssl=self.ssl_context if scheme == "https" else None,
                     server_hostname=host if scheme == "https" else None,
@@ -272,38 +283,3 @@ class Pool:
         self._idle.clear()
         self._idle_count = 0
         await asyncio.sleep(0)  # let the transports run their connection_lost
-
-
-@functools.lru_cache(maxsize=4096)
-def split_url(url: str) -> tuple[Origin, str, str]:
-    """(origin, Host header, request target) of an http(s) URL."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url!r}")
-    default = 443 if parts.scheme == "https" else 80
-    port = parts.port or default
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    host_header = host if port == default else f"{host}:{port}"
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (parts.scheme, parts.hostname, port), host_header, target
-
-
-def request_head(method: str, target: str, host: str, headers: Any, body: bytes, decode: bool) -> bytes:
-    """The request line and headers. Headers the caller gives win; a header that would end the
-    line early (CR or LF in a name or value: a key pasted with its newline) is refused."""
-    items: Iterable[tuple[str, str]] = headers.items() if hasattr(headers, "items") else headers
-    lines = [f"{name}: {value}\r\n" for name, value in items]
-    given = "".join(lines)
-    if given.count("\n") != len(lines) or given.count("\r") != len(lines):
-        raise httpx.LocalProtocolError("a header name or value contains a line break")
-    lower = given.lower()
-    extra = ""
-    if not lower.startswith("host:") and "\nhost:" not in lower:
-        extra += f"host: {host}\r\n"
-    if (body or method in ("POST", "PUT", "PATCH")) and "content-length:" not in lower:
-        extra += f"content-length: {len(body)}\r\n"
-    if "user-agent:" not in lower:
-        extra += f"user-agent: {USER_AGENT}\r\n"
-    if decode and "accept-encoding:" not in lower:
-        extra += "accept-encoding: gzip, deflate\r\n"
-    return f"{method} {target} HTTP/1.1\r\n{extra}{given}\r\n".encode()

@@ -1,6 +1,8 @@
 """Images for upstreams that want bytes: data URLs are decoded, http(s) URLs are fetched
 (only then, with a size cap and a timeout, and by default only from public addresses: the
-URL comes from the caller, and the bytes go to a model that can be asked to read them back)."""
+URL comes from the caller, and the bytes go to a model that can be asked to read them back).
+The host is looked up once and the connection made to the address that was checked, so a
+name that resolves elsewhere a moment later (DNS rebinding) changes nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from app.adapters.transport import UpstreamClient
 from app.errors import BadRequest
 from app.formats.images import sniff_mime
 
@@ -53,9 +56,15 @@ async def _fetch(http: httpx.AsyncClient, url: str, limits: ImageLimits) -> tupl
     for _ in range(MAX_REDIRECTS + 1):
         if not url.startswith(("http://", "https://")):
             raise BadRequest(f"unsupported image URL {url[:60]!r}: use https:// or a base64 data URL")
-        if not limits.private_networks:
-            await _refuse_private(url)
-        try:
+        address = None if limits.private_networks else await _public_address(url)
+        if isinstance(http, UpstreamClient) and http.proxy_for(url) is None:
+            # Connected to the address just checked: a second lookup could give another (DNS rebinding).
+            found = await _fetch_pinned(http, url, address, limits)
+            if isinstance(found, str):
+                url = found  # a redirect
+                continue
+            return found
+        try:  # another client (tests) or through a proxy: the proxy resolves the host itself
             async with http.stream("GET", url, timeout=limits.timeout, follow_redirects=False) as response:
                 if response.is_redirect and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])
@@ -73,10 +82,35 @@ async def _fetch(http: httpx.AsyncClient, url: str, limits: ImageLimits) -> tupl
     raise BadRequest(f"fetching image {url[:120]} failed: more than {MAX_REDIRECTS} redirects")
 
 
-async def _refuse_private(url: str) -> None:
-    """A 400 unless every address the URL's host resolves to is a public one. (A host that
-    resolves differently a moment later is not covered: this stops a caller from naming the
-    relay's own network, not a DNS server it controls.)"""
+async def _fetch_pinned(
+    http: UpstreamClient, url: str, address: str | None, limits: ImageLimits
+) -> tuple[bytearray, str] | str:
+    """The body and content type, or the URL a redirect points to."""
+    timeouts: dict[str, float | None] = {"connect": limits.timeout, "read": limits.timeout, "pool": limits.timeout}
+    try:
+        reply = await http.pool.request("GET", url, {"accept": "image/*"}, timeouts=timeouts, connect_to=address)
+        chunks = reply.iter_chunks()
+        try:
+            location = reply.headers.get("location")
+            if reply.status in (301, 302, 303, 307, 308) and location:
+                return urljoin(url, location)
+            if reply.status >= 400:
+                raise BadRequest(f"fetching image {url[:120]} failed: HTTP {reply.status}")
+            data = bytearray()
+            async for chunk in chunks:
+                data += chunk
+                if len(data) > limits.max_bytes:
+                    raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
+            return data, (reply.headers.get("content-type") or "").split(";")[0].strip()
+        finally:
+            await chunks.aclose()
+    except httpx.HTTPError as exc:
+        raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
+
+
+async def _public_address(url: str) -> str:
+    """One of the addresses the URL's host resolves to, after a 400 unless every one of them
+    is public (loopback, private, link-local and reserved ranges are the relay's own network)."""
     host = urlsplit(url).hostname or ""
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
@@ -89,6 +123,9 @@ async def _refuse_private(url: str) -> None:
                 f"image URL {url[:120]} points to a non-public address ({ip}); the relay fetches images "
                 "from public addresses only (IMAGE_FETCH_PRIVATE=true allows the others)"
             )
+    if not found:
+        raise BadRequest(f"fetching image {url[:120]} failed: its host does not resolve")
+    return str(found[0][4][0])
 
 
 def decoded_size(b64: str) -> int:

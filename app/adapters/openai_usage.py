@@ -30,8 +30,8 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
     prompt = token_count(raw.get("prompt_tokens"))
     completion = token_count(raw.get("completion_tokens"))
     total = token_count(raw.get("total_tokens"))
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
+    prompt_details = _details(raw, "prompt_tokens_details")
+    completion_details = _details(raw, "completion_tokens_details")
     cached = token_count(prompt_details.get("cached_tokens")) or token_count(raw.get("prompt_cache_hit_tokens"))
     cache_write = token_count(prompt_details.get("cache_write_tokens"))
     reasoning = token_count(completion_details.get("reasoning_tokens"))
@@ -50,6 +50,11 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
         reported=True,
         provider_cost_nanousd=_provider_cost(raw),
     )
+
+
+def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    details = raw.get(key)
+    return details if isinstance(details, dict) else {}  # a provider's null (or worse) counts as none
 
 
 def _provider_cost(raw: dict[str, Any]) -> int | None:
