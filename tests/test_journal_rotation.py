@@ -75,3 +75,15 @@ def test_rotation_keeps_what_is_not_committed(tmp_path: Path) -> None:
     journal.append({"n": 5})
     assert [r["n"] for r in journal.records()] == [3, 4, 5]
     journal.close()
+
+
+def test_a_lagging_writer_does_not_copy_its_backlog_into_every_new_file(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    for n in range(100):
+        journal.append({"n": n, "padding": "x" * 50})
+    assert not journal.worth_rotating(journal.size + 1, pending=0)  # not past the limit yet
+    assert not journal.worth_rotating(1024, pending=60)  # most of it still to be written: keep appending
+    assert journal.worth_rotating(1024, pending=50)  # half of it committed: a new file pays off
+    journal.rotate([{"n": n} for n in range(50, 100)])
+    assert journal.lines == 50 and not journal.worth_rotating(1024, pending=50)
+    journal.close()

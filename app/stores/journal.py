@@ -32,6 +32,7 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path, self._fd = self._open()
         self.size = 0  # bytes appended since the last truncation or rotation
+        self.lines = 0  # rows appended since then
 
     def _open(self) -> tuple[Path, int]:
         path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
@@ -46,7 +47,7 @@ class Journal:
         replayed once each, as inserts skip request ids already written."""
         old_path, old_fd = self.path, self._fd
         self.path, self._fd = self._open()
-        self.size = 0
+        self.size = self.lines = 0
         for record in keep:
             self.append(record)
         os.close(old_fd)
@@ -57,13 +58,19 @@ class Journal:
         line = orjson.dumps(record) + b"\n"
         os.write(self._fd, line)
         self.size += len(line)
+        self.lines += 1
+
+    def worth_rotating(self, limit: int, pending: int) -> bool:
+        """Past ``limit`` bytes, with at most half of them still to be committed (``pending``
+        rows): a writer that lags would otherwise copy its whole backlog into every new file."""
+        return self.size > limit and 2 * pending <= self.lines
 
     def records(self) -> Iterator[dict[str, Any]]:
         yield from _read(self.path)
 
     def truncate(self) -> None:
         os.ftruncate(self._fd, 0)
-        self.size = 0
+        self.size = self.lines = 0
 
     def adopt_orphans(self) -> int:
         """Move the records of journals no live process holds into this one; returns how many."""

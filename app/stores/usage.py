@@ -174,7 +174,11 @@ class UsageWriter:
             self.written += len(batch)
             self._wake.clear()
             journal = self.journal
-            if journal is not None and journal.size > self.journal_rotate_bytes and not self._spilled:
+            if (
+                journal is not None
+                and not self._spilled
+                and journal.worth_rotating(self.journal_rotate_bytes, len(self._pending))
+            ):
                 journal.rotate(self._pending)  # every row not in _pending is committed
 
     async def _replay(self) -> bool:

@@ -106,29 +106,18 @@ SQLITE_RECORDS = (
 )
 SQLITE_TAGS = 'INSERT INTO "usage_tag" (request_id, tag) VALUES (?, ?) ON CONFLICT (request_id, tag) DO NOTHING'
 _VALUES = attrgetter(*RECORD_COLUMNS)
-# Columns whose Python value is not what SQLite takes as it is (by their declared type).
-_CONVERTED = [
-    i
-    for i, c in enumerate(RECORD_COLUMNS)
-    if str(UsageRow.__dataclass_fields__[c].type).startswith(("datetime", "bool", "dict"))
-]
+_CREATED_AT = RECORD_COLUMNS.index("created_at")
+_RATES = RECORD_COLUMNS.index("rates")
 
 
 def sqlite_record(row: UsageRow) -> list[Any]:
+    """The row's values in column order, as SQLite takes them: the time as the text Tortoise
+    stores, the rates as JSON text; booleans bind as 0 and 1 as they are (bool is an int)."""
     values = list(_VALUES(row))
-    for index in _CONVERTED:
-        values[index] = _sqlite_value(values[index])
+    values[_CREATED_AT] = row.created_at.astimezone(UTC).isoformat(sep=" ")
+    if row.rates is not None:
+        values[_RATES] = orjson.dumps(row.rates).decode()
     return values
-
-
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(sep=" ")  # the text Tortoise stores
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    if isinstance(value, bool):
-        return int(value)
-    return value
 
 
 def decode(record: dict[str, Any]) -> UsageRow:
