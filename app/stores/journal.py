@@ -6,7 +6,10 @@ Each process writes its own file (``usage-journal.<pid>.<id>.jsonl``) and holds 
 ``flock`` on it; at start a process adopts every journal in the directory that nobody holds
 (left by a crash, or by a worker that has gone), so their rows are written exactly once
 (inserts are idempotent on ``request_id``). Writes are plain appends without fsync: they
-survive a killed process, not a power cut. The writer empties the file when it has written
+survive a killed process, not a power cut. Rows of one event-loop turn leave in one write
+(:meth:`add`, then :meth:`flush` at the end of the turn, and before any byte of a reply leaves
+the process: see ``app/http/protocol.py``), so no request is answered before its row is in
+the file. The writer empties the file when it has written
 everything, and under steady load, when it never has, starts a new one past ``ROTATE_BYTES``.
 """
 
@@ -33,6 +36,7 @@ class Journal:
         self.path, self._fd = self._open()
         self.size = 0  # bytes appended since the last truncation or rotation
         self.lines = 0  # rows appended since then
+        self._held: list[bytes] = []  # added this loop turn, not written yet
 
     def _open(self) -> tuple[Path, int]:
         path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
@@ -45,6 +49,7 @@ class Journal:
         old one: under steady load the journal is never empty, so it is never truncated, and
         would grow forever. A crash between the two steps leaves both files; their rows are
         replayed once each, as inserts skip request ids already written."""
+        self.flush()
         old_path, old_fd = self.path, self._fd
         self.path, self._fd = self._open()
         self.size = self.lines = 0
@@ -54,11 +59,24 @@ class Journal:
         old_path.unlink(missing_ok=True)
 
     def append(self, record: Any) -> None:
-        """A dict or a dataclass instance (orjson encodes those natively, far faster than asdict)."""
+        """A dict or a dataclass instance (orjson encodes those natively, far faster than asdict),
+        written at once."""
+        self.add(record)
+        self.flush()
+
+    def add(self, record: Any) -> bool:
+        """Like :meth:`append`, but held until :meth:`flush`; True when it is the first one held."""
         line = orjson.dumps(record) + b"\n"
-        os.write(self._fd, line)
+        self._held.append(line)
         self.size += len(line)
         self.lines += 1
+        return len(self._held) == 1
+
+    def flush(self) -> None:
+        held = self._held
+        if held:
+            os.write(self._fd, held[0] if len(held) == 1 else b"".join(held))
+            held.clear()
 
     def worth_rotating(self, limit: int, pending: int) -> bool:
         """Past ``limit`` bytes, with at most half of them still to be committed (``pending``
@@ -66,9 +84,11 @@ class Journal:
         return self.size > limit and 2 * pending <= self.lines
 
     def records(self) -> Iterator[dict[str, Any]]:
+        self.flush()
         yield from _read(self.path)
 
     def truncate(self) -> None:
+        self.flush()
         os.ftruncate(self._fd, 0)
         self.size = self.lines = 0
 
@@ -100,6 +120,7 @@ class Journal:
 
     def close(self) -> None:
         """Close; an empty journal is removed, a non-empty one stays for the next start."""
+        self.flush()
         empty = self.size == 0 and os.fstat(self._fd).st_size == 0
         os.close(self._fd)
         if empty:

@@ -78,6 +78,7 @@ class UsageWriter:
         self.written = 0
         self.failures = 0
         self.listeners: list[UsageListener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pending(self) -> int:
@@ -85,9 +86,11 @@ class UsageWriter:
         return len(self._pending) + self._spilled
 
     def submit(self, row: UsageRow) -> None:
-        """Journal the row, then queue it; never blocks, never awaits."""
-        if self.journal is not None:
-            self.journal.append(row)
+        """Journal the row, then queue it; never blocks, never awaits. The journal's write
+        comes at the end of this loop turn, and before any reply leaves (:meth:`flush_journal`)."""
+        journal = self.journal
+        if journal is not None and journal.add(row) and self._loop is not None:
+            self._loop.call_soon(journal.flush)
         for listener in self.listeners:
             listener.submitted(row)
         if len(self._pending) < self.queue_size:
@@ -103,7 +106,14 @@ class UsageWriter:
         if len(self._pending) >= self.batch_size or self._spilled:
             self._wake.set()
 
+    def flush_journal(self) -> None:
+        """Write the rows submitted so far to the journal file (the server calls this before it
+        sends any reply bytes: an answered request's row must survive the process being killed)."""
+        if self.journal is not None:
+            self.journal.flush()
+
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.journal = Journal(self.journal_dir)
         self._spilled += self.journal.adopt_orphans()
         if self._spilled:
