@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.adapters.base import Call, Opened
+from app.adapters.base import Call
 from app.adapters.openai_compat import OpenAICompatAdapter
 from app.adapters.openai_usage import find_usage
+from app.adapters.posting import Opened
 from app.errors import UpstreamStatusError
 from app.formats.openai_chunks import ACT, FINISH, TOKEN, finishes, inspect_chunk, normalize_chunk
 from app.pipeline.core import Frames, Pipeline, Usage, carries_token

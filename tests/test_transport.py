@@ -54,7 +54,7 @@ def test_replies_and_their_cookies(emulator) -> None:
 def test_a_proxied_provider_is_reached_through_its_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTP(S)_PROXY from the environment: such calls leave the relay's own pool for aiohttp's,
     which speaks to proxies (the proxy here answers itself, noting what it was asked)."""
-    from app.adapters.base import post
+    from app.adapters.posting import post
     from app.providers import Provider
 
     asked: list[bytes] = []

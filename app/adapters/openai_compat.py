@@ -18,17 +18,15 @@ import orjson
 from app.adapters.base import (
     Adapter,
     Call,
-    Opened,
     error_from_body,
     error_from_payload,
     is_json_type,
     load_json,
-    post,
-    post_stream,
     upstream_errors,
 )
 from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
+from app.adapters.posting import Opened, post, post_stream
 from app.adapters.wire import SSEvent, iter_event_batches, iter_sse, parse_block
 from app.errors import UpstreamProtocolError
 from app.formats.openai_chunks import (

@@ -1,12 +1,14 @@
-"""The upstream HTTP client: httpx's API for every adapter, on aiohttp's connection pool.
+"""The upstream HTTP client: httpx's API for every adapter, on the relay's own HTTP/1.1 pool
+(:mod:`app.adapters.http1`), and on aiohttp's for calls that go through an HTTP proxy.
 
-Measured on the bench (bench/RESULTS.md), per request at 32 concurrent: httpx's own pool costs
+Measured on the bench (bench/RESULTS.md), per request at 32 concurrent: httpx's own pool cost
 ~2.5 ms of CPU (it walks every pooled connection and asks each socket whether it is readable,
-encode/httpx#3215); httpx on an aiohttp transport ~0.5 ms; aiohttp alone ~0.17 ms. So adapters
-keep httpx's API (``UpstreamClient`` *is* an ``httpx.AsyncClient``) on this aiohttp transport,
-and the hot path (:mod:`app.adapters.fastlane`) talks to the same aiohttp session directly.
+encode/httpx#3215); httpx on an aiohttp transport ~0.5 ms; aiohttp alone ~0.17 ms; the http1
+pool about a quarter of aiohttp (http1's docstring). So adapters keep httpx's API
+(``UpstreamClient`` *is* an ``httpx.AsyncClient``) on this transport, and the hot path
+(:mod:`app.adapters.posting`) talks to the pool directly.
 
-This is our own transport rather than the ``httpx-aiohttp`` package because that one maps
+The proxy path is our own rather than the ``httpx-aiohttp`` package because that one maps
 ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout`` (a refused connection would become
 a 504 "timed out" instead of a 502) and keeps cookies between unrelated requests.
 """
