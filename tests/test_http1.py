@@ -151,6 +151,9 @@ def test_connection_close_chunked_and_end_of_connection_bodies() -> None:
         if path == b"/hints":  # an informational reply first (103 Early Hints), then the reply proper
             writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n" + reply(b"hinted"))
             return True
+        if path == b"/twice":  # two replies to one request, in one write
+            writer.write(reply(b"first") + reply(b"second"))
+            return True
         if path == b"/chunked":
             writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
             return True
@@ -167,6 +170,10 @@ def test_connection_close_chunked_and_end_of_connection_bodies() -> None:
             assert await (await client.request("GET", server.url + "/chunked", {})).read() == b"hello world"
             assert await (await client.request("GET", server.url + "/chunked", {})).read() == b"hello world"
             assert server.connections == 2  # the closed one was not reused; the chunked one was
+            twice = await client.request("GET", server.url + "/twice", {})
+            assert await twice.read() == b"first"  # the unasked second reply neither spoils it...
+            await (await client.request("GET", server.url + "/chunked", {})).read()
+            assert server.connections == 3  # ...nor is its connection used again
             hinted = await client.request("GET", server.url + "/hints", {})
             assert hinted.status == 200 and await hinted.read() == b"hinted"
             assert await (await client.request("GET", server.url + "/eof", {})).read() == b"until the end"

@@ -77,11 +77,16 @@ class Connection(asyncio.Protocol):
 
     # httptools' callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.reply.raw_headers.append((name, value))  # type: ignore[union-attr]
+        reply = self.reply
+        if reply is not None and not reply.complete:
+            reply.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         reply = self.reply
         assert reply is not None
+        if reply.complete:  # a second reply nobody asked for, in the same read: not to be trusted
+            self.close()
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # informational (103 Early Hints): the reply proper follows
             reply.raw_headers.clear()
@@ -89,12 +94,14 @@ class Connection(asyncio.Protocol):
         reply.headers_complete(status)
 
     def on_body(self, body: bytes) -> None:
-        self.reply.feed(body)  # type: ignore[union-attr]
+        reply = self.reply
+        if reply is not None and not reply.complete:
+            reply.feed(body)
 
     def on_message_complete(self) -> None:
         reply = self.reply
         assert reply is not None
-        if reply.status:  # not the end of an informational reply
+        if reply.status and not reply.complete:  # not an informational reply's end, nor an unasked one's
             reply.finish(keep_alive=self.parser.should_keep_alive())
 
     def send(self, data: bytes, body: bytes, decode: bool, read_timeout: float | None) -> Reply:
