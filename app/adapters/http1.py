@@ -151,7 +151,7 @@ class Pool:
     @property
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()  # the system's CAs, as aiohttp and httpx use
+            self._ssl = ssl.create_default_context()  # the system's CAs (SSL_CERT_FILE honoured), as aiohttp
         return self._ssl
 
     async def request(
