@@ -97,8 +97,7 @@ class Reply:
         if self.decode and encoding and encoding != b"identity":
             wbits = _DECODERS.get(encoding)
             if wbits is None:
-                self.fail(httpx.DecodingError(f"unsupported content-encoding {encoding.decode('latin-1')!r}"))
-                self.connection.close()
+                self._abort(httpx.DecodingError(f"unsupported content-encoding {encoding.decode('latin-1')!r}"))
                 return
             self.decoder = zlib.decompressobj(wbits)
         self._wake()
@@ -108,8 +107,7 @@ class Reply:
             try:
                 data = self.decoder.decompress(data)
             except zlib.error as exc:
-                self.fail(httpx.DecodingError(f"undecodable reply body ({exc})"))
-                self.connection.close()
+                self._abort(httpx.DecodingError(f"undecodable reply body ({exc})"))
                 return
         if self.draining:
             self.buffered += len(data)
@@ -131,20 +129,24 @@ class Reply:
                 self.chunks.append(tail)
         self.complete = True
         self.keep_alive = keep_alive
+        self._settled()
+
+    def fail(self, error: Exception) -> None:
+        if self.error is None and not self.complete:
+            self.error = error
+            self._settled()
+
+    def _settled(self) -> None:
+        """Complete or failed: a reply being drained frees its connection, else its reader wakes."""
         if self.draining:
             self.close()
         else:
             self._stop_timer()
             self._wake()
 
-    def fail(self, error: Exception) -> None:
-        if self.error is None and not self.complete:
-            self.error = error
-            if self.draining:
-                self.close()
-            else:
-                self._stop_timer()
-                self._wake()
+    def _abort(self, error: Exception) -> None:
+        self.fail(error)
+        self.connection.close()  # whatever else comes on it can't be trusted
 
     # Read by the adapter
 
@@ -176,9 +178,7 @@ class Reply:
                 if self.chunks:
                     chunks, self.chunks = self.chunks, []
                     self.buffered = 0
-                    if self.paused and self.connection.transport is not None:
-                        self.paused = False
-                        self.connection.transport.resume_reading()
+                    self._resume()
                     for chunk in chunks:
                         yield chunk
                 elif self.complete:
@@ -203,9 +203,7 @@ class Reply:
         self.draining = True
         self.chunks = []
         self.buffered = 0
-        if self.paused and self.connection.transport is not None:
-            self.paused = False
-            self.connection.transport.resume_reading()
+        self._resume()
         self._stop_timer()
         loop = self.connection.loop
         self.timer = loop.call_later(DRAIN_SECONDS, self.close)
@@ -242,10 +240,14 @@ class Reply:
         if self.paused:  # our reader is slow, not the server
             self.last_read = now
         elif now - self.last_read >= self.read_timeout:
-            self.fail(httpx.ReadTimeout(f"no bytes from the server for {self.read_timeout:g} s"))
-            self.connection.close()
+            self._abort(httpx.ReadTimeout(f"no bytes from the server for {self.read_timeout:g} s"))
             return
         self.timer = loop.call_at(self.last_read + self.read_timeout, self._check_read)
+
+    def _resume(self) -> None:
+        if self.paused and self.connection.transport is not None:
+            self.paused = False
+            self.connection.transport.resume_reading()
 
     def _stop_timer(self) -> None:
         if self.timer is not None:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -57,55 +58,44 @@ async def _fetch(http: httpx.AsyncClient, url: str, limits: ImageLimits) -> tupl
         if not url.startswith(("http://", "https://")):
             raise BadRequest(f"unsupported image URL {url[:60]!r}: use https:// or a base64 data URL")
         address = None if limits.private_networks else await _public_address(url)
-        if isinstance(http, UpstreamClient) and http.proxy_for(url) is None:
-            # Connected to the address just checked: a second lookup could give another (DNS rebinding).
-            found = await _fetch_pinned(http, url, address, limits)
-            if isinstance(found, str):
-                url = found  # a redirect
-                continue
-            return found
-        try:  # another client (tests) or through a proxy: the proxy resolves the host itself
-            async with http.stream("GET", url, timeout=limits.timeout, follow_redirects=False) as response:
-                if response.is_redirect and "location" in response.headers:
-                    url = urljoin(url, response.headers["location"])
-                    continue
-                if response.status_code >= 400:
-                    raise BadRequest(f"fetching image {url[:120]} failed: HTTP {response.status_code}")
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > limits.max_bytes:
-                        raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
-                return data, response.headers.get("content-type", "").split(";")[0].strip()
+        try:
+            if isinstance(http, UpstreamClient) and http.proxy_for(url) is None:
+                # Connected to the address just checked: a second lookup could give another (DNS rebinding).
+                timeouts: dict[str, float | None] = dict.fromkeys(("connect", "read", "pool"), limits.timeout)
+                reply = await http.pool.request(
+                    "GET", url, {"accept": "image/*"}, timeouts=timeouts, connect_to=address
+                )
+                chunks = reply.iter_chunks()
+                try:
+                    found = await _hop(url, reply.status, reply.headers.get, chunks, limits)
+                finally:
+                    await chunks.aclose()
+            else:  # another client (tests) or through a proxy: the proxy resolves the host itself
+                async with http.stream("GET", url, timeout=limits.timeout, follow_redirects=False) as response:
+                    found = await _hop(url, response.status_code, response.headers.get, response.aiter_bytes(), limits)
         except httpx.HTTPError as exc:
             raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
+        if not isinstance(found, str):
+            return found
+        url = found  # a redirect
     raise BadRequest(f"fetching image {url[:120]} failed: more than {MAX_REDIRECTS} redirects")
 
 
-async def _fetch_pinned(
-    http: UpstreamClient, url: str, address: str | None, limits: ImageLimits
+async def _hop(
+    url: str, status: int, header: Callable[[str], str | None], chunks: AsyncIterator[bytes], limits: ImageLimits
 ) -> tuple[bytearray, str] | str:
-    """The body and content type, or the URL a redirect points to."""
-    timeouts: dict[str, float | None] = {"connect": limits.timeout, "read": limits.timeout, "pool": limits.timeout}
-    try:
-        reply = await http.pool.request("GET", url, {"accept": "image/*"}, timeouts=timeouts, connect_to=address)
-        chunks = reply.iter_chunks()
-        try:
-            location = reply.headers.get("location")
-            if reply.status in (301, 302, 303, 307, 308) and location:
-                return urljoin(url, location)
-            if reply.status >= 400:
-                raise BadRequest(f"fetching image {url[:120]} failed: HTTP {reply.status}")
-            data = bytearray()
-            async for chunk in chunks:
-                data += chunk
-                if len(data) > limits.max_bytes:
-                    raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
-            return data, (reply.headers.get("content-type") or "").split(";")[0].strip()
-        finally:
-            await chunks.aclose()
-    except httpx.HTTPError as exc:
-        raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
+    """One reply: the body and content type, or the URL a redirect points to."""
+    location = header("location")
+    if status in (301, 302, 303, 307, 308) and location:
+        return urljoin(url, location)
+    if status >= 400:
+        raise BadRequest(f"fetching image {url[:120]} failed: HTTP {status}")
+    data = bytearray()
+    async for chunk in chunks:
+        data += chunk
+        if len(data) > limits.max_bytes:
+            raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
+    return data, (header("content-type") or "").split(";")[0].strip()
 
 
 async def _public_address(url: str) -> str:
