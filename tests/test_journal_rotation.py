@@ -87,3 +87,20 @@ def test_a_lagging_writer_does_not_copy_its_backlog_into_every_new_file(tmp_path
     journal.rotate([{"n": n} for n in range(50, 100)])
     assert journal.lines == 50 and not journal.worth_rotating(1024, pending=50)
     journal.close()
+
+
+def test_rows_go_in_as_arrays_under_a_header_and_come_back_as_dicts(tmp_path: Path) -> None:
+    columns = ("request_id", "n")
+    journal = Journal(tmp_path, columns, lambda row: (row[0], row[1]))
+    journal.append(("a", 1))
+    journal.append({"request_id": "b", "n": 2})  # adopted from an older journal: stays a dict
+    assert journal.path.read_bytes().splitlines()[:2] == [b'{"columns":["request_id","n"]}', b'["a",1]']
+    journal.truncate()
+    journal.append(("c", 3))  # an emptied file gets its header again
+    assert [r["n"] for r in journal.records()] == [3]
+    journal.rotate([("d", 4)])
+    assert list(journal.records()) == [{"request_id": "d", "n": 4}]
+    with journal.path.open("ab") as handle:
+        handle.write(b'["torn"]\n')  # does not match the header: skipped, not a crash
+    assert [r["n"] for r in journal.records()] == [4]
+    journal.close()

@@ -16,7 +16,7 @@ from typing import Any
 from app.stores.db import Database
 from app.stores.models import UsageRecord, UsageTag
 from app.stores.usage import UsageWriter
-from app.stores.usage_row import RECORD_COLUMNS, UsageRow
+from app.stores.usage_row import RECORD_COLUMNS, UsageRow, sqlite_inserts
 
 
 def full_row(**changes: Any) -> UsageRow:
@@ -117,3 +117,17 @@ def test_a_nul_in_a_callers_text_does_not_hold_up_the_writer(db_url: str, tmp_pa
     nul = "\ufffd" if db_url.startswith("postgres") else "\x00"
     assert record["requested_model"] == f"gpt{nul}x" and record["error"] == f"no model gpt{nul}x"
     assert tags == [f"team:{nul}"] and after_written
+
+
+def test_sqlite_inserts_bind_only_plain_values() -> None:
+    """NULL columns are left out of the insert and booleans become 0/1: the sqlite3 module binds
+    other values through a slow adapter lookup. Rows with the same NULLs share one statement."""
+    rows = [full_row(), full_row(error=None, ttft_ms=None), full_row(), full_row(usage_reported=False)]
+    inserts = sqlite_inserts(rows)
+    assert [len(values) for _, values in inserts] == [3, 1]
+    for statement, values in inserts:
+        for row in values:
+            assert {type(value) for value in row} <= {int, str}
+            assert statement.count("?") == len(row)
+    assert '"error"' in inserts[0][0] and '"error"' not in inserts[1][0]
+    assert inserts[0][1][2][RECORD_COLUMNS.index("usage_reported")] == 0

@@ -5,7 +5,8 @@ being killed. The writer empties the journal once its rows are committed.
 Each process writes its own file (``usage-journal.<pid>.<id>.jsonl``) and holds an exclusive
 ``flock`` on it; at start a process adopts every journal in the directory that nobody holds
 (left by a crash, or by a worker that has gone), so their rows are written exactly once
-(inserts are idempotent on ``request_id``). Writes are plain appends without fsync: they
+(inserts are idempotent on ``request_id``). A line is one record: a JSON object, or an array
+under the file's header line ``{"columns": [...]}``. Writes are plain appends without fsync: they
 survive a killed process, not a power cut. Rows of one event-loop turn leave in one write
 (:meth:`add`, then :meth:`flush` at the end of the turn, and before any byte of a reply leaves
 the process: see ``app/http/protocol.py``), so no request is answered before its row is in
@@ -19,7 +20,7 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,25 @@ PATTERN = "usage-journal.*.jsonl"
 
 
 class Journal:
-    def __init__(self, directory: str | Path) -> None:
+    """``columns`` and ``values`` (the record's values in that order) make records that are not
+    dicts go in as JSON arrays, under a header line naming the columns: orjson encodes a
+    40-field dataclass in about twice the time it takes for its values as a tuple."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        columns: Sequence[str] = (),
+        values: Callable[[Any], Sequence[Any]] | None = None,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path, self._fd = self._open()
         self.size = 0  # bytes appended since the last truncation or rotation
         self.lines = 0  # rows appended since then
         self._held: list[bytes] = []  # added this loop turn, not written yet
+        self._values = values
+        self._header = orjson.dumps({"columns": list(columns)}) + b"\n" if values is not None else b""
+        self._header_due = values is not None  # before the first array in a new or emptied file
 
     def _open(self) -> tuple[Path, int]:
         path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
@@ -53,6 +66,7 @@ class Journal:
         old_path, old_fd = self.path, self._fd
         self.path, self._fd = self._open()
         self.size = self.lines = 0
+        self._header_due = self._values is not None
         for record in keep:
             self.append(record)
         os.close(old_fd)
@@ -66,7 +80,14 @@ class Journal:
 
     def add(self, record: Any) -> bool:
         """Like :meth:`append`, but held until :meth:`flush`; True when it is the first one held."""
-        line = orjson.dumps(record) + b"\n"
+        values = self._values
+        if values is None or isinstance(record, dict):
+            line = orjson.dumps(record) + b"\n"
+        else:
+            line = orjson.dumps(values(record)) + b"\n"
+            if self._header_due:
+                self._header_due = False
+                line = self._header + line
         self._held.append(line)
         self.size += len(line)
         self.lines += 1
@@ -91,6 +112,7 @@ class Journal:
         self.flush()
         os.ftruncate(self._fd, 0)
         self.size = self.lines = 0
+        self._header_due = self._values is not None
 
     def adopt_orphans(self) -> int:
         """Move the records of journals no live process holds into this one; returns how many."""
@@ -128,12 +150,24 @@ class Journal:
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record as a dict, whether it was written as one or as an array under a header."""
+    columns: list[str] | None = None
     with path.open("rb") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                yield orjson.loads(line)
+                record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 # A process killed mid-write leaves at most one torn line, at the end.
                 log.error("%s:%d: unreadable usage row skipped", path, number)
+                continue
+            if isinstance(record, list):
+                if columns is None or len(record) != len(columns):
+                    log.error("%s:%d: usage row that does not match its header line skipped", path, number)
+                    continue
+                yield dict(zip(columns, record, strict=True))
+            elif isinstance(record, dict) and record.keys() == {"columns"}:
+                columns = record["columns"]
+            else:
+                yield record

@@ -23,14 +23,15 @@ from tortoise.transactions import in_transaction
 from app.stores.db import Database
 from app.stores.journal import Journal
 from app.stores.usage_row import (
+    JOURNAL_COLUMNS,
     POSTGRES_RECORDS,
     POSTGRES_TAGS,
-    SQLITE_RECORDS,
-    SQLITE_TAGS,
     UsageRow,
     decode,
+    journal_values,
     postgres_batch,
-    sqlite_record,
+    sqlite_inserts,
+    sqlite_tags,
 )
 
 log = logging.getLogger("llm_relay.usage")
@@ -114,7 +115,7 @@ class UsageWriter:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.journal = Journal(self.journal_dir)
+        self.journal = Journal(self.journal_dir, JOURNAL_COLUMNS, journal_values)
         self._spilled += self.journal.adopt_orphans()
         if self._spilled:
             self._idle.clear()
@@ -230,17 +231,17 @@ class UsageWriter:
     async def _write(self, rows: list[UsageRow]) -> None:
         if self.resolve_hostnames():
             await self._hostnames(rows)
-        tags = any(row.tags for row in rows)
         async with in_transaction() as connection:
             if self.db.backend == "postgres":
                 payload = postgres_batch(rows)
                 await connection.execute_query(POSTGRES_RECORDS, [payload])
-                if tags:
+                if any(row.tags for row in rows):
                     await connection.execute_query(POSTGRES_TAGS, [payload])
             else:
-                await connection.execute_many(SQLITE_RECORDS, [sqlite_record(row) for row in rows])
-                if tags:
-                    pairs = [[row.request_id, tag] for row in rows for tag in row.tags]
-                    await connection.execute_many(SQLITE_TAGS, pairs)
+                for statement, values in sqlite_inserts(rows):
+                    await connection.execute_many(statement, values)
+                tags = sqlite_tags(rows)
+                if tags is not None:
+                    await connection.execute_many(*tags)
         for listener in self.listeners:
             listener.committed(rows)
