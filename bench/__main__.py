@@ -8,6 +8,7 @@ stopped before the next starts, so none competes with another for its core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report, targets
+from bench import pg_pin, report, targets
 from bench.measure import FULL, QUICK, measure, soak, soak_report, take_medians, throughput
 
 
@@ -64,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     pg_url = targets.postgres_database(args.postgres, pg_name) if args.postgres else ""
     results: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
+    database_pin = contextlib.ExitStack()
     try:
+        if args.postgres:
+            notes.append(database_pin.enter_context(pg_pin.pinned(args.postgres, targets.LOAD_CPU)))
+            say(notes[-1])
         setups = [
             targets.direct(base),
             targets.relay(base, out),
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.soak:
             notes += soak_report(soak(targets.relay(base, out), args.soak, say))
     finally:
+        database_pin.close()
         if args.postgres:
             targets.postgres_database(args.postgres, pg_name, drop=True)
         upstream.terminate()

@@ -12,11 +12,12 @@ Same pinning as the bench (relay on core 0, upstream and wrk on core 1), c=32, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 from datetime import datetime
 from pathlib import Path
 
-from bench import targets
+from bench import pg_pin, targets
 from bench.measure import wrk
 
 
@@ -61,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True)
     upstream, base = targets.start_upstream(out)
     rates: dict[str, list[float]] = {"A": [], "B": []}
+    database_pin = contextlib.ExitStack()
+    servers = {env["DATABASE_URL"].rsplit("/", 1)[0] for env in setups.values() if "DATABASE_URL" in env}
     try:
+        for server in sorted(s for s in servers if s.startswith("postgres")):
+            print(database_pin.enter_context(pg_pin.pinned(server, targets.LOAD_CPU)), flush=True)
         for run in range(args.runs):
             for name, env in setups.items():
                 directory = out / f"{name}{run}"
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 rates[name].append(one_run(base, directory, env, args, tracked))
                 print(f"{name} run {run + 1}: {rates[name][-1]:.0f} req/s", flush=True)
     finally:
+        database_pin.close()
         upstream.terminate()
         upstream.wait(10)
     medians = {name: statistics.median(values) for name, values in rates.items()}
