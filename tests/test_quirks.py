@@ -3,12 +3,15 @@ checks, and parameters dropped only where a rule says so, never silently."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from app.quirks import QuirkBook, QuirkError, fold_system, load_file_rules, rule_from_dict
+from app.stores.live import LiveConfig
 from app.stores.models import QuirkOverride
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
@@ -147,3 +150,27 @@ def test_a_broken_override_is_skipped_not_fatal(make_relay) -> None:
 def test_invalid_rules_are_refused(raw) -> None:
     with pytest.raises(QuirkError):
         rule_from_dict(raw)
+
+
+def test_configuration_reloads_apply_one_at_a_time() -> None:
+    """A periodic reload that read the configuration before an admin's change must not finish
+    after the reload that change asked for, putting the old configuration back."""
+    services = SimpleNamespace(resolver=SimpleNamespace(aliases={}), runtime=None)
+    live = LiveConfig(services, discovery=None, interval=1.0)  # type: ignore[arg-type]
+    steps: list[str] = []
+
+    async def slow_reload(name: str) -> None:
+        steps.append(f"{name} reads")
+        await asyncio.sleep(0.05 if name == "periodic" else 0)
+        steps.append(f"{name} applies")
+
+    async def scenario() -> None:
+        names = iter(["periodic", "after the change"])
+        live._reload = lambda: slow_reload(next(names))  # type: ignore[method-assign]
+        periodic = asyncio.create_task(live.reload())
+        await asyncio.sleep(0)
+        await live.reload()
+        await periodic
+
+    asyncio.run(scenario())
+    assert steps == ["periodic reads", "periodic applies", "after the change reads", "after the change applies"]

@@ -70,8 +70,16 @@ class LiveConfig:
         self.provider_errors: dict[str, str] = {}  # admin providers that can't be built, and why
         self._purged_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._reloading = asyncio.Lock()
 
     async def reload(self) -> None:
+        """Read the admin's configuration and apply it. One at a time: a periodic reload that read
+        before an admin's change and finished after the reload that change asked for would
+        otherwise put the old configuration back until the next refresh."""
+        async with self._reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         with self.services.database.context:
             overrides = await QuirkOverride.filter(enabled=True).order_by("id").values("id", "rule")
             aliases = await ModelAlias.all().values_list("name", "target")
