@@ -53,7 +53,7 @@ def default_http_client(settings: Settings) -> httpx.AsyncClient:
         pool=settings.upstream_connect_timeout,
     )
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
-    # httpx's API on aiohttp's pool: httpx's own pool cost ~2.5 ms of CPU per request at 32
+    # httpx's API on the relay's own HTTP/1.1 pool: httpx's own pool cost ~2.5 ms of CPU per request at 32
     # concurrent (encode/httpx#3215); see app/adapters/transport.py for the measurements.
     return UpstreamClient(timeout=timeout, limits=limits)
 

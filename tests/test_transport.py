@@ -54,7 +54,7 @@ def test_replies_and_their_cookies(emulator) -> None:
 def test_a_proxied_provider_is_reached_through_its_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTP(S)_PROXY from the environment: such calls leave the relay's own pool for aiohttp's,
     which speaks to proxies (the proxy here answers itself, noting what it was asked)."""
-    from app.adapters.posting import post
+    from app.adapters.posting import post, post_stream
     from app.providers import Provider
 
     asked: list[bytes] = []
@@ -64,7 +64,10 @@ def test_a_proxied_provider_is_reached_through_its_proxy(monkeypatch: pytest.Mon
         length = next(int(line[15:]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:"))
         await reader.readexactly(length)
         asked.append(head.split(b"\r\n")[0])
-        writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n{"ok": 1 }')
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n"
+            b'connection: close\r\n\r\n{"ok": 1 }'
+        )
         await writer.drain()
         writer.close()
 
@@ -78,7 +81,15 @@ def test_a_proxied_provider_is_reached_through_its_proxy(monkeypatch: pytest.Mon
         try:
             status, body = await post(upstream, provider, "http://api.example/v1/chat/completions", b"{}", {})
             assert (status, body) == (200, b'{"ok": 1 }')
-            assert asked == [b"POST http://api.example/v1/chat/completions HTTP/1.1"]
+            opened = await post_stream(upstream, provider, "http://api.example/v1/chat/completions", b"{}", {})
+            assert b"".join([chunk async for chunk in opened.chunks]) == b'{"ok": 1 }'
+            reply = await upstream.post("http://api.example/v1/embeddings", content=b"{}")  # httpx's API
+            assert reply.json() == {"ok": 1}
+            assert asked == [
+                b"POST http://api.example/v1/chat/completions HTTP/1.1",
+                b"POST http://api.example/v1/chat/completions HTTP/1.1",
+                b"POST http://api.example/v1/embeddings HTTP/1.1",
+            ]
             assert not upstream.pool._open  # the relay's own pool was not used
         finally:
             await upstream.aclose()

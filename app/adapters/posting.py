@@ -1,20 +1,19 @@
 """The hot path's POST: straight on the relay's HTTP/1.1 pool (httpx's request and response
 layers cost more than the call itself, see transport.py), or on aiohttp's session for a
-provider reached through an HTTP proxy; any other httpx client (tests) through httpx's API."""
+provider reached through an HTTP proxy (:mod:`app.adapters.proxied`); any other httpx client
+(tests) through httpx's API."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any
 
-import aiohttp
 import httpx
 
 from app.adapters.base import error_from_body, iter_body, open_stream, upstream_error, upstream_errors
 from app.adapters.http1_reply import Reply as PooledReply
-from app.adapters.transport import UpstreamClient, aiohttp_to_httpx
+from app.adapters.transport import UpstreamClient
 from app.providers import Provider
 
 
@@ -39,11 +38,6 @@ class Opened:
             self.pooled.release_at_end()
 
 
-# As on the httpx path: redirects are not followed (an API key never travels to another host),
-# and bodies are decoded here (the session leaves that to httpx on the httpx path).
-_FAST: dict[str, Any] = {"allow_redirects": False, "auto_decompress": True}
-
-
 async def post(
     http: httpx.AsyncClient, provider: Provider, url: str, content: bytes, headers: Any
 ) -> tuple[int, bytes]:
@@ -63,12 +57,9 @@ async def post(
         if pooled.status >= 400:
             raise error_from_body(provider, pooled.status, body, pooled.headers)
         return pooled.status, body
-    with upstream_errors(provider), aiohttp_to_httpx():
-        async with http.session.post(url, data=content, headers=headers, proxy=proxy, **_FAST) as reply:
-            body = await reply.read()
-            if reply.status >= 400:
-                raise error_from_body(provider, reply.status, body, reply.headers)
-            return reply.status, body
+    from app.adapters import proxied  # aiohttp, imported only when a proxy is in use
+
+    return await proxied.post(http.session, provider, url, content, headers, proxy)
 
 
 async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, content: bytes, headers: Any) -> Opened:
@@ -88,52 +79,6 @@ async def post_stream(http: httpx.AsyncClient, provider: Provider, url: str, con
         opened = Opened(pooled.headers.get("content-type") or "", pooled)
         opened.chunks = pooled.iter_chunks(partial(upstream_error, provider))
         return opened
-    with upstream_errors(provider), aiohttp_to_httpx():
-        reply = await http.session.post(url, data=content, headers=headers, proxy=proxy, **_FAST)
-        if reply.status >= 400:
-            try:
-                body = await reply.read()
-            finally:
-                reply.release()
-            raise error_from_body(provider, reply.status, body, reply.headers)
-    opened = Opened(reply.headers.get("content-type", ""))
-    opened.chunks = _chunks(provider, reply, opened)
-    return opened
+    from app.adapters import proxied
 
-
-async def _chunks(provider: Provider, reply: aiohttp.ClientResponse, opened: Opened) -> AsyncGenerator[bytes, None]:
-    try:
-        with upstream_errors(provider), aiohttp_to_httpx():
-            async for chunk in reply.content.iter_any():
-                yield chunk
-    finally:
-        if opened.at_end and not reply.content.at_eof():
-            _drain_later(reply)
-        else:
-            reply.release()  # an unfinished body closes the connection, so the provider stops at once
-
-
-_DRAINING: set[asyncio.Task[None]] = set()  # referenced until done, or the loop could drop them
-
-
-def _drain_later(reply: aiohttp.ClientResponse) -> None:
-    task = asyncio.get_running_loop().create_task(_drain(reply))
-    _DRAINING.add(task)
-    task.add_done_callback(_DRAINING.discard)
-
-
-async def _drain(reply: aiohttp.ClientResponse) -> None:
-    """Read what follows ``[DONE]`` (normally just the end of the chunked body), bounded in time
-    and size; the connection goes back to the pool only if the body really ended."""
-    try:
-        async with asyncio.timeout(2):
-            budget = 65536
-            while budget > 0 and not reply.content.at_eof():
-                data = await reply.content.readany()
-                if not data:
-                    break
-                budget -= len(data)
-    except (TimeoutError, aiohttp.ClientError):
-        pass
-    finally:
-        reply.release()
+    return await proxied.post_stream(http.session, provider, url, content, headers, proxy)
