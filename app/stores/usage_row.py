@@ -100,9 +100,7 @@ def _without_nul(row: UsageRow) -> UsageRow:
     return replace(row, **changes) if changes else row
 
 
-# SQLite: a parameter per column and row. The same JSON array through json_each() cost 4x as
-# much, SQLite re-parsing the row's object for every column it extracts.
-# A batch's tags in one statement, as a JSON array of [request_id, tag] pairs: a parameter pair
+# SQLite: a batch's tags in one statement, as a JSON array of [request_id, tag] pairs: a parameter pair
 # per tag cost ~7,000 instructions more per tag (the sqlite3 module's per-execution overhead).
 _TAGS_FROM_JSON = (
     'INSERT INTO "usage_tag" (request_id, tag) SELECT value ->> 0, value ->> 1 FROM json_each(?) '
@@ -122,6 +120,8 @@ def sqlite_tags(rows: list[UsageRow]) -> tuple[str, list[Any]] | None:
     return _TAGS_FROM_JSON, [(payload.decode(),)]
 
 
+# SQLite's records: a parameter per column and row. The same JSON array through json_each() cost
+# 4x as much, SQLite re-parsing the row's object for every column it extracts.
 _VALUES = attrgetter(*RECORD_COLUMNS)
 _CREATED_AT = RECORD_COLUMNS.index("created_at")
 _RATES = RECORD_COLUMNS.index("rates")
