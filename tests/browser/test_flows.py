@@ -53,7 +53,8 @@ def test_added_ollama_instance_shows_its_models_and_serves(page: Page, make_admi
     page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label("URL", exact=True).fill(f"{emulator[1]}/{name}")
     page.get_by_role("button", name="Add instance").click()
-    expect(page.get_by_text("llama3.2:latest").first).to_be_visible()
+    # The environment's instance "lab" lists llama3.2:latest too: wait for the new instance's own row.
+    expect(page.locator(f"section:has(#instance-{name})").get_by_text("llama3.2:latest")).to_be_visible()
     shot(page, "flow-ollama-instance")
     reply = chat(admin.relay.url, f"{name}/llama3.2")
     assert reply.status_code == 200 and reply.headers["x-relay-model"] == f"{name}/llama3.2:latest"
