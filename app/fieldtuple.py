@@ -1,0 +1,51 @@
+"""Compiled tuple getters: ``tuple_getter(("a", "b"))`` is ``lambda r: (r.a, r.b)``.
+
+``operator.attrgetter`` with many names does a generic attribute lookup per name (~190
+instructions per attribute on a slots dataclass, measured with callgrind); the same loads
+compiled into a function use CPython's specialised slot access. A usage row's 40 columns are
+read for its journal line and again for its SQLite parameters on every tracked request.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+
+def _checked(names: Sequence[str]) -> Sequence[str]:
+    for name in names:
+        # Only plain identifiers reach the generated source, never arbitrary text.
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"{name!r} is not an attribute name")
+    return names
+
+
+def _function(source: str, scope: dict[str, Any], label: str) -> Callable[[Any], tuple[Any, ...]]:
+    exec(compile(source, f"<{label}>", "exec"), scope)
+    function: Callable[[Any], tuple[Any, ...]] = scope["function"]
+    return function
+
+
+def tuple_getter(
+    names: Sequence[str], convert: Mapping[str, Callable[[Any], Any]] | None = None
+) -> Callable[[Any], tuple[Any, ...]]:
+    """A function returning the named attributes of its argument as a tuple, in this order;
+    an attribute named in ``convert`` goes through its function first."""
+    convert = convert or {}
+    scope: dict[str, Any] = {}
+    parts = []
+    for i, name in enumerate(_checked(names)):
+        if name in convert:
+            scope[f"_convert{i}"] = convert[name]
+            parts.append(f"_convert{i}(r.{name}), ")
+        else:
+            parts.append(f"r.{name}, ")
+    source = f"def function(r):\n    return ({''.join(parts)})\n"
+    return _function(source, scope, f"tuple_getter of {len(names)} attributes")
+
+
+def none_getter(names: Sequence[str]) -> Callable[[Any], tuple[bool, ...]]:
+    """A function telling, for each named attribute of its argument, whether it is None."""
+    source = f"def function(r):\n    return ({''.join(f'r.{name} is None, ' for name in _checked(names))})\n"
+    return _function(source, {}, f"none_getter of {len(names)} attributes")

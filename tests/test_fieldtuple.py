@@ -1,0 +1,50 @@
+"""The compiled getters behind the usage row's journal line and SQLite parameters."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from app.fieldtuple import none_getter, tuple_getter
+from app.stores.usage_row import JOURNAL_COLUMNS, journal_values, stored_time
+from tests.test_usage_writer import full_row
+
+
+def test_tuple_getter_reads_the_named_attributes_in_order() -> None:
+    row = full_row()
+    assert journal_values(row) == tuple(getattr(row, name) for name in JOURNAL_COLUMNS)
+    assert tuple_getter(["status", "request_id"])(row) == (row.status, row.request_id)
+    assert tuple_getter(["status"])(row) == (row.status,)  # a one-tuple, not the bare value
+    assert tuple_getter(["status", "streamed"], {"streamed": int})(row) == (row.status, 1)
+    with pytest.raises(AttributeError):
+        tuple_getter(["no_such_column"])(row)
+
+
+@pytest.mark.parametrize("name", ["a.b", "x) or (1", "class", "", "a b"])
+def test_tuple_getter_takes_only_attribute_names(name: str) -> None:
+    with pytest.raises(ValueError, match="not an attribute name"):
+        tuple_getter(["status", name])
+
+
+def test_none_getter_tells_which_attributes_are_none() -> None:
+    nulls = none_getter(["error", "ttft_ms", "status"])
+    assert nulls(full_row(error=None)) == (True, False, False)
+    assert nulls(full_row(error="", ttft_ms=0)) == (False, False, False)
+    with pytest.raises(ValueError, match="not an attribute name"):
+        none_getter(["error", "r.error or 1"])
+
+
+def test_stored_time_is_the_text_tortoise_stores() -> None:
+    """SQLite compares the stored text in the admin's date filters: one character off and a
+    day's boundary moves."""
+    rng = random.Random(7)
+    moments = [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    moments += [datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), datetime(2026, 3, 4, 5, 6, 7, 1, tzinfo=UTC)]
+    span = 8000 * 365 * 86400 * 10**6  # microseconds: 1970 to about 9970
+    moments += [datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(span)) for _ in range(20_000)]
+    for at in moments:
+        assert stored_time(at) == at.isoformat(sep=" ")
+    local = datetime(2026, 3, 4, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    assert stored_time(local) == "2026-03-05 04:30:00+00:00"
