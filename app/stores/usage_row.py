@@ -141,12 +141,16 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _flag(value: Any) -> int:
+    return 1 if value else 0  # not int(): a row that somehow holds None must not fail its batch
+
+
 # The time as the text Tortoise stores, the rates as JSON text, booleans as 0 and 1.
 _SQLITE_VALUE: dict[str, Callable[[Any], Any]] = {
     "created_at": stored_time,
     "rates": _json_text,
-    "usage_reported": int,
-    "streamed": int,
+    "usage_reported": _flag,
+    "streamed": _flag,
 }
 
 
