@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -79,13 +77,6 @@ def one_run(setup: str, requests: int, out: Path, upstream: str, database_url: s
     raise RuntimeError(f"no totals in {profile}")
 
 
-def fresh_postgres(name: str) -> str:
-    quiet = {**os.environ, "PGOPTIONS": "-c client_min_messages=warning"}
-    subprocess.run(["psql", POSTGRES + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], check=True, env=quiet)
-    subprocess.run(["psql", POSTGRES + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
-    return f"{POSTGRES}/{name}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=1000, help="requests of the first run (default 1000)")
@@ -102,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         for setup in setups:
             totals = []
             for requests in (args.small, args.large):
-                database = fresh_postgres(f"bench_instr_{requests}") if setup == "postgres" else ""
-                totals.append(one_run(setup, requests, out, base, database))
+                database = targets.postgres_database(POSTGRES, f"bench_instr_{requests}") if setup == "postgres" else ""
+                try:
+                    totals.append(one_run(setup, requests, out, base, database))
+                finally:
+                    if database:
+                        targets.postgres_database(POSTGRES, f"bench_instr_{requests}", drop=True)
             per_request[setup] = (totals[1] - totals[0]) / (args.large - args.small)
             print(f"{setup}: {per_request[setup]:,.0f} instructions per request", flush=True)
     finally:

@@ -134,7 +134,7 @@ def test_sqlite_inserts_bind_only_plain_values() -> None:
 
 
 def test_a_row_with_a_missing_flag_still_converts() -> None:
-    """A flag that is None (a row from an older journal, say) is stored as 0: a conversion that
+    """A flag that is None, however a row came to hold it, is stored as 0: a conversion that
     raised would fail its batch on every retry and hold up every row behind it."""
     [(_, values)] = sqlite_inserts([full_row(usage_reported=None, streamed=None)])
     assert values[0][RECORD_COLUMNS.index("usage_reported")] == 0
