@@ -128,7 +128,7 @@ class Settings:
         "Where each process journals usage rows until they are in the database (replayed after a "
         "crash or an outage). Empty: `DATA_DIR`. Give every worker of an instance the same one.",
     )
-    usage_batch_size: int = _setting("USAGE_BATCH_SIZE", 200, "Usage rows written per transaction.")
+    usage_batch_size: int = _setting("USAGE_BATCH_SIZE", 500, "Usage rows written per transaction.")
     usage_flush_seconds: float = _setting(
         "USAGE_FLUSH_SECONDS", 0.5, "Longest time a usage row waits before it is written."
     )

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from app.settings import Settings
 from bench import targets
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
@@ -65,7 +66,7 @@ def one_run(setup: str, requests: int, out: Path, upstream: str, database_url: s
     target.command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={profile}", *target.command]
     target.start(run, timeout=900)
     try:
-        batch = int(target.env.get("USAGE_BATCH_SIZE", "200"))
+        batch = int(target.env.get("USAGE_BATCH_SIZE", Settings.usage_batch_size))
         drive(target, 4 * batch, 8)  # warm-up: imports, caches, the first batches
         drive(target, requests, 8)
         time.sleep(2)

@@ -12,6 +12,7 @@ import contextvars
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext, _current_context
@@ -21,9 +22,27 @@ APP_LABEL = "relay"
 log = logging.getLogger("llm_relay.db")
 
 
+# SQLite's write-ahead log, tuned for a stream of usage batches. SQLite copies the log into the
+# database every 1,000 pages by default, and Tortoise then cuts the file back to 16 KB, so each
+# copy re-grows it; a page that several batches change (the last page of each index) was
+# copied each time. With 10,000 pages (~40 MB) and a limit above that, a usage row cost ~3 us
+# less CPU (~2%, bench A/B). A setting the URL names itself is left as given.
+SQLITE_PRAGMAS = {"wal_autocheckpoint": "10000", "journal_size_limit": str(64 << 20)}
+
+
+def with_sqlite_pragmas(db_url: str) -> str:
+    """``db_url`` with :data:`SQLITE_PRAGMAS` added as query parameters (Tortoise applies the
+    query of a ``sqlite://`` URL as pragmas), unless it names them itself."""
+    if not db_url.startswith("sqlite://") or ":memory:" in db_url:
+        return db_url
+    base, _, query = db_url.partition("?")
+    given = dict(parse_qsl(query, keep_blank_values=True))
+    return base + "?" + urlencode({**SQLITE_PRAGMAS, **given})
+
+
 def tortoise_config(db_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": db_url},
+        "connections": {"default": with_sqlite_pragmas(db_url)},
         "apps": {
             APP_LABEL: {
                 "models": ["app.stores.models"],
