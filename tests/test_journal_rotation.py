@@ -69,7 +69,7 @@ def test_rotation_keeps_what_is_not_committed(tmp_path: Path) -> None:
     first = journal.path
     for n in range(5):
         journal.append({"n": n})
-    journal.rotate([{"n": 3}, {"n": 4}])
+    journal.rotate([journal.encode({"n": 3}), journal.encode({"n": 4})])
     assert not first.exists() and journal.path != first
     assert [r["n"] for r in journal.records()] == [3, 4]
     journal.append({"n": 5})
@@ -84,7 +84,7 @@ def test_a_lagging_writer_does_not_copy_its_backlog_into_every_new_file(tmp_path
     assert not journal.worth_rotating(journal.size + 1, pending=0)  # not past the limit yet
     assert not journal.worth_rotating(1024, pending=60)  # most of it still to be written: keep appending
     assert journal.worth_rotating(1024, pending=50)  # half of it committed: a new file pays off
-    journal.rotate([{"n": n} for n in range(50, 100)])
+    journal.rotate([journal.encode({"n": n}) for n in range(50, 100)])
     assert journal.lines == 50 and not journal.worth_rotating(1024, pending=50)
     journal.close()
 
@@ -98,7 +98,7 @@ def test_rows_go_in_as_arrays_under_a_header_and_come_back_as_dicts(tmp_path: Pa
     journal.truncate()
     journal.append(("c", 3))  # an emptied file gets its header again
     assert [r["n"] for r in journal.records()] == [3]
-    journal.rotate([("d", 4)])
+    journal.rotate([journal.encode(("d", 4))])
     assert list(journal.records()) == [{"request_id": "d", "n": 4}]
     with journal.path.open("ab") as handle:
         handle.write(b'["torn"]\n')  # does not match the header: skipped, not a crash

@@ -1,12 +1,14 @@
-"""The usage writer inserts a batch as one JSON array per table: every column must hold exactly
-what Tortoise itself stores for the same values, on SQLite and on PostgreSQL, or the admin's
-filters (which compare SQLite's datetime text) and totals would quietly go wrong."""
+"""The usage writer inserts a batch its own way (on SQLite a parameter per column, on PostgreSQL
+one JSON array of the rows' journal lines): every column must hold exactly what Tortoise itself
+stores for the same values, on both, or the admin's filters (which compare SQLite's datetime
+text) and totals would quietly go wrong."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -48,11 +50,16 @@ async def stored(database: Database, request_ids: list[str]) -> dict[str, dict[s
 
 
 @contextlib.asynccontextmanager
-async def running_writer(db_url: str, journal_dir: Path) -> AsyncIterator[tuple[Database, UsageWriter]]:
+async def running_writer(
+    db_url: str, journal_dir: Path, *, resolve: bool = False
+) -> AsyncIterator[tuple[Database, UsageWriter]]:
     """A started usage writer on the database under test, inside its Tortoise context."""
     database = Database(db_url)
     await database.open(migrate_first=False)
-    writer = UsageWriter(database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=journal_dir)
+    writer = UsageWriter(
+        database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=journal_dir,
+        resolve_hostnames=lambda: resolve,
+    )  # fmt: skip
     try:
         with database.context:
             writer.start()
@@ -139,3 +146,33 @@ def test_a_row_with_a_missing_flag_still_converts() -> None:
     [(_, values)] = sqlite_inserts([full_row(usage_reported=None, streamed=None)])
     assert values[0][RECORD_COLUMNS.index("usage_reported")] == 0
     assert values[0][RECORD_COLUMNS.index("streamed")] == 0
+
+
+def test_rows_with_missing_flags_are_written(db_url: str, tmp_path: Path) -> None:
+    """The same on the way into the database, on both backends."""
+
+    async def scenario() -> dict[str, Any]:
+        async with running_writer(db_url, tmp_path) as (database, writer):
+            row = full_row(usage_reported=None, streamed=None)
+            writer.submit(row)
+            await asyncio.wait_for(writer.flush(), 10)
+            return (await stored(database, [row.request_id]))[row.request_id]
+
+    record = asyncio.run(scenario())
+    assert not record["usage_reported"] and not record["streamed"]
+
+
+def test_client_names_found_after_journalling_are_stored(db_url: str, tmp_path: Path) -> None:
+    """With reverse DNS on, the writer names the client after the row's journal line was made:
+    the stored row has the name, not the line's empty one."""
+    name, _ = socket.getnameinfo(("127.0.0.1", 0), 0)
+    expected = name if name != "127.0.0.1" else None
+
+    async def scenario() -> dict[str, Any]:
+        async with running_writer(db_url, tmp_path, resolve=True) as (database, writer):
+            row = full_row(client="127.0.0.1", client_host=None)
+            writer.submit(row)
+            await asyncio.wait_for(writer.flush(), 10)
+            return (await stored(database, [row.request_id]))[row.request_id]
+
+    assert asyncio.run(scenario())["client_host"] == expected

@@ -57,18 +57,20 @@ class Journal:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return path, fd
 
-    def rotate(self, keep: Iterable[Any]) -> None:
-        """Start a new file holding only ``keep`` (the rows not committed yet) and delete the
-        old one: under steady load the journal is never empty, so it is never truncated, and
-        would grow forever. A crash between the two steps leaves both files; their rows are
-        replayed once each, as inserts skip request ids already written."""
+    def rotate(self, keep: Iterable[bytes]) -> None:
+        """Start a new file holding only ``keep`` (the lines, from :meth:`encode`, of the rows
+        not committed yet) and delete the old one: under steady load the journal is never
+        empty, so it is never truncated, and would grow forever. A crash between the two steps
+        leaves both files; their rows are replayed once each, as inserts skip request ids
+        already written."""
         self.flush()
         old_path, old_fd = self.path, self._fd
         self.path, self._fd = self._open()
         self.size = self.lines = 0
         self._header_due = self._values is not None
-        for record in keep:
-            self.append(record)
+        for line in keep:
+            self.add_line(line)
+        self.flush()
         os.close(old_fd)
         old_path.unlink(missing_ok=True)
 
@@ -78,20 +80,28 @@ class Journal:
         self.add(record)
         self.flush()
 
+    def encode(self, record: Any) -> bytes:
+        """The record's line: a dict as an object, anything else as the array of its values."""
+        if self._values is None or isinstance(record, dict):
+            return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(self._values(record), option=orjson.OPT_APPEND_NEWLINE)
+
     def add(self, record: Any) -> bool:
         """Like :meth:`append`, but held until :meth:`flush`; True when it is the first one held."""
-        values = self._values
-        if values is None or isinstance(record, dict):
-            line = orjson.dumps(record) + b"\n"
-        else:
-            line = orjson.dumps(values(record)) + b"\n"
-            if self._header_due:
-                self._header_due = False
-                line = self._header + line
-        self._held.append(line)
+        return self.add_line(self.encode(record))
+
+    def add_line(self, line: bytes) -> bool:
+        """Hold a line made by :meth:`encode` until :meth:`flush`; True when it is the first one held."""
+        held = self._held
+        first = not held
+        if self._header_due and line[:1] == b"[":
+            self._header_due = False
+            held.append(self._header)
+            self.size += len(self._header)
+        held.append(line)
         self.size += len(line)
         self.lines += 1
-        return len(self._held) == 1
+        return first
 
     def flush(self) -> None:
         held = self._held

@@ -24,10 +24,10 @@ from app.stores.db import Database
 from app.stores.journal import Journal
 from app.stores.usage_row import (
     JOURNAL_COLUMNS,
-    POSTGRES_RECORDS,
-    POSTGRES_TAGS,
+    POSTGRES_BATCH,
     UsageRow,
     decode,
+    journal_line,
     journal_values,
     postgres_batch,
     sqlite_inserts,
@@ -37,6 +37,7 @@ from app.stores.usage_row import (
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
 JOURNAL_ROTATE_BYTES = 8 << 20  # a new journal file once this much is in it and mostly committed
+Pending = tuple[UsageRow, bytes]  # a row and its journal line, kept for PostgreSQL's batch and for rotation
 
 
 class UsageListener(Protocol):
@@ -69,7 +70,7 @@ class UsageWriter:
         self.journal: Journal | None = None
         self.resolve_hostnames = resolve_hostnames
         self._hosts: dict[str, str | None] = {}
-        self._pending: deque[UsageRow] = deque()
+        self._pending: deque[Pending] = deque()
         self._spilled = 0  # rows only in the journal (the buffer was full, or left by a crash)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -89,13 +90,14 @@ class UsageWriter:
     def submit(self, row: UsageRow) -> None:
         """Journal the row, then queue it; never blocks, never awaits. The journal's write
         comes at the end of this loop turn, and before any reply leaves (:meth:`flush_journal`)."""
+        line = journal_line(row)
         journal = self.journal
-        if journal is not None and journal.add(row) and self._loop is not None:
+        if journal is not None and journal.add_line(line) and self._loop is not None:
             self._loop.call_soon(journal.flush)
         for listener in self.listeners:
             listener.submitted(row)
         if len(self._pending) < self.queue_size:
-            self._pending.append(row)
+            self._pending.append((row, line))
         else:
             if self._spilled == 0:
                 log.warning(
@@ -190,16 +192,17 @@ class UsageWriter:
                 and not self._spilled
                 and journal.worth_rotating(self.journal_rotate_bytes, len(self._pending))
             ):
-                journal.rotate(self._pending)  # every row not in _pending is committed
+                journal.rotate([line for _, line in self._pending])  # every row not in _pending is committed
 
     async def _replay(self) -> bool:
         """Write every row in the journal (those already written are skipped by request id)."""
         assert self.journal is not None
         spilled = self._spilled
-        batch: list[UsageRow] = []
+        batch: list[Pending] = []
         try:
             for record in self.journal.records():
-                batch.append(decode(record))
+                row = decode(record)
+                batch.append((row, journal_line(row)))
                 if len(batch) >= self.batch_size:
                     await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
                     batch = []
@@ -228,16 +231,16 @@ class UsageWriter:
         for row in batch:
             row.client_host = self._hosts.get(row.client)
 
-    async def _write(self, rows: list[UsageRow]) -> None:
+    async def _write(self, batch: list[Pending]) -> None:
+        rows = [row for row, _ in batch]
+        lines: list[bytes] | None = [line for _, line in batch]
         if self.resolve_hostnames():
             await self._hostnames(rows)
-        async with in_transaction() as connection:
-            if self.db.backend == "postgres":
-                payload = postgres_batch(rows)
-                await connection.execute_query(POSTGRES_RECORDS, [payload])
-                if any(row.tags for row in rows):
-                    await connection.execute_query(POSTGRES_TAGS, [payload])
-            else:
+            lines = None  # journalled before the names were known
+        if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
+            await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(rows, lines)])
+        else:
+            async with in_transaction() as connection:
                 for statement, values in sqlite_inserts(rows):
                     await connection.execute_many(statement, values)
                 tags = sqlite_tags(rows)
