@@ -2,7 +2,8 @@
 usage writer's batched insert, run outside the requests after their responses went out.
 
 Queries are seen through Tortoise's own query log (``tortoise.db_client`` at DEBUG, the same on
-SQLite and PostgreSQL). An ASGI wrapper marks everything a request runs, including any task it
+SQLite and PostgreSQL) and the log of the connection SQLite's usage inserts use
+(``llm_relay.usage.sql``). An ASGI wrapper marks everything a request runs, including any task it
 starts, with a context variable, so a query is known to come from a request or from elsewhere.
 Not a timing test.
 """
@@ -55,14 +56,17 @@ class QueryLog(logging.Handler):
 
 @pytest.fixture
 def query_log():
-    logger = logging.getLogger("tortoise.db_client")
+    # Tortoise's own log, and that of the connection SQLite's usage inserts go through.
+    loggers = [logging.getLogger(name) for name in ("tortoise.db_client", "llm_relay.usage.sql")]
     handler = QueryLog()
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
     yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _requests(url: str, tag: str) -> None:

@@ -55,9 +55,19 @@ def tortoise_config(db_url: str) -> dict[str, Any]:
     }
 
 
+def sqlite_file(db_url: str) -> str | None:
+    """The database file of a ``sqlite://`` URL, as Tortoise opens it; None for an in-memory
+    database or another backend."""
+    if not db_url.startswith("sqlite://"):
+        return None
+    path = db_url.removeprefix("sqlite://").partition("?")[0]
+    return None if path in ("", ":memory:") else path
+
+
 def ensure_sqlite_dir(db_url: str) -> None:
-    if db_url.startswith("sqlite://") and ":memory:" not in db_url:
-        Path(db_url.removeprefix("sqlite://")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(db_url)
+    if path is not None:
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 async def apply_migrations(db_url: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from tortoise.transactions import in_transaction
 
-from app.stores.db import Database
+from app.stores.db import Database, sqlite_file
 from app.stores.journal import Journal
 from app.stores.usage_row import (
     JOURNAL_COLUMNS,
@@ -33,10 +34,13 @@ from app.stores.usage_row import (
     sqlite_inserts,
     sqlite_tags,
 )
+from app.stores.usage_sqlite import SqliteBusy, SqliteRows
 
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
 JOURNAL_ROTATE_BYTES = 8 << 20  # a new journal file once this much is in it and mostly committed
+BUSY_RETRY_SECONDS = 0.02  # another connection was writing to SQLite: try again this soon
+BUSY_WARN_SECONDS = 5.0  # locked out for this long: say so once
 Pending = tuple[UsageRow, bytes]  # a row and its journal line, kept for PostgreSQL's batch and for rotation
 
 
@@ -81,6 +85,8 @@ class UsageWriter:
         self.failures = 0
         self.listeners: list[UsageListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sqlite: SqliteRows | None = None  # SQLite's inserts, unless the database is in memory
+        self._busy_since: float | None = None  # when SQLite's write lock was first found taken
 
     @property
     def pending(self) -> int:
@@ -118,6 +124,9 @@ class UsageWriter:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.journal = Journal(self.journal_dir, JOURNAL_COLUMNS, journal_values)
+        path = sqlite_file(self.db.url)
+        if path is not None:
+            self._sqlite = SqliteRows(path)
         self._spilled += self.journal.adopt_orphans()
         if self._spilled:
             self._idle.clear()
@@ -139,6 +148,8 @@ class UsageWriter:
                 await asyncio.wait_for(self._task, timeout)
             except TimeoutError:
                 log.error("usage writer: %d rows left in the journal %s", len(self._pending), self.journal_path)
+        if self._sqlite is not None:
+            await self._sqlite.close()
         if self.journal is not None:
             self.journal.close()
 
@@ -175,15 +186,20 @@ class UsageWriter:
             batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
             try:
                 await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
+            except SqliteBusy:
+                self._pending.extendleft(reversed(batch))
+                await self._busy()
+                continue
             except Exception as exc:
                 self.failures += 1
                 log.error("writing %d usage rows failed (%s); retrying in %.1fs", len(batch), repr(exc), backoff)
                 self._pending.extendleft(reversed(batch))
-                await self.db.reset()
+                await self._reset()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.1
+            self._busy_since = None
             self.written += len(batch)
             self._wake.clear()
             journal = self.journal
@@ -208,13 +224,36 @@ class UsageWriter:
                     batch = []
             if batch:
                 await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
+        except SqliteBusy:
+            await self._busy()
+            return False
         except Exception as exc:
             self.failures += 1
             log.error("replaying the usage journal failed (%r); will retry", exc)
-            await self.db.reset()
+            await self._reset()
             return False
         self._spilled -= spilled
+        self._busy_since = None
         return True
+
+    async def _busy(self) -> None:
+        """Another connection holds SQLite's write lock: wait a moment (said once when long)."""
+        now = time.monotonic()
+        if self._busy_since is None:
+            self._busy_since = now
+        elif now - self._busy_since >= BUSY_WARN_SECONDS:
+            log.warning(
+                "usage rows wait: the database is locked by another connection (%.0f s so far); %d rows pending",
+                now - self._busy_since,
+                self.pending,
+            )
+            self._busy_since = now  # and again after as long, if it lasts
+        await asyncio.sleep(BUSY_RETRY_SECONDS)
+
+    async def _reset(self) -> None:
+        await self.db.reset()
+        if self._sqlite is not None:
+            self._sqlite.reset()
 
     async def _hostnames(self, batch: list[UsageRow]) -> None:
         """Reverse DNS for client addresses, here in the writer and never on the request path;
@@ -239,6 +278,9 @@ class UsageWriter:
             lines = None  # journalled before the names were known
         if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
             await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(rows, lines)])
+        elif self._sqlite is not None:
+            self._sqlite.write(rows)  # on this thread, at once (see app/stores/usage_sqlite.py)
+            await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
         else:
             async with in_transaction() as connection:
                 for statement, values in sqlite_inserts(rows):

@@ -1,0 +1,90 @@
+"""SQLite's usage inserts through the writer's own connection: a taken write lock is reported at
+once instead of waited for on the event loop's thread, and the write-ahead log is copied into
+the database in a thread every so many rows, then reused instead of growing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.stores.db import Database
+from app.stores.usage_sqlite import SqliteBusy, SqliteRows
+from tests.test_usage_writer import full_row
+
+
+def migrated(tmp_path: Path) -> Path:
+    path = tmp_path / "relay.db"
+
+    async def migrate() -> None:
+        database = Database(f"sqlite://{path}")
+        await database.open()
+        await database.close()
+
+    asyncio.run(migrate())
+    return path
+
+
+def rows(count: int) -> list:
+    return [dataclasses.replace(full_row(), request_id=uuid.uuid4().hex) for _ in range(count)]
+
+
+def count(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute("SELECT COUNT(*) FROM usage_record").fetchone()[0])
+
+
+def test_a_taken_write_lock_fails_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    path = migrated(tmp_path)
+    writer = SqliteRows(str(path))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(SqliteBusy):
+        writer.write(rows(3))
+    other.execute("COMMIT")
+    assert count(path) == 0
+    writer.write(rows(3))  # the same connection writes once the lock is free
+    assert count(path) == 3
+    asyncio.run(writer.close())
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = migrated(tmp_path)
+    writer = SqliteRows(str(path))
+    with sqlite3.connect(path) as connection:
+        connection.execute("DROP TABLE usage_tag")  # the tag insert, after the records, fails
+    with pytest.raises(sqlite3.OperationalError):
+        writer.write(rows(3))
+    assert count(path) == 0
+    asyncio.run(writer.close())
+
+
+def wal_bytes_after(path: Path, *, checkpoint_rows: int) -> int:
+    async def scenario() -> int:
+        writer = SqliteRows(str(path), checkpoint_rows=checkpoint_rows)
+        for _ in range(20):
+            writer.write(rows(100))
+            if writer._checkpoint is not None:
+                await writer._checkpoint
+        size = Path(f"{path}-wal").stat().st_size
+        # The database file alone (no log) already holds what was checkpointed.
+        copy = path.with_name("copy.db")
+        shutil.copy(path, copy)
+        assert count(copy) >= 2000 - checkpoint_rows
+        writer.reset()
+        return size
+
+    return asyncio.run(scenario())
+
+
+def test_the_log_is_copied_into_the_database_and_reused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    without = wal_bytes_after(migrated(tmp_path / "a"), checkpoint_rows=10**9)
+    checkpointed = wal_bytes_after(migrated(tmp_path / "b"), checkpoint_rows=200)
+    assert checkpointed * 4 < without
