@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.stores.db import Database
-from app.stores.usage_sqlite import SqliteBusy, SqliteRows
+from app.stores.usage_sqlite import CHUNK_ROWS, SqliteBusy, SqliteRows
 from tests.test_usage_writer import full_row
 
 
@@ -45,10 +45,10 @@ def test_a_taken_write_lock_fails_at_once_and_writes_nothing(tmp_path: Path) -> 
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(SqliteBusy):
-        writer.write(rows(3))
+        asyncio.run(writer.write(rows(3)))
     other.execute("COMMIT")
     assert count(path) == 0
-    writer.write(rows(3))  # the same connection writes once the lock is free
+    asyncio.run(writer.write(rows(3)))  # the same connection writes once the lock is free
     assert count(path) == 3
     asyncio.run(writer.close())
 
@@ -59,7 +59,7 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     with sqlite3.connect(path) as connection:
         connection.execute("DROP TABLE usage_tag")  # the tag insert, after the records, fails
     with pytest.raises(sqlite3.OperationalError):
-        writer.write(rows(3))
+        asyncio.run(writer.write(rows(3)))
     assert count(path) == 0
     asyncio.run(writer.close())
 
@@ -68,7 +68,7 @@ def wal_bytes_after(path: Path, *, checkpoint_rows: int) -> int:
     async def scenario() -> int:
         writer = SqliteRows(str(path), checkpoint_rows=checkpoint_rows)
         for _ in range(20):
-            writer.write(rows(100))
+            await writer.write(rows(100))
             if writer._checkpoint is not None:
                 await writer._checkpoint
         size = Path(f"{path}-wal").stat().st_size
@@ -88,3 +88,23 @@ def test_the_log_is_copied_into_the_database_and_reused(tmp_path: Path) -> None:
     without = wal_bytes_after(migrated(tmp_path / "a"), checkpoint_rows=10**9)
     checkpointed = wal_bytes_after(migrated(tmp_path / "b"), checkpoint_rows=200)
     assert checkpointed * 4 < without
+
+
+def test_a_write_cancelled_between_chunks_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A batch is inserted in chunks with the loop taking turns between them; a writer stopped
+    there rolls the whole batch back, and its connection writes the next one."""
+    path = migrated(tmp_path)
+    writer = SqliteRows(str(path))
+
+    async def scenario() -> None:
+        task = asyncio.create_task(writer.write(rows(CHUNK_ROWS * 3)))
+        await asyncio.sleep(0)  # the first chunk is in, uncommitted
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert count(path) == 0
+        await writer.write(rows(2))
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert count(path) == 2

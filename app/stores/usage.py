@@ -279,7 +279,7 @@ class UsageWriter:
         if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
             await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(rows, lines)])
         elif self._sqlite is not None:
-            self._sqlite.write(rows)  # on this thread, at once (see app/stores/usage_sqlite.py)
+            await self._sqlite.write(rows)  # on this thread (see app/stores/usage_sqlite.py)
             await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
         else:
             async with in_transaction() as connection:

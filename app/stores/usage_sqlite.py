@@ -4,8 +4,8 @@ Through Tortoise they ran in aiosqlite's thread. The sqlite3 module lets go of t
 every row it inserts, and that thread then waited for an event loop that seldom lets go of it
 under load: at 128 concurrent requests the thread wrote ~4,000 rows a second while the relay
 served ~4,500, and the backlog grew (with the memory holding it) until the buffer spilled. On
-the loop's thread a batch of 500 rows takes ~5 ms between two turns of the loop, always keeps
-up, and costs the same CPU per request (bench A/B). The connection differs from Tortoise's in
+the loop's thread a batch of 500 rows takes ~5 ms, in chunks between turns of the loop, always
+keeps up, and costs less CPU per request (bench A/B). The connection differs from Tortoise's in
 what would otherwise stall the loop:
 
 - ``synchronous=NORMAL``: a commit appends to the write-ahead log without an fsync. Rows keep
@@ -26,6 +26,7 @@ import sqlite3
 from app.stores.usage_row import UsageRow, sqlite_inserts, sqlite_tags
 
 log = logging.getLogger("llm_relay.usage.sql")  # each statement at DEBUG, as Tortoise logs its own
+CHUNK_ROWS = 100  # rows inserted between two turns of the event loop (~1 ms)
 CHECKPOINT_ROWS = 10_000  # ~4,000 log pages (~16 MB) between two copies into the database
 JOURNAL_SIZE_LIMIT = 64 << 20  # the log file is reused, not cut back to nothing after each copy
 
@@ -50,8 +51,10 @@ class SqliteRows:
             self._connection = connection
         return self._connection
 
-    def write(self, rows: list[UsageRow]) -> None:
-        """Insert the rows in one transaction, or raise with nothing written."""
+    async def write(self, rows: list[UsageRow]) -> None:
+        """Insert the rows in one transaction, or raise with nothing written. Between chunks of
+        ``CHUNK_ROWS`` rows the loop takes a turn: a whole batch at once held every request
+        that arrived meanwhile for its ~5 ms, at one concurrent request ~2.5 ms of added p99."""
         connection = self._connect()
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -60,14 +63,18 @@ class SqliteRows:
                 raise SqliteBusy(str(exc)) from exc
             raise
         try:
-            statements = sqlite_inserts(rows)
-            tags = sqlite_tags(rows)
-            if tags is not None:
-                statements.append(tags)
-            for statement, values in statements:
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("%s", statement)
-                connection.executemany(statement, values)
+            for start in range(0, len(rows), CHUNK_ROWS):
+                if start:
+                    await asyncio.sleep(0)
+                chunk = rows[start : start + CHUNK_ROWS]
+                statements = sqlite_inserts(chunk)
+                tags = sqlite_tags(chunk)
+                if tags is not None:
+                    statements.append(tags)
+                for statement, values in statements:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("%s", statement)
+                    connection.executemany(statement, values)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
