@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from app.stores.db import Database
 from app.stores.models import UsageRecord, UsageTag
 from app.stores.usage import UsageWriter
@@ -176,3 +178,25 @@ def test_client_names_found_after_journalling_are_stored(db_url: str, tmp_path: 
             return (await stored(database, [row.request_id]))[row.request_id]
 
     assert asyncio.run(scenario())["client_host"] == expected
+
+
+def test_a_transaction_that_reads_then_writes_is_not_interleaved(db_url: str, tmp_path: Path) -> None:
+    """On SQLite the writer has a connection of its own. A transaction of Tortoise's (an admin
+    change, the retention job) that read before the writer committed could not write after it
+    (its snapshot is stale: "database is locked" at once), so the writer waits for Tortoise's
+    own lock; it writes when that transaction is done."""
+
+    async def scenario() -> bool:
+        async with running_writer(db_url, tmp_path) as (_, writer):
+            row = full_row()
+            async with in_transaction() as connection:
+                await connection.execute_query('SELECT COUNT(*) FROM "usage_record"')
+                writer.submit(row)
+                await asyncio.sleep(0.3)  # the writer flushes every 10 ms, were it free to
+                await connection.execute_query(
+                    "INSERT INTO relay_setting (key, value, updated_at) VALUES ('probe', '1', '2026-01-01')"
+                )
+            await asyncio.wait_for(writer.flush(), 10)
+            return bool(await UsageRecord.exists(request_id=row.request_id))
+
+    assert asyncio.run(scenario())

@@ -279,7 +279,11 @@ class UsageWriter:
         if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
             await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(rows, lines)])
         elif self._sqlite is not None:
-            await self._sqlite.write(rows)  # on this thread (see app/stores/usage_sqlite.py)
+            # Under Tortoise's own lock: one of its transactions (an admin change, the retention
+            # job) that had read before this commit could not write after it (a stale snapshot
+            # fails at once with "database is locked"), so none runs in between.
+            async with self.db.connection.acquire_connection():
+                await self._sqlite.write(rows)  # on this thread (see app/stores/usage_sqlite.py)
             await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
         else:
             async with in_transaction() as connection:
