@@ -28,13 +28,14 @@ log = logging.getLogger("llm_relay.db")
 # every 1,000 pages and then cut the file back to 16 KB, for the next batches to grow it again
 # (when usage rows still went through Tortoise, these two settings saved ~3 us a row, bench
 # A/B). A setting the URL names itself is left as given.
-SQLITE_PRAGMAS = {"wal_autocheckpoint": "10000", "journal_size_limit": str(64 << 20)}
+JOURNAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept after a checkpoint (the file is reused)
+SQLITE_PRAGMAS = {"wal_autocheckpoint": "10000", "journal_size_limit": str(JOURNAL_SIZE_LIMIT)}
 
 
 def with_sqlite_pragmas(db_url: str) -> str:
     """``db_url`` with :data:`SQLITE_PRAGMAS` added as query parameters (Tortoise applies the
     query of a ``sqlite://`` URL as pragmas), unless it names them itself."""
-    if not db_url.startswith("sqlite://") or ":memory:" in db_url:
+    if sqlite_file(db_url) is None:
         return db_url
     base, _, query = db_url.partition("?")
     given = dict(parse_qsl(query, keep_blank_values=True))

@@ -10,9 +10,11 @@ what would otherwise stall the loop:
 
 - ``synchronous=NORMAL``: a commit appends to the write-ahead log without an fsync. Rows keep
   the guarantee the journal gives them: they survive a killed process, not a power cut.
-- ``busy_timeout=0``: while another connection writes (another worker, the retention job, an
-  admin change), ``BEGIN IMMEDIATE`` fails at once with :class:`SqliteBusy` and the writer
-  tries again a little later, instead of SQLite sleeping on the loop's thread.
+- ``busy_timeout=0``: while another process writes (another worker, the CLI),
+  ``BEGIN IMMEDIATE`` fails at once with :class:`SqliteBusy` and the writer tries again a
+  little later, instead of SQLite sleeping on the loop's thread. Within the process the writer
+  holds Tortoise's connection lock (:meth:`app.stores.usage.UsageWriter._write`), so its own
+  admin changes and retention runs never meet it half-way.
 - ``wal_autocheckpoint=0``: copying the log into the database (tens of milliseconds) runs in a
   thread of its own, every ``CHECKPOINT_ROWS`` rows (:meth:`SqliteRows.checkpoint`).
 """
@@ -23,12 +25,12 @@ import asyncio
 import logging
 import sqlite3
 
+from app.stores.db import JOURNAL_SIZE_LIMIT
 from app.stores.usage_row import UsageRow, sqlite_inserts, sqlite_tags
 
 log = logging.getLogger("llm_relay.usage.sql")  # each statement at DEBUG, as Tortoise logs its own
 CHUNK_ROWS = 100  # rows inserted between two turns of the event loop (~1 ms)
 CHECKPOINT_ROWS = 10_000  # ~4,000 log pages (~16 MB) between two copies into the database
-JOURNAL_SIZE_LIMIT = 64 << 20  # the log file is reused, not cut back to nothing after each copy
 
 
 class SqliteBusy(Exception):
