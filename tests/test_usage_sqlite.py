@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.stores.db import Database
+from app.stores.usage_row import BLOCK_ROWS, sqlite_inserts
 from app.stores.usage_sqlite import CHUNK_ROWS, SqliteBusy, SqliteRows
 from tests.test_usage_writer import full_row
 
@@ -108,3 +109,28 @@ def test_a_write_cancelled_between_chunks_leaves_nothing_behind(tmp_path: Path) 
 
     asyncio.run(scenario())
     assert count(path) == 2
+
+
+def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
+    """A batch goes in as multi-row inserts of ``BLOCK_ROWS`` rows per shape and the rest one
+    at a time; every row, whichever way it went, holds the same values, and a request id seen
+    twice (a journal replayed over rows already written) is stored once."""
+    path = migrated(tmp_path)
+    mixed = [
+        dataclasses.replace(full_row(), request_id=f"r{i:04d}", error=None if i % 3 else "x", ttft_ms=i, tags=[])
+        for i in range(2 * BLOCK_ROWS + 5)
+    ]
+    inserts = sqlite_inserts(mixed)
+    assert sum(len(values) * statement.count("(?") for statement, values in inserts) == len(mixed)
+    assert any(statement.count("(?") == BLOCK_ROWS for statement, _ in inserts)
+
+    async def scenario() -> None:
+        writer = SqliteRows(str(path))
+        await writer.write(mixed[:BLOCK_ROWS])
+        await writer.write(mixed)  # the first block again: skipped, the rest written
+        await writer.close()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as connection:
+        got = connection.execute('SELECT request_id, error, ttft_ms FROM "usage_record" ORDER BY request_id').fetchall()
+    assert got == [(row.request_id, row.error, row.ttft_ms) for row in mixed]

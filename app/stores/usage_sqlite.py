@@ -26,10 +26,10 @@ import logging
 import sqlite3
 
 from app.stores.db import JOURNAL_SIZE_LIMIT
-from app.stores.usage_row import UsageRow, sqlite_inserts, sqlite_tags
+from app.stores.usage_row import BLOCK_ROWS, UsageRow, sqlite_inserts, sqlite_tags
 
 log = logging.getLogger("llm_relay.usage.sql")  # each statement at DEBUG, as Tortoise logs its own
-CHUNK_ROWS = 100  # rows inserted between two turns of the event loop (~1 ms)
+CHUNK_ROWS = 6 * BLOCK_ROWS  # rows inserted between two turns of the event loop (~1 ms); whole blocks
 CHECKPOINT_ROWS = 10_000  # ~4,000 log pages (~16 MB) between two copies into the database
 
 
