@@ -134,3 +134,13 @@ def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
     with sqlite3.connect(path) as connection:
         got = connection.execute('SELECT request_id, error, ttft_ms FROM "usage_record" ORDER BY request_id').fetchall()
     assert got == [(row.request_id, row.error, row.ttft_ms) for row in mixed]
+
+
+def test_the_writers_connection_keeps_statement_journals_in_memory(tmp_path: Path) -> None:
+    """Multi-row inserts keep a statement journal; in a temporary file it cost a system call
+    per page (see app/stores/usage_sqlite.py)."""
+    writer = SqliteRows(str(migrated(tmp_path)))
+    asyncio.run(writer.write(rows(BLOCK_ROWS)))
+    assert writer._connect().execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+    assert writer._connect().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    asyncio.run(writer.close())

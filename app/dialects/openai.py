@@ -77,7 +77,7 @@ def with_cost(ex: Exchange, usage: dict[str, Any]) -> dict[str, Any]:
     provider already put its own there."""
     if "cost" in usage or ex.pricer is None:
         return usage
-    charged = ex.pricer()
+    charged = ex.pricer(ex)
     return usage if charged is None else {**usage, "cost": dollars(charged)}
 
 

@@ -185,8 +185,9 @@ class Exchange:
     ended_at: float | None = None
     cost_nanousd: int | None = None  # charged; the cost stage also keeps its Charge in state["charge"]
     # Set by the cost stage: the current charge for the usage seen so far, for dialects that
-    # show the caller its cost (OpenAI's usage.cost).
-    pricer: Callable[[], int | None] | None = None
+    # show the caller its cost (OpenAI's usage.cost). Called with the exchange: a pricer that
+    # held it would make every exchange a reference cycle, freed only by the garbage collector.
+    pricer: Callable[[Exchange], int | None] | None = None
     include_usage: bool = False  # the client asked for a final usage chunk
     passthrough: bool = False  # the client takes upstream SSE bytes as they are (see Frames)
     state: dict[str, Any] = field(default_factory=dict)  # room for custom stages

@@ -17,6 +17,9 @@ what would otherwise stall the loop:
   admin changes and retention runs never meet it half-way.
 - ``wal_autocheckpoint=0``: copying the log into the database (tens of milliseconds) runs in a
   thread of its own, every ``CHECKPOINT_ROWS`` rows (:meth:`SqliteRows.checkpoint`).
+- ``temp_store=MEMORY``: a multi-row insert keeps a statement journal (the pages it changed,
+  to undo it alone should it fail half-way); past 64 KB SQLite spilled it to a temporary file,
+  and 20,000 rows in batches of 500 made ~64,600 ``pwrite`` calls instead of ~17,000 (strace).
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ class SqliteRows:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             connection = sqlite3.connect(self.path, timeout=0, isolation_level=None)
-            for pragma in ("synchronous=NORMAL", "wal_autocheckpoint=0", f"journal_size_limit={JOURNAL_SIZE_LIMIT}"):
+            for pragma in (
+                "synchronous=NORMAL",
+                "wal_autocheckpoint=0",
+                f"journal_size_limit={JOURNAL_SIZE_LIMIT}",
+                "temp_store=MEMORY",
+            ):
                 connection.execute(f"PRAGMA {pragma}")
             self._connection = connection
         return self._connection

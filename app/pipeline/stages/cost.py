@@ -102,18 +102,18 @@ _USAGE_FIELDS = tuple_getter([f.name for f in fields(Usage)])
 
 class _Priced:
     """An exchange's charge, computed once per distinct usage (and pricer): a stream's usage
-    chunk shows the caller its cost and the usage row records it, one pricing for both."""
+    chunk shows the caller its cost and the usage row records it, one pricing for both. It is
+    handed the exchange on each call rather than holding it: the exchange holds this, and a
+    cycle between the two kept every finished request's objects alive until a collection."""
 
-    __slots__ = ("charge", "ex", "key", "services")
+    __slots__ = ("charge", "key", "services")
 
-    def __init__(self, services: Services, ex: Exchange) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self.ex = ex
         self.key: tuple[Any, ...] | None = None
         self.charge: Charge | None = None
 
-    def current(self) -> Charge | None:
-        ex = self.ex
+    def current(self, ex: Exchange) -> Charge | None:
         if ex.target is None:
             return None
         pricer = self.services.pricer  # swapped whole when overrides change
@@ -122,8 +122,8 @@ class _Priced:
             self.key, self.charge = key, pricer.charge(ex.target, ex.usage)
         return self.charge
 
-    def __call__(self) -> int | None:
-        charge = self.current()
+    def __call__(self, ex: Exchange) -> int | None:
+        charge = self.current(ex)
         return charge.charged if charge else None
 
 
@@ -145,7 +145,7 @@ class CostStage:
         elif ex.outcome == "client_closed":
             # Reported usage may predate the hang-up (Anthropic's message_start says 1 output token).
             ex.usage.output = max(ex.usage.output, ex.pieces)
-        charge = priced.current() if isinstance(priced := ex.pricer, _Priced) else None
+        charge = priced.current(ex) if isinstance(priced := ex.pricer, _Priced) else None
         ex.cost_nanousd = charge.charged if charge else None
         row = row_of(ex, charge)
         self.metrics.observe(row)  # counted even with usage tracking off
@@ -153,7 +153,7 @@ class CostStage:
             self.usage.submit(row)
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        ex.pricer = _Priced(self.services, ex)
+        ex.pricer = _Priced(self.services)
         try:
             reply = await call_next(ex)
         except BaseException as exc:
