@@ -28,21 +28,26 @@ def _function(source: str, scope: dict[str, Any], label: str) -> Callable[[Any],
 
 
 def tuple_getter(
-    names: Sequence[str], convert: Mapping[str, Callable[[Any], Any]] | None = None
-) -> Callable[[Any], tuple[Any, ...]]:
+    names: Sequence[str], convert: Mapping[str, Callable[[Any], Any]] | None = None, *, objects: int = 1
+) -> Callable[..., tuple[Any, ...]]:
     """A function returning the named attributes of its argument as a tuple, in this order;
-    an attribute named in ``convert`` goes through its function first."""
+    an attribute named in ``convert`` goes through its function first. With ``objects=n`` it
+    takes n arguments and returns their attributes one after the other in one flat tuple (a
+    multi-row insert's parameters, without a tuple per row to join)."""
     convert = convert or {}
     scope: dict[str, Any] = {}
     parts = []
     for i, name in enumerate(_checked(names)):
         if name in convert:
             scope[f"_convert{i}"] = convert[name]
-            parts.append(f"_convert{i}(r.{name}), ")
+            parts.append(f"_convert{i}(r{{n}}.{name}), ")
         else:
-            parts.append(f"r.{name}, ")
-    source = f"def function(r):\n    return ({''.join(parts)})\n"
-    return _function(source, scope, f"tuple_getter of {len(names)} attributes")
+            parts.append(f"r{{n}}.{name}, ")
+    row = "".join(parts)
+    arguments = ", ".join(f"r{n}" for n in range(objects))
+    values = "".join(row.format(n=n) for n in range(objects))
+    source = f"def function({arguments}):\n    return ({values})\n"
+    return _function(source, scope, f"tuple_getter of {len(names)} attributes of {objects}")
 
 
 def none_getter(names: Sequence[str]) -> Callable[[Any], tuple[bool, ...]]:

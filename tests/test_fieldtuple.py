@@ -22,6 +22,14 @@ def test_tuple_getter_reads_the_named_attributes_in_order() -> None:
         tuple_getter(["no_such_column"])(row)
 
 
+def test_a_getter_of_several_objects_returns_their_attributes_in_one_flat_tuple() -> None:
+    rows = [full_row(status=200 + i, streamed=i % 2 == 0) for i in range(3)]
+    three = tuple_getter(["status", "streamed"], {"streamed": int}, objects=3)
+    assert three(*rows) == (200, 1, 201, 0, 202, 1)
+    with pytest.raises(TypeError):
+        three(*rows[:2])
+
+
 @pytest.mark.parametrize("name", ["a.b", "x) or (1", "class", "", "a b"])
 def test_tuple_getter_takes_only_attribute_names(name: str) -> None:
     with pytest.raises(ValueError, match="not an attribute name"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from itertools import chain
 from typing import Any
 
 import orjson
@@ -192,6 +191,7 @@ class _Shape:
     sql: str  # one row
     block_sql: str  # BLOCK_ROWS rows
     values: Any  # a row's other values, converted, in the statements' order
+    block: Any  # the same for BLOCK_ROWS rows, one after the other in one tuple
 
 
 _shapes: dict[tuple[bool, ...], _Shape] = {}
@@ -206,7 +206,8 @@ def _shape(nulls: tuple[bool, ...]) -> _Shape:
     if len(_shapes) >= _MAX_SHAPES:
         _shapes.clear()
     block = insert + ", ".join([one] * BLOCK_ROWS) + conflict
-    shape = _shapes[nulls] = _Shape(insert + one + conflict, block, tuple_getter(keep, _SQLITE_VALUE))
+    getters = tuple_getter(keep, _SQLITE_VALUE), tuple_getter(keep, _SQLITE_VALUE, objects=BLOCK_ROWS)
+    shape = _shapes[nulls] = _Shape(insert + one + conflict, block, *getters)
     return shape
 
 
@@ -216,8 +217,8 @@ def sqlite_inserts(rows: list[UsageRow]) -> list[tuple[str, list[Any]]]:
     the rest one by one. NULLs and booleans are left out or converted because the sqlite3
     module binds only exact ints, floats and strings directly; anything else goes through its
     adapter lookup (~3,000 instructions a value, some 10 values a row: a quarter of the
-    insert's cost, measured with callgrind). Each shape's values come from one compiled
-    function per row (:mod:`app.fieldtuple`)."""
+    insert's cost, measured with callgrind). Each shape's values come from compiled functions
+    (:mod:`app.fieldtuple`), a block's from one call for all its rows."""
     groups: dict[tuple[bool, ...], list[UsageRow]] = {}
     for row in rows:
         nulls = _NULLS(row)
@@ -225,17 +226,15 @@ def sqlite_inserts(rows: list[UsageRow]) -> list[tuple[str, list[Any]]]:
         if group is None:
             group = groups[nulls] = []
         group.append(row)
-    inserts = []
+    inserts: list[tuple[str, list[Any]]] = []
     for nulls, group in groups.items():
         shape = _shapes.get(nulls) or _shape(nulls)
-        values = list(map(shape.values, group))
-        blocked = len(values) - len(values) % BLOCK_ROWS
+        blocked = len(group) - len(group) % BLOCK_ROWS
         if blocked:
-            flat = chain.from_iterable
-            blocks = [list(flat(values[start : start + BLOCK_ROWS])) for start in range(0, blocked, BLOCK_ROWS)]
-            inserts.append((shape.block_sql, blocks))
-        if blocked < len(values):
-            inserts.append((shape.sql, values[blocked:]))
+            block, size = shape.block, BLOCK_ROWS
+            inserts.append((shape.block_sql, [block(*group[at : at + size]) for at in range(0, blocked, size)]))
+        if blocked < len(group):
+            inserts.append((shape.sql, list(map(shape.values, group[blocked:]))))
     return inserts
 
 
