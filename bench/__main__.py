@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import pg_pin, report, targets
+from bench import ab, pg_pin, report, targets
 from bench.measure import FULL, QUICK, measure, soak, soak_report, take_medians, throughput
 
 
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 target.stop()
         rounds = more_rounds(setups, results, args.rounds, plan, out)
         take_medians(results, rounds)
+        if args.untracked and not args.only:
+            results[report.SIDE_BY_SIDE] = side_by_side(base, out, pg_url, max(args.rounds, 3), plan.seconds)
         if args.soak:
             notes += soak_report(soak(targets.relay(base, out), args.soak, say))
     finally:
@@ -141,6 +143,21 @@ def more_rounds(
             plain, stream = rounds[target.name][-1]
             say(f"round {number}: {target.name} c=32 {plain:.0f} req/s, stream {stream:.0f} req/s")
     return rounds
+
+
+def side_by_side(upstream: str, out: Path, pg_url: str, count: int, seconds: int) -> dict[str, list[float]]:
+    """What usage rows cost, measured with the tracked and the untracked relay running at the
+    same time on the gateway core (see bench.ab --together): c=32 req/s of tracked over
+    untracked, once per round, for SQLite and (with --postgres) PostgreSQL."""
+    ratios: dict[str, list[float]] = {"sqlite": [], **({"postgres": []} if pg_url else {})}
+    for number in range(count):
+        for database in ratios:
+            env = {"DATABASE_URL": pg_url} if database == "postgres" else {}
+            setups = {"untracked": ({}, False), "tracked": (env, True)}
+            measured = ab.together_run(upstream, out / f"side-{database}", setups, seconds, False, number)
+            ratios[database].append(measured["tracked"][0] / measured["untracked"][0])
+            say(f"side by side {number + 1}: {database} rows, tracked / untracked c=32 = {ratios[database][-1]:.3f}")
+    return ratios
 
 
 SINGLE_ROUND = {"direct", "litellm"}  # direct is no ratio's base; LiteLLM's 30x margin needs no median

@@ -71,34 +71,35 @@ def one_run(
 
 
 def together_run(
-    upstream: str, out: Path, setups: dict[str, tuple[dict[str, str], bool]], args: argparse.Namespace, run: int
+    upstream: str, out: Path, setups: dict[str, tuple[dict[str, str], bool]], seconds: int, stream: bool, run: int
 ) -> dict[str, tuple[float, float]]:
-    """Both setups at once, each under its own wrk: req/s and CPU microseconds per request."""
+    """The setups (environment, tracked) at once, each relay under its own wrk at c=32, after a
+    2 s warm-up together: req/s and CPU microseconds per request of each."""
     order = list(setups) if run % 2 == 0 else list(reversed(setups))  # who starts and is loaded first
     started: dict[str, targets.Target] = {}
     try:
         for name in order:
             env, tracked = setups[name]
             directory = out / f"{name}{run}"
-            directory.mkdir()
+            directory.mkdir(parents=True)
             target = started[name] = targets.relay(upstream, directory, tracked=tracked)
             target.env.update(env)
             target.start(directory)
         results: dict[str, dict[str, Any]] = {}
 
         def load(name: str, seconds: int) -> None:
-            results[name] = wrk(started[name], 32, seconds, stream=args.stream)
+            results[name] = wrk(started[name], 32, seconds, stream=stream)
 
         used: dict[str, float] = {}
-        for seconds in (2, args.seconds):  # a warm-up, then the measured run
-            loads = [threading.Thread(target=load, args=(name, seconds)) for name in order]
+        for length in (2, seconds):  # a warm-up, then the measured run
+            loads = [threading.Thread(target=load, args=(name, length)) for name in order]
             before = {name: cpu_seconds(target.process.pid) for name, target in started.items() if target.process}
             for thread in loads:
                 thread.start()
             for thread in loads:
                 thread.join()
             used = {name: cpu_seconds(started[name].process.pid) - before[name] for name in before}  # type: ignore[union-attr]
-        return {name: (rps := float(results[name]["rps"]), used[name] / (rps * args.seconds) * 1e6) for name in setups}
+        return {name: (rps := float(results[name]["rps"]), used[name] / (rps * seconds) * 1e6) for name in setups}
     finally:
         for target in started.values():
             target.stop()
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.runs):
             if args.together:
                 both = {name: (env, args.untracked not in ("both", name.lower())) for name, env in setups.items()}
-                measured = together_run(base, out, both, args, run)
+                measured = together_run(base, out, both, args.seconds, args.stream, run)
                 for name, (rps, us) in measured.items():
                     rates[name].append(rps)
                     cpu[name].append(us)
