@@ -130,12 +130,15 @@ def serve(settings: Settings) -> int:
         from app.workers import serve_workers
 
         return serve_workers(settings, settings.workers)
-    from app.admin import create_admin_app
     from app.main import create_app
     from app.server import run_all, servers
 
     app = create_app(settings)
-    admin = create_admin_app(app) if settings.admin_enabled else None
+    admin = None
+    if settings.admin_enabled:  # only then: its pages and templates take ~0.3 s to import
+        from app.admin import create_admin_app
+
+        admin = create_admin_app(app)
     run_all(servers(settings, app, admin))
     return 0
 

@@ -46,7 +46,6 @@ def metrics_dir(settings: Settings) -> Path:
 
 def _worker(settings: Settings, index: int) -> None:
     """A worker's process: a whole relay on the shared port (the admin UI in worker 0)."""
-    from app.admin import create_admin_app
     from app.main import create_app
     from app.server import run_all, servers
 
@@ -57,7 +56,11 @@ def _worker(settings: Settings, index: int) -> None:
     sock.listen(2048)
     app = create_app(settings, migrate=False)
     app.metrics.share(metrics_dir(settings))
-    admin = create_admin_app(app) if settings.admin_enabled and index == 0 else None
+    admin = None
+    if settings.admin_enabled and index == 0:  # imported only where it runs (~0.3 s of a start)
+        from app.admin import create_admin_app
+
+        admin = create_admin_app(app)
     run_all(servers(settings, app, admin), sockets=[sock])
 
 
