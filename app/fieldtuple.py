@@ -1,4 +1,6 @@
-"""Compiled tuple getters: ``tuple_getter(("a", "b"))`` is ``lambda r: (r.a, r.b)``.
+"""Compiled tuple getters: ``tuple_getter(("a", "b"))`` is ``lambda r: (r.a, r.b)``, and with
+``at={"a": 0, "b": 3}`` it is ``lambda r: (r[0], r[3])`` (a usage row decoded from its journal
+line is a list).
 
 ``operator.attrgetter`` with many names does a generic attribute lookup per name (~190
 instructions per attribute on a slots dataclass, measured with callgrind); the same loads
@@ -27,22 +29,32 @@ def _function(source: str, scope: dict[str, Any], label: str) -> Callable[[Any],
     return function
 
 
+def _access(name: str, at: Mapping[str, int] | None) -> str:
+    """How the generated source reads ``name`` of the object ``r{n}``."""
+    return f"r{{n}}.{name}" if at is None else f"r{{n}}[{int(at[name])}]"
+
+
 def tuple_getter(
-    names: Sequence[str], convert: Mapping[str, Callable[[Any], Any]] | None = None, *, objects: int = 1
+    names: Sequence[str],
+    convert: Mapping[str, Callable[[Any], Any]] | None = None,
+    *,
+    objects: int = 1,
+    at: Mapping[str, int] | None = None,
 ) -> Callable[..., tuple[Any, ...]]:
     """A function returning the named attributes of its argument as a tuple, in this order;
     an attribute named in ``convert`` goes through its function first. With ``objects=n`` it
     takes n arguments and returns their attributes one after the other in one flat tuple (a
-    multi-row insert's parameters, without a tuple per row to join)."""
+    multi-row insert's parameters, without a tuple per row to join). With ``at`` (a name's
+    position) it reads items of a sequence instead of attributes."""
     convert = convert or {}
     scope: dict[str, Any] = {}
     parts = []
     for i, name in enumerate(_checked(names)):
         if name in convert:
             scope[f"_convert{i}"] = convert[name]
-            parts.append(f"_convert{i}(r{{n}}.{name}), ")
+            parts.append(f"_convert{i}({_access(name, at)}), ")
         else:
-            parts.append(f"r{{n}}.{name}, ")
+            parts.append(f"{_access(name, at)}, ")
     row = "".join(parts)
     arguments = ", ".join(f"r{n}" for n in range(objects))
     values = "".join(row.format(n=n) for n in range(objects))
@@ -50,7 +62,9 @@ def tuple_getter(
     return _function(source, scope, f"tuple_getter of {len(names)} attributes of {objects}")
 
 
-def none_getter(names: Sequence[str]) -> Callable[[Any], tuple[bool, ...]]:
-    """A function telling, for each named attribute of its argument, whether it is None."""
-    source = f"def function(r):\n    return ({''.join(f'r.{name} is None, ' for name in _checked(names))})\n"
+def none_getter(names: Sequence[str], *, at: Mapping[str, int] | None = None) -> Callable[[Any], tuple[bool, ...]]:
+    """A function telling, for each named attribute (or, with ``at``, item) of its argument,
+    whether it is None."""
+    tests = "".join(f"{_access(name, at).format(n='')} is None, " for name in _checked(names))
+    source = f"def function(r):\n    return ({tests})\n"
     return _function(source, {}, f"none_getter of {len(names)} attributes")

@@ -16,7 +16,7 @@ import pytest
 from app.stores.db import Database
 from app.stores.usage_row import BLOCK_ROWS, sqlite_inserts
 from app.stores.usage_sqlite import CHUNK_ROWS, SqliteBusy, SqliteRows
-from tests.test_usage_writer import full_row
+from tests.test_usage_writer import full_row, journalled, lines
 
 
 def migrated(tmp_path: Path) -> Path:
@@ -31,8 +31,9 @@ def migrated(tmp_path: Path) -> Path:
     return path
 
 
-def rows(count: int) -> list:
-    return [dataclasses.replace(full_row(), request_id=uuid.uuid4().hex) for _ in range(count)]
+def rows(count: int) -> bytes:
+    """Journal lines of ``count`` rows, as the writer hands them over."""
+    return lines([dataclasses.replace(full_row(), request_id=uuid.uuid4().hex) for _ in range(count)])
 
 
 def count(path: Path) -> int:
@@ -120,14 +121,14 @@ def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
         dataclasses.replace(full_row(), request_id=f"r{i:04d}", error=None if i % 3 else "x", ttft_ms=i, tags=[])
         for i in range(2 * BLOCK_ROWS + 5)
     ]
-    inserts = sqlite_inserts(mixed)
+    inserts = sqlite_inserts(journalled(mixed))
     assert sum(len(values) * statement.count("(?") for statement, values in inserts) == len(mixed)
     assert any(statement.count("(?") == BLOCK_ROWS for statement, _ in inserts)
 
     async def scenario() -> None:
         writer = SqliteRows(str(path))
-        await writer.write(mixed[:BLOCK_ROWS])
-        await writer.write(mixed)  # the first block again: skipped, the rest written
+        await writer.write(lines(mixed[:BLOCK_ROWS]))
+        await writer.write(lines(mixed))  # the first block again: skipped, the rest written
         await writer.close()
 
     asyncio.run(scenario())

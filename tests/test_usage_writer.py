@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from app.stores.db import Database
 from app.stores.models import UsageRecord, UsageTag
 from app.stores.usage import UsageWriter
-from app.stores.usage_row import RECORD_COLUMNS, UsageRow, sqlite_inserts
+from app.stores.usage_row import RECORD_COLUMNS, UsageRow, decode_lines, journal_line, sqlite_inserts
 
 
 def full_row(**changes: Any) -> UsageRow:
@@ -39,6 +39,16 @@ def full_row(**changes: Any) -> UsageRow:
         tags=["user:ana", "team:ü", "user:ana"], client_host="host.example",
     )  # fmt: skip
     return dataclasses.replace(row, **changes)
+
+
+def lines(rows: list[UsageRow]) -> bytes:
+    """The rows' journal lines, as the writer takes them."""
+    return b"".join(journal_line(row) for row in rows)
+
+
+def journalled(rows: list[UsageRow]) -> list[list[Any]]:
+    """The rows as the writer decodes them from their journal lines."""
+    return decode_lines(lines(rows))
 
 
 async def stored(database: Database, request_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -132,7 +142,7 @@ def test_sqlite_inserts_bind_only_plain_values() -> None:
     """NULL columns are left out of the insert and booleans become 0/1: the sqlite3 module binds
     other values through a slow adapter lookup. Rows with the same NULLs share one statement."""
     rows = [full_row(), full_row(error=None, ttft_ms=None), full_row(), full_row(usage_reported=False)]
-    inserts = sqlite_inserts(rows)
+    inserts = sqlite_inserts(journalled(rows))
     assert [len(values) for _, values in inserts] == [3, 1]
     for statement, values in inserts:
         for row in values:
@@ -145,7 +155,7 @@ def test_sqlite_inserts_bind_only_plain_values() -> None:
 def test_a_row_with_a_missing_flag_still_converts() -> None:
     """A flag that is None, however a row came to hold it, is stored as 0: a conversion that
     raised would fail its batch on every retry and hold up every row behind it."""
-    [(_, values)] = sqlite_inserts([full_row(usage_reported=None, streamed=None)])
+    [(_, values)] = sqlite_inserts(journalled([full_row(usage_reported=None, streamed=None)]))
     assert values[0][RECORD_COLUMNS.index("usage_reported")] == 0
     assert values[0][RECORD_COLUMNS.index("streamed")] == 0
 

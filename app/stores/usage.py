@@ -14,23 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tortoise.transactions import in_transaction
 
 from app.stores.db import Database, sqlite_file
 from app.stores.journal import Journal
+from app.stores.pending import PendingLines
 from app.stores.usage_row import (
     JOURNAL_COLUMNS,
     POSTGRES_BATCH,
     UsageRow,
     decode,
+    decode_lines,
+    encode_values,
     journal_line,
     journal_values,
     postgres_batch,
+    row_of_values,
     sqlite_inserts,
     sqlite_tags,
 )
@@ -41,7 +44,8 @@ WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on t
 JOURNAL_ROTATE_BYTES = 8 << 20  # a new journal file once this much is in it and mostly committed
 BUSY_RETRY_SECONDS = 0.02  # another connection was writing to SQLite: try again this soon
 BUSY_WARN_SECONDS = 5.0  # locked out for this long: say so once
-Pending = tuple[UsageRow, bytes]  # a row and its journal line, kept for PostgreSQL's batch and for rotation
+_CLIENT = JOURNAL_COLUMNS.index("client")
+_CLIENT_HOST = JOURNAL_COLUMNS.index("client_host")
 
 
 class UsageListener(Protocol):
@@ -74,7 +78,7 @@ class UsageWriter:
         self.journal: Journal | None = None
         self.resolve_hostnames = resolve_hostnames
         self._hosts: dict[str, str | None] = {}
-        self._pending: deque[Pending] = deque()
+        self._pending = PendingLines()  # the journal lines of rows not written yet (see app/stores/pending.py)
         self._spilled = 0  # rows only in the journal (the buffer was full, or left by a crash)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -103,7 +107,7 @@ class UsageWriter:
         for listener in self.listeners:
             listener.submitted(row)
         if len(self._pending) < self.queue_size:
-            self._pending.append((row, line))
+            self._pending.add(line)
         else:
             if self._spilled == 0:
                 log.warning(
@@ -183,24 +187,23 @@ class UsageWriter:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
                 except TimeoutError:
                     pass
-            batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+            lines, count = self._pending.peek(self.batch_size)
             try:
-                await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
+                await asyncio.wait_for(self._write(lines), WRITE_TIMEOUT)
             except SqliteBusy:
-                self._pending.extendleft(reversed(batch))
                 await self._busy()
                 continue
             except Exception as exc:
                 self.failures += 1
-                log.error("writing %d usage rows failed (%s); retrying in %.1fs", len(batch), repr(exc), backoff)
-                self._pending.extendleft(reversed(batch))
+                log.error("writing %d usage rows failed (%s); retrying in %.1fs", count, repr(exc), backoff)
                 await self._reset()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            self._pending.drop(count)
             backoff = 0.1
             self._busy_since = None
-            self.written += len(batch)
+            self.written += count
             self._wake.clear()
             journal = self.journal
             if (
@@ -208,22 +211,21 @@ class UsageWriter:
                 and not self._spilled
                 and journal.worth_rotating(self.journal_rotate_bytes, len(self._pending))
             ):
-                journal.rotate([line for _, line in self._pending])  # every row not in _pending is committed
+                journal.rotate(self._pending.lines())  # every row not in _pending is committed
 
     async def _replay(self) -> bool:
         """Write every row in the journal (those already written are skipped by request id)."""
         assert self.journal is not None
         spilled = self._spilled
-        batch: list[Pending] = []
+        batch: list[bytes] = []
         try:
             for record in self.journal.records():
-                row = decode(record)
-                batch.append((row, journal_line(row)))
+                batch.append(journal_line(decode(record)))
                 if len(batch) >= self.batch_size:
-                    await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
+                    await asyncio.wait_for(self._write(b"".join(batch)), WRITE_TIMEOUT)
                     batch = []
             if batch:
-                await asyncio.wait_for(self._write(batch), WRITE_TIMEOUT)
+                await asyncio.wait_for(self._write(b"".join(batch)), WRITE_TIMEOUT)
         except SqliteBusy:
             await self._busy()
             return False
@@ -255,11 +257,11 @@ class UsageWriter:
         if self._sqlite is not None:
             self._sqlite.reset()
 
-    async def _hostnames(self, batch: list[UsageRow]) -> None:
+    async def _hostnames(self, batch: list[list[Any]]) -> None:
         """Reverse DNS for client addresses, here in the writer and never on the request path;
         cached, and bounded in time so a slow resolver only delays the batch."""
         loop = asyncio.get_running_loop()
-        for address in {row.client for row in batch if row.client and row.client not in self._hosts}:
+        for address in {row[_CLIENT] for row in batch if row[_CLIENT] and row[_CLIENT] not in self._hosts}:
             try:
                 host, _ = await asyncio.wait_for(loop.getnameinfo((address, 0)), timeout=1.0)
             except (OSError, TimeoutError):
@@ -268,29 +270,37 @@ class UsageWriter:
                 self._hosts.clear()
             self._hosts[address] = host if host and host != address else None
         for row in batch:
-            row.client_host = self._hosts.get(row.client)
+            row[_CLIENT_HOST] = self._hosts.get(row[_CLIENT])
 
-    async def _write(self, batch: list[Pending]) -> None:
-        rows = [row for row, _ in batch]
-        lines: list[bytes] | None = [line for _, line in batch]
+    async def _write(self, lines: bytes) -> None:
+        """Write the rows of these journal lines, in one transaction or one statement."""
+        rows: list[list[Any]] | None = None
         if self.resolve_hostnames():
+            rows = decode_lines(lines)
             await self._hostnames(rows)
-            lines = None  # journalled before the names were known
+            lines = encode_values(rows)  # journalled before the names were known
         if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
-            await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(rows, lines)])
-        elif self._sqlite is not None:
+            await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(lines)])
+        else:
+            await self._write_sqlite(lines)
+        if self.listeners:
+            committed = [row_of_values(values) for values in (rows or decode_lines(lines))]
+            for listener in self.listeners:
+                listener.committed(committed)
+
+    async def _write_sqlite(self, lines: bytes) -> None:
+        if self._sqlite is not None:
             # Under Tortoise's own lock: one of its transactions (an admin change, the retention
             # job) that had read before this commit could not write after it (a stale snapshot
             # fails at once with "database is locked"), so none runs in between.
             async with self.db.connection.acquire_connection():
-                await self._sqlite.write(rows)  # on this thread (see app/stores/usage_sqlite.py)
+                await self._sqlite.write(lines)  # on this thread (see app/stores/usage_sqlite.py)
             await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
         else:
+            rows = decode_lines(lines)
             async with in_transaction() as connection:
                 for statement, values in sqlite_inserts(rows):
                     await connection.execute_many(statement, values)
                 tags = sqlite_tags(rows)
                 if tags is not None:
                     await connection.execute_many(*tags)
-        for listener in self.listeners:
-            listener.committed(rows)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,31 +96,67 @@ POSTGRES_BATCH = (
 )
 
 
-def postgres_batch(rows: list[UsageRow], lines: list[bytes] | None = None) -> str:
-    """The rows as one JSON array of their journal lines (made here when not given)."""
-    if lines is None:
-        lines = [journal_line(row) for row in rows]
-    payload = b"[" + b",".join(lines) + b"]"  # each line ends in a newline: JSON whitespace
+def joined(lines: bytes) -> bytes:
+    """Journal lines (each ending in a newline, which JSON never leaves unescaped inside a
+    value) as one JSON array."""
+    return b"[" + lines.replace(b"\n", b",")[:-1] + b"]"
+
+
+def chunks(lines: bytes, count: int) -> Iterator[bytes]:
+    """The journal lines ``count`` at a time (the last chunk may hold fewer)."""
+    start = 0
+    while start < len(lines):
+        end = start - 1
+        for _ in range(count):
+            end = lines.find(b"\n", end + 1)
+            if end < 0:
+                end = len(lines) - 1
+                break
+        yield lines[start : end + 1]
+        start = end + 1
+
+
+def decode_lines(lines: bytes) -> list[list[Any]]:
+    """Journal lines back to their rows' values, in ``JOURNAL_COLUMNS`` order."""
+    values: list[list[Any]] = orjson.loads(joined(lines))
+    return values
+
+
+def encode_values(values: list[list[Any]]) -> bytes:
+    """Rows' values as journal lines again (after the writer changed some of them)."""
+    return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in values)
+
+
+def postgres_batch(lines: bytes) -> str:
+    """The rows as one JSON array of their journal lines."""
+    payload = joined(lines)
     if b"\\u0000" in payload:  # rare: a caller's model name, tag or error text with a NUL in it
-        payload = b"[" + b",".join(journal_line(_without_nul(row)) for row in rows) + b"]"
+        payload = orjson.dumps([_without_nul(row) for row in orjson.loads(payload)])
     return payload.decode()
 
 
-_TEXT = [c for c, f in UsageRow.__dataclass_fields__.items() if str(f.type).startswith("str")]
+_TEXT = [JOURNAL_COLUMNS.index(c) for c, f in UsageRow.__dataclass_fields__.items() if str(f.type).startswith("str")]
+_TAGS = JOURNAL_COLUMNS.index("tags")
+_REQUEST_ID = JOURNAL_COLUMNS.index("request_id")
 
 
-def _without_nul(row: UsageRow) -> UsageRow:
+def _without_nul(row: list[Any]) -> list[Any]:
     """PostgreSQL's text and JSON refuse NUL; one in a row would fail its batch on every retry
     and hold up every row after it. It becomes U+FFFD, the mark of a character that could not
     be kept."""
-    changes: dict[str, Any] = {
-        name: value.replace("\x00", "\ufffd")
-        for name in _TEXT
-        if isinstance(value := getattr(row, name), str) and "\x00" in value
-    }
-    if any("\x00" in tag for tag in row.tags):
-        changes["tags"] = [tag.replace("\x00", "\ufffd") for tag in row.tags]
-    return replace(row, **changes) if changes else row
+    for at in _TEXT:
+        if isinstance(value := row[at], str) and "\x00" in value:
+            row[at] = value.replace("\x00", "\ufffd")
+    if any("\x00" in tag for tag in row[_TAGS]):
+        row[_TAGS] = [tag.replace("\x00", "\ufffd") for tag in row[_TAGS]]
+    return row
+
+
+def row_of_values(values: list[Any]) -> UsageRow:
+    """A row decoded from its journal line (for the writer's listeners)."""
+    row = UsageRow(*values)
+    row.created_at = datetime.fromisoformat(values[1])
+    return row
 
 
 # SQLite: a batch's tags in one statement, as a JSON array of [request_id, tag] pairs: a parameter pair
@@ -132,9 +168,10 @@ _TAGS_FROM_JSON = (
 _TAG_PAIRS = 'INSERT INTO "usage_tag" (request_id, tag) VALUES (?, ?) ON CONFLICT (request_id, tag) DO NOTHING'
 
 
-def sqlite_tags(rows: list[UsageRow]) -> tuple[str, list[Any]] | None:
-    """The rows' tags as an insert and its parameter sets, or None when they have none."""
-    pairs = [(row.request_id, tag) for row in rows for tag in row.tags]
+def sqlite_tags(rows: list[list[Any]]) -> tuple[str, list[Any]] | None:
+    """The rows' tags (rows as :func:`decode_lines` gives them) as an insert and its parameter
+    sets, or None when they have none."""
+    pairs = [(row[_REQUEST_ID], tag) for row in rows for tag in row[_TAGS]]
     if not pairs:
         return None
     payload = orjson.dumps(pairs)
@@ -145,8 +182,9 @@ def sqlite_tags(rows: list[UsageRow]) -> tuple[str, list[Any]] | None:
 
 # SQLite's records: a parameter per column and row. The same JSON array through json_each() cost
 # 4x as much, SQLite re-parsing the row's object for every column it extracts.
+_AT = {column: i for i, column in enumerate(JOURNAL_COLUMNS)}
 _NULLABLE = [c for c in RECORD_COLUMNS if "None" in str(UsageRow.__dataclass_fields__[c].type)]
-_NULLS = none_getter(_NULLABLE)  # which of a row's nullable columns are NULL
+_NULLS = none_getter(_NULLABLE, at=_AT)  # which of a row's nullable columns are NULL
 _MAX_SHAPES = 256
 
 
@@ -156,6 +194,14 @@ def stored_time(at: datetime) -> str:
     if at.tzinfo is not UTC:
         at = at.astimezone(UTC)
     return orjson.dumps(at).decode()[1:-1].replace("T", " ", 1)
+
+
+def stored_text(at: str) -> str:
+    """A journal line's time (orjson's text of the row's datetime) as Tortoise stores it in
+    SQLite: the same text with a space for the T when it is in UTC, as rows' times are."""
+    if at.endswith("+00:00"):
+        return at.replace("T", " ", 1)
+    return stored_time(datetime.fromisoformat(at))
 
 
 def _json_text(value: Any) -> str:
@@ -168,7 +214,7 @@ def _flag(value: Any) -> int:
 
 # The time as the text Tortoise stores, the rates as JSON text, booleans as 0 and 1.
 _SQLITE_VALUE: dict[str, Callable[[Any], Any]] = {
-    "created_at": stored_time,
+    "created_at": stored_text,
     "rates": _json_text,
     "usage_reported": _flag,
     "streamed": _flag,
@@ -206,20 +252,23 @@ def _shape(nulls: tuple[bool, ...]) -> _Shape:
     if len(_shapes) >= _MAX_SHAPES:
         _shapes.clear()
     block = insert + ", ".join([one] * BLOCK_ROWS) + conflict
-    getters = tuple_getter(keep, _SQLITE_VALUE), tuple_getter(keep, _SQLITE_VALUE, objects=BLOCK_ROWS)
+    getters = (
+        tuple_getter(keep, _SQLITE_VALUE, at=_AT),
+        tuple_getter(keep, _SQLITE_VALUE, objects=BLOCK_ROWS, at=_AT),
+    )
     shape = _shapes[nulls] = _Shape(insert + one + conflict, block, *getters)
     return shape
 
 
-def sqlite_inserts(rows: list[UsageRow]) -> list[tuple[str, list[Any]]]:
-    """The rows as SQLite takes them: statements and their parameter sets, for executemany().
-    Rows are grouped by the NULLs they hold, each group inserted ``BLOCK_ROWS`` at a time and
-    the rest one by one. NULLs and booleans are left out or converted because the sqlite3
-    module binds only exact ints, floats and strings directly; anything else goes through its
-    adapter lookup (~3,000 instructions a value, some 10 values a row: a quarter of the
-    insert's cost, measured with callgrind). Each shape's values come from compiled functions
-    (:mod:`app.fieldtuple`), a block's from one call for all its rows."""
-    groups: dict[tuple[bool, ...], list[UsageRow]] = {}
+def sqlite_inserts(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
+    """The rows (as :func:`decode_lines` gives them) as SQLite takes them: statements and their
+    parameter sets, for executemany(). Rows are grouped by the NULLs they hold, each group
+    inserted ``BLOCK_ROWS`` at a time and the rest one by one. NULLs and booleans are left out
+    or converted because the sqlite3 module binds only exact ints, floats and strings directly;
+    anything else goes through its adapter lookup (~3,000 instructions a value, some 10 values
+    a row: a quarter of the insert's cost, measured with callgrind). Each shape's values come
+    from compiled functions (:mod:`app.fieldtuple`), a block's from one call for all its rows."""
+    groups: dict[tuple[bool, ...], list[list[Any]]] = {}
     for row in rows:
         nulls = _NULLS(row)
         group = groups.get(nulls)
