@@ -26,7 +26,6 @@ from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
-from app.http.protocol import BEFORE_WRITE
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.pipeline.loader import build_pipeline, read_config
@@ -84,9 +83,6 @@ class Lifecycle:
         for hook in self.on_startup:
             await hook()
         self.services.usage.start()
-        state = scope.get("state")
-        if state is not None:  # the server writes the turn's usage rows to disk before any reply
-            state[BEFORE_WRITE] = self.services.usage.flush_journal
         with self.services.database.context:  # tasks a stage starts inherit the database
             await self.pipeline.start()
         await self.services.metrics.start()

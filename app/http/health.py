@@ -50,6 +50,10 @@ class MetricsResource:
         gauges = {
             "llm_relay_usage_pending_rows": ("Usage rows of this worker not in the database yet.", usage.pending),
             "llm_relay_usage_rows_written_total": ("Usage rows this worker has written.", usage.written),
+            "llm_relay_usage_rows_lost_total": (
+                "Usage rows this worker could keep neither in memory nor on disk (buffer full, disk full).",
+                usage.lost,
+            ),
         }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"

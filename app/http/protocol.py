@@ -6,35 +6,25 @@ uvicorn writes a response's status line and headers on ``http.response.start`` a
 (over loopback, the receiver's too). A reply that is ready at once (the usual non-streaming
 case) now leaves in one write, as aiohttp's server sends it. A part that is not ready in the
 same turn, such as a stream's next event, is not held back: it leaves at the end of its turn.
-
-Before anything is written, the hook the application put in its lifespan state under
-``BEFORE_WRITE`` runs: the relay writes the usage rows of the turn to its journal there, so
-no reply reaches a client before the row of its request is on file.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-BEFORE_WRITE = "llm_relay.before_write"  # lifespan state key: called before reply bytes leave
 
 
 class CoalescingTransport:
     """A transport whose writes are joined until the end of the current loop turn; everything
     else is the wrapped transport's own (a close sends what is pending first)."""
 
-    __slots__ = ("_before", "_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_transport")
 
-    def __init__(
-        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, before: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._before = before
         self._pending: list[bytes] = []
 
     def write(self, data: bytes) -> None:
@@ -46,8 +36,6 @@ class CoalescingTransport:
         pending = self._pending
         if not pending:
             return
-        if self._before is not None:
-            self._before()
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         if not self._transport.is_closing():
@@ -67,5 +55,5 @@ class CoalescingTransport:
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        wrapped = CoalescingTransport(transport, self.loop, self.app_state.get(BEFORE_WRITE))
+        wrapped = CoalescingTransport(transport, self.loop)
         super().connection_made(wrapped)  # type: ignore[arg-type]

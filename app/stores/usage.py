@@ -87,8 +87,8 @@ class UsageWriter:
         self._stopping = False
         self.written = 0
         self.failures = 0
+        self.lost = 0  # rows neither the buffer nor the journal could take
         self.listeners: list[UsageListener] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._sqlite: SqliteRows | None = None  # SQLite's inserts, unless the database is in memory
         self._busy_since: float | None = None  # when SQLite's write lock was first found taken
 
@@ -98,35 +98,30 @@ class UsageWriter:
         return len(self._pending) + self._spilled
 
     def submit(self, row: UsageRow) -> None:
-        """Journal the row, then queue it; never blocks, never awaits. The journal's write
-        comes at the end of this loop turn, and before any reply leaves (:meth:`flush_journal`)."""
+        """Journal the row, then queue it; never blocks, never awaits. The journal holds the
+        row once this returns, before any reply leaves (see :mod:`app.stores.journal`)."""
         line = journal_line(row)
         journal = self.journal
-        if journal is not None and journal.add_line(line) and self._loop is not None:
-            self._loop.call_soon(journal.flush)
+        journalled = journal is not None and journal.add_line(line)
         for listener in self.listeners:
             listener.submitted(row)
         if len(self._pending) < self.queue_size:
             self._pending.add(line)
-        else:
+        elif journalled:
             if self._spilled == 0:
                 log.warning(
                     "usage buffer full (%d rows): spilling to the journal until the database catches up",
                     self.queue_size,
                 )
             self._spilled += 1
+        else:
+            self.lost += 1
+            log.error("usage row %s lost: the buffer is full and the disk has no room", row.request_id)
         self._idle.clear()
         if len(self._pending) >= self.batch_size or self._spilled:
             self._wake.set()
 
-    def flush_journal(self) -> None:
-        """Write the rows submitted so far to the journal file (the server calls this before it
-        sends any reply bytes: an answered request's row must survive the process being killed)."""
-        if self.journal is not None:
-            self.journal.flush()
-
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self.journal = Journal(self.journal_dir, JOURNAL_COLUMNS, journal_values)
         path = sqlite_file(self.db.url)
         if path is not None:
