@@ -115,10 +115,12 @@ def test_a_write_cancelled_between_chunks_leaves_nothing_behind(tmp_path: Path) 
 def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
     """A batch goes in as multi-row inserts of ``BLOCK_ROWS`` rows per shape and the rest one
     at a time; every row, whichever way it went, holds the same values, and a request id seen
-    twice (a journal replayed over rows already written) is stored once."""
+    twice (a journal replayed over rows already written) is stored once; so are their tags."""
     path = migrated(tmp_path)
     mixed = [
-        dataclasses.replace(full_row(), request_id=f"r{i:04d}", error=None if i % 3 else "x", ttft_ms=i, tags=[])
+        dataclasses.replace(
+            full_row(), request_id=f"r{i:04d}", error=None if i % 3 else "x", ttft_ms=i, tags=[f"t{i % 3}", "all"]
+        )
         for i in range(2 * BLOCK_ROWS + 5)
     ]
     inserts = sqlite_inserts(journalled(mixed))
@@ -134,7 +136,9 @@ def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
     asyncio.run(scenario())
     with sqlite3.connect(path) as connection:
         got = connection.execute('SELECT request_id, error, ttft_ms FROM "usage_record" ORDER BY request_id').fetchall()
+        tags = connection.execute('SELECT request_id, tag FROM "usage_tag" ORDER BY request_id, tag').fetchall()
     assert got == [(row.request_id, row.error, row.ttft_ms) for row in mixed]
+    assert tags == sorted((row.request_id, tag) for row in mixed for tag in row.tags)  # 4 blocks of pairs and 10 more
 
 
 def test_the_writers_connection_keeps_statement_journals_in_memory(tmp_path: Path) -> None:

@@ -296,6 +296,5 @@ class UsageWriter:
             async with in_transaction() as connection:
                 for statement, values in sqlite_inserts(rows):
                     await connection.execute_many(statement, values)
-                tags = sqlite_tags(rows)
-                if tags is not None:
-                    await connection.execute_many(*tags)
+                for statement, values in sqlite_tags(rows):
+                    await connection.execute_many(statement, values)

@@ -159,27 +159,6 @@ def row_of_values(values: list[Any]) -> UsageRow:
     return row
 
 
-# SQLite: a batch's tags in one statement, as a JSON array of [request_id, tag] pairs: a parameter pair
-# per tag cost ~7,000 instructions more per tag (the sqlite3 module's per-execution overhead).
-_TAGS_FROM_JSON = (
-    'INSERT INTO "usage_tag" (request_id, tag) SELECT value ->> 0, value ->> 1 FROM json_each(?) '
-    "WHERE true ON CONFLICT (request_id, tag) DO NOTHING"  # WHERE: SQLite's upsert-after-SELECT rule
-)
-_TAG_PAIRS = 'INSERT INTO "usage_tag" (request_id, tag) VALUES (?, ?) ON CONFLICT (request_id, tag) DO NOTHING'
-
-
-def sqlite_tags(rows: list[list[Any]]) -> tuple[str, list[Any]] | None:
-    """The rows' tags (rows as :func:`decode_lines` gives them) as an insert and its parameter
-    sets, or None when they have none."""
-    pairs = [(row[_REQUEST_ID], tag) for row in rows for tag in row[_TAGS]]
-    if not pairs:
-        return None
-    payload = orjson.dumps(pairs)
-    if b"\\u0000" in payload:  # SQLite's JSON functions end a string at a NUL: bind those as they are
-        return _TAG_PAIRS, pairs
-    return _TAGS_FROM_JSON, [(payload.decode(),)]
-
-
 # SQLite's records: a parameter per column and row. The same JSON array through json_each() cost
 # 4x as much, SQLite re-parsing the row's object for every column it extracts.
 _AT = {column: i for i, column in enumerate(JOURNAL_COLUMNS)}
@@ -284,6 +263,28 @@ def sqlite_inserts(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
             inserts.append((shape.block_sql, [block(*group[at : at + size]) for at in range(0, blocked, size)]))
         if blocked < len(group):
             inserts.append((shape.sql, list(map(shape.values, group[blocked:]))))
+    return inserts
+
+
+# SQLite: a batch's tags as multi-row inserts of BLOCK_ROWS pairs, the rest a pair at a time.
+# One statement per pair cost ~7,000 instructions more per tag (the sqlite3 module's work per
+# execution); one JSON array of every pair through json_each() ~0.5 us a row more than blocks.
+_TAG_INSERT = 'INSERT INTO "usage_tag" (request_id, tag) VALUES {} ON CONFLICT (request_id, tag) DO NOTHING'
+_TAG_ONE = _TAG_INSERT.format("(?, ?)")
+_TAG_BLOCK = _TAG_INSERT.format(", ".join(["(?, ?)"] * BLOCK_ROWS))
+
+
+def sqlite_tags(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
+    """The rows' tags (rows as :func:`decode_lines` gives them) as inserts and their parameter sets."""
+    flat = [value for row in rows for tag in row[_TAGS] for value in (row[_REQUEST_ID], tag)]
+    count = len(flat) // 2
+    blocked = count - count % BLOCK_ROWS
+    inserts: list[tuple[str, list[Any]]] = []
+    if blocked:
+        size = 2 * BLOCK_ROWS
+        inserts.append((_TAG_BLOCK, [tuple(flat[at : at + size]) for at in range(0, 2 * blocked, size)]))
+    if blocked < count:
+        inserts.append((_TAG_ONE, [tuple(flat[at : at + 2]) for at in range(2 * blocked, 2 * count, 2)]))
     return inserts
 
 

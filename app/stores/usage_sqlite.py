@@ -80,9 +80,7 @@ class SqliteRows:
                 rows = decode_lines(chunk)  # a chunk at a time: fewer objects alive at once
                 written += len(rows)
                 statements = sqlite_inserts(rows)
-                tags = sqlite_tags(rows)
-                if tags is not None:
-                    statements.append(tags)
+                statements += sqlite_tags(rows)
                 for statement, values in statements:
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug("%s", statement)
