@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tortoise.transactions import in_transaction
 
 from app.stores.db import Database
@@ -172,6 +173,30 @@ def test_rows_with_missing_flags_are_written(db_url: str, tmp_path: Path) -> Non
 
     record = asyncio.run(scenario())
     assert not record["usage_reported"] and not record["streamed"]
+
+
+def test_a_row_missing_a_required_value_is_stored_and_holds_nothing_up(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row that somehow holds None where a value is required (a NOT NULL column) is stored
+    with an empty value and an error logged: it is neither dropped nor left to fail its batch
+    on every retry (the inserts ignore only a request id already written)."""
+
+    async def scenario() -> tuple[dict[str, Any], bool]:
+        async with running_writer(db_url, tmp_path) as (database, writer):
+            broken = full_row(endpoint=None, input_tokens=None)  # type: ignore[arg-type]
+            after = full_row()
+            writer.submit(broken)
+            writer.submit(after)
+            await asyncio.wait_for(writer.flush(), 10)
+            record = (await stored(database, [broken.request_id]))[broken.request_id]
+            return record, await UsageRecord.exists(request_id=after.request_id)
+
+    with caplog.at_level("ERROR", logger="llm_relay.usage"):
+        record, after_written = asyncio.run(scenario())
+    assert after_written and record["endpoint"] == "" and record["input_tokens"] == 0
+    if not db_url.startswith("postgres"):  # PostgreSQL's batch is never decoded on our side
+        assert "no value for endpoint, input_tokens" in caplog.text
 
 
 def test_client_names_found_after_journalling_are_stored(db_url: str, tmp_path: Path) -> None:
