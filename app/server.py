@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from app.allocator import keep_freed_memory
 from app.http.protocol import CoalescingHttpToolsProtocol
 from app.settings import Settings
 
@@ -41,6 +42,7 @@ def run_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None =
     """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
     ``asyncio.run`` gets the stdlib loop, which costs the relay a third of its throughput.
     ``sockets``: already bound sockets for the first server (a worker's shared port)."""
+    keep_freed_memory()
     with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
         runner.run(_serve_frozen(running, sockets))
 
