@@ -115,3 +115,31 @@ def test_a_full_disk_keeps_rows_in_memory_and_the_process_alive(tmp_path: Path) 
     assert done.stdout.startswith("ok") and 0 < int(done.stdout.split()[1]) < 3000
     assert "no room on disk" in done.stderr
     assert len(list(tmp_path.glob("usage-journal.*"))) == 1
+
+
+def test_an_emptied_file_is_reused_and_its_old_lines_never_come_back(tmp_path: Path) -> None:
+    """Emptying a file only marks where its lines end: the old lines are still there, after
+    the zero byte, until new ones overwrite them. A process killed after that leaves exactly
+    the rows added since."""
+    done = run(
+        """
+        import os, signal
+        from app.stores.journal import Journal
+        journal = Journal(JOURNAL_DIR, ("request_id", "n"), lambda row: row)
+        for n in range(500):
+            journal.add_line(journal.encode((f"old-{n}" + "x" * 200, n)))
+        journal.truncate()  # all of them committed
+        for n in range(3):
+            journal.add_line(journal.encode((f"new-{n}", n)))
+        print(journal.path, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        tmp_path,
+    )
+    assert done.returncode == -9, done.stderr
+    path = Path(done.stdout.strip())
+    assert b"old-499" in path.read_bytes()  # still on disk, past the end of the lines
+    successor = Journal(tmp_path, COLUMNS, values)
+    assert successor.adopt_orphans() == 3
+    assert [record["request_id"] for record in successor.records()] == ["new-0", "new-1", "new-2"]
+    successor.close()

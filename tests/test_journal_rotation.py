@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.stores.db import Database
-from app.stores.journal import Journal
+from app.stores.journal import Journal, _read
 from app.stores.queries import usage_rows
 from app.stores.usage import UsageWriter
 from app.stores.usage_row import UsageRow
@@ -70,17 +70,23 @@ def test_the_journal_stays_small_under_steady_load(db_url: str, tmp_path: Path) 
     assert left == []  # stopped with everything written: nothing left to replay
 
 
-def test_rotation_keeps_what_is_not_committed(tmp_path: Path) -> None:
+def test_rotation_keeps_what_is_not_committed_and_reuses_the_emptied_file(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     first = journal.path
     for n in range(5):
         journal.append({"n": n})
     journal.rotate([journal.encode({"n": 3}), journal.encode({"n": 4})])
-    assert not first.exists() and journal.path != first
+    second = journal.path
+    assert second != first
     assert [r["n"] for r in journal.records()] == [3, 4]
     journal.append({"n": 5})
     assert [r["n"] for r in journal.records()] == [3, 4, 5]
+    assert list(_read(first)) == []  # emptied, kept for the next rotation
+    journal.rotate([journal.encode({"n": 5})])
+    assert journal.path == first and [r["n"] for r in journal.records()] == [5]
+    assert list(_read(second)) == []
     journal.close()
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # the empty one is removed
 
 
 def test_a_lagging_writer_does_not_copy_its_backlog_into_every_new_file(tmp_path: Path) -> None:
