@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from app.fieldtuple import none_getter, tuple_getter
-from app.stores.usage_row import JOURNAL_COLUMNS, journal_values, stored_time
+from app.stores.sqlite_values import stored_time
+from app.stores.usage_row import JOURNAL_COLUMNS, journal_values
 from tests.test_usage_writer import full_row
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.stores.db import Database
-from app.stores.usage_row import BLOCK_ROWS, sqlite_inserts
+from app.stores.sqlite_values import BLOCK_ROWS, sqlite_inserts
 from app.stores.usage_sqlite import CHUNK_ROWS, SqliteBusy, SqliteRows
 from tests.test_usage_writer import full_row, journalled, lines
 

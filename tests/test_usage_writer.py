@@ -20,8 +20,9 @@ from tortoise.transactions import in_transaction
 
 from app.stores.db import Database
 from app.stores.models import UsageRecord, UsageTag
+from app.stores.sqlite_values import sqlite_inserts
 from app.stores.usage import UsageWriter
-from app.stores.usage_row import RECORD_COLUMNS, UsageRow, decode_lines, journal_line, sqlite_inserts
+from app.stores.usage_row import RECORD_COLUMNS, UsageRow, decode_lines, journal_line
 
 
 def full_row(**changes: Any) -> UsageRow:

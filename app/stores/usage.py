@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 from app.stores.db import Database, sqlite_file
 from app.stores.journal import Journal
 from app.stores.pending import PendingLines
+from app.stores.sqlite_values import sqlite_inserts, sqlite_tags
 from app.stores.usage_row import (
     JOURNAL_COLUMNS,
     POSTGRES_BATCH,
@@ -34,8 +35,6 @@ from app.stores.usage_row import (
     journal_values,
     postgres_batch,
     row_of_values,
-    sqlite_inserts,
-    sqlite_tags,
 )
 from app.stores.usage_sqlite import SqliteBusy, SqliteRows
 

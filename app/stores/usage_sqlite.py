@@ -29,7 +29,8 @@ import logging
 import sqlite3
 
 from app.stores.db import JOURNAL_SIZE_LIMIT
-from app.stores.usage_row import BLOCK_ROWS, chunks, decode_lines, sqlite_inserts, sqlite_tags
+from app.stores.sqlite_values import BLOCK_ROWS, sqlite_inserts, sqlite_tags
+from app.stores.usage_row import chunks, decode_lines
 
 log = logging.getLogger("llm_relay.usage.sql")  # each statement at DEBUG, as Tortoise logs its own
 CHUNK_ROWS = 6 * BLOCK_ROWS  # rows inserted between two turns of the event loop (~1 ms); whole blocks
