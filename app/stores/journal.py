@@ -22,8 +22,9 @@ committed move to the process's second file and the first one is emptied, to be 
 Fresh pages cost a page fault each (~4 us; the relay spent ~1.7% of its throughput on them
 when every rotation started a new file), and pages out of the CPU's caches cost almost as
 much: the writer rotates after ~512 KB (a few batches), so the lines are copied into the same
-~1 MB again and again, not through 8 MB (relay with rows 1.013x, side by side). Each line is preceded on disk by the zero byte that
-ends it: a process killed mid-copy leaves a torn last line, never one followed by older ones.
+~1 MB again and again, not through 8 MB (relay with rows 1.013x, side by side). Each line is
+preceded on disk by the zero byte that ends it: a process killed mid-copy leaves a torn last
+line, never one followed by older ones.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from app.stores.usage_sqlite import SqliteBusy, SqliteRows
 
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
-JOURNAL_ROTATE_BYTES = 512 << 10  # the other file once this much is in one and mostly committed (see app/stores/journal.py)
+JOURNAL_ROTATE_BYTES = 512 << 10  # the other file once this much is in one and mostly committed (journal.py)
 BUSY_RETRY_SECONDS = 0.02  # another connection was writing to SQLite: try again this soon
 BUSY_WARN_SECONDS = 5.0  # locked out for this long: say so once
 _CLIENT = JOURNAL_COLUMNS.index("client")
