@@ -40,31 +40,29 @@ def tuple_getter(
     *,
     objects: int = 1,
     at: Mapping[str, int] | None = None,
+    nulls: Mapping[str, Any] | None = None,
 ) -> Callable[..., tuple[Any, ...]]:
     """A function returning the named attributes of its argument as a tuple, in this order;
     an attribute named in ``convert`` goes through its function first. With ``objects=n`` it
     takes n arguments and returns their attributes one after the other in one flat tuple (a
     multi-row insert's parameters, without a tuple per row to join). With ``at`` (a name's
-    position) it reads items of a sequence instead of attributes."""
+    position) it reads items of a sequence instead of attributes. An attribute named in
+    ``nulls`` that is None gives the value it maps to instead (without being converted)."""
     convert = convert or {}
+    nulls = nulls or {}
     scope: dict[str, Any] = {}
     parts = []
     for i, name in enumerate(_checked(names)):
+        value = _access(name, at)
         if name in convert:
             scope[f"_convert{i}"] = convert[name]
-            parts.append(f"_convert{i}({_access(name, at)}), ")
-        else:
-            parts.append(f"{_access(name, at)}, ")
+            value = f"_convert{i}({value})"
+        if name in nulls:
+            scope[f"_null{i}"] = nulls[name]
+            value = f"(_null{i} if {_access(name, at)} is None else {value})"
+        parts.append(f"{value}, ")
     row = "".join(parts)
     arguments = ", ".join(f"r{n}" for n in range(objects))
     values = "".join(row.format(n=n) for n in range(objects))
     source = f"def function({arguments}):\n    return ({values})\n"
     return _function(source, scope, f"tuple_getter of {len(names)} attributes of {objects}")
-
-
-def none_getter(names: Sequence[str], *, at: Mapping[str, int] | None = None) -> Callable[[Any], tuple[bool, ...]]:
-    """A function telling, for each named attribute (or, with ``at``, item) of its argument,
-    whether it is None."""
-    tests = "".join(f"{_access(name, at).format(n='')} is None, " for name in _checked(names))
-    source = f"def function(r):\n    return ({tests})\n"
-    return _function(source, {}, f"none_getter of {len(names)} attributes")

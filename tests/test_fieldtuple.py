@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.fieldtuple import none_getter, tuple_getter
+from app.fieldtuple import tuple_getter
 from app.stores.sqlite_values import stored_time
 from app.stores.usage_row import JOURNAL_COLUMNS, journal_values
 from tests.test_usage_writer import full_row
@@ -37,12 +37,13 @@ def test_tuple_getter_takes_only_attribute_names(name: str) -> None:
         tuple_getter(["status", name])
 
 
-def test_none_getter_tells_which_attributes_are_none() -> None:
-    nulls = none_getter(["error", "ttft_ms", "status"])
-    assert nulls(full_row(error=None)) == (True, False, False)
-    assert nulls(full_row(error="", ttft_ms=0)) == (False, False, False)
-    with pytest.raises(ValueError, match="not an attribute name"):
-        none_getter(["error", "r.error or 1"])
+def test_a_getter_gives_the_stand_in_of_an_attribute_that_is_none() -> None:
+    """``nulls``: None becomes the given value, and is never passed to the conversion."""
+    values = tuple_getter(["error", "ttft_ms", "status"], {"error": str.upper}, nulls={"error": "-", "ttft_ms": 0.5})
+    assert values(full_row(error=None, ttft_ms=None)) == ("-", 0.5, 499)
+    assert values(full_row(error="bad", ttft_ms=7)) == ("BAD", 7, 499)
+    two = tuple_getter(["ttft_ms"], nulls={"ttft_ms": -1}, objects=2)
+    assert two(full_row(ttft_ms=None), full_row(ttft_ms=3)) == (-1, 3)
 
 
 def test_stored_time_is_the_text_tortoise_stores() -> None:

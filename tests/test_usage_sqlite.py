@@ -9,6 +9,7 @@ import dataclasses
 import shutil
 import sqlite3
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,10 @@ def test_a_write_cancelled_between_chunks_leaves_nothing_behind(tmp_path: Path) 
 
 
 def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
-    """A batch goes in as multi-row inserts of ``BLOCK_ROWS`` rows per shape and the rest one
-    at a time; every row, whichever way it went, holds the same values, and a request id seen
-    twice (a journal replayed over rows already written) is stored once; so are their tags."""
+    """A batch goes in as multi-row inserts of ``BLOCK_ROWS`` rows and the rest one at a time,
+    whichever of their columns are NULL; every row, whichever way it went, holds the same
+    values, and a request id seen twice (a journal replayed over rows already written) is
+    stored once; so are their tags."""
     path = migrated(tmp_path)
     mixed = [
         dataclasses.replace(
@@ -125,7 +127,7 @@ def test_rows_in_blocks_and_one_by_one_are_stored_alike(tmp_path: Path) -> None:
     ]
     inserts = sqlite_inserts(journalled(mixed))
     assert sum(len(values) * statement.count("(?") for statement, values in inserts) == len(mixed)
-    assert any(statement.count("(?") == BLOCK_ROWS for statement, _ in inserts)
+    assert [(statement.count("(?"), len(values)) for statement, values in inserts] == [(BLOCK_ROWS, 2), (1, 5)]
 
     async def scenario() -> None:
         writer = SqliteRows(str(path))
@@ -149,3 +151,26 @@ def test_the_writers_connection_keeps_statement_journals_in_memory(tmp_path: Pat
     assert writer._connect().execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
     assert writer._connect().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     asyncio.run(writer.close())
+
+
+def test_a_row_missing_a_required_value_inside_a_block_is_stored_with_the_rest(tmp_path: Path) -> None:
+    """A multi-row insert skips a row that breaks NOT NULL (OR IGNORE); the writer notices that
+    fewer rows went in than it sent, and stores that row with an empty value there."""
+    path = migrated(tmp_path)
+    batch = [dataclasses.replace(full_row(), request_id=f"r{i:04d}") for i in range(BLOCK_ROWS + 3)]
+    batch[3].endpoint = None  # type: ignore[assignment]
+    batch[BLOCK_ROWS + 1].created_at = None  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        writer = SqliteRows(str(path))
+        await writer.write(lines(batch))
+        await writer.write(lines(batch))  # replayed: nothing more, nothing doubled
+        await writer.close()
+
+    asyncio.run(scenario())
+    with sqlite3.connect(path) as connection:
+        got = dict(connection.execute('SELECT request_id, endpoint FROM "usage_record"').fetchall())
+        at = connection.execute('SELECT created_at FROM "usage_record" WHERE request_id = ?', (batch[-2].request_id,))
+        [(created,)] = at.fetchall()
+    assert len(got) == len(batch) and got[batch[3].request_id] == "" and got[batch[0].request_id] == batch[0].endpoint
+    assert created.startswith(str(datetime.now(UTC).year)) and " " in created  # stored as Tortoise stores times

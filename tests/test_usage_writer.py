@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,17 +142,18 @@ def test_a_nul_in_a_callers_text_does_not_hold_up_the_writer(db_url: str, tmp_pa
 
 
 def test_sqlite_inserts_bind_only_plain_values() -> None:
-    """NULL columns are left out of the insert and booleans become 0/1: the sqlite3 module binds
-    other values through a slow adapter lookup. Rows with the same NULLs share one statement."""
+    """The sqlite3 module binds other values than ints, floats and strings through a slow
+    adapter lookup: booleans become 0/1 and NULLs NaN (which SQLite stores as NULL). Every
+    row takes the same statement, whichever of its columns are NULL."""
     rows = [full_row(), full_row(error=None, ttft_ms=None), full_row(), full_row(usage_reported=False)]
-    inserts = sqlite_inserts(journalled(rows))
-    assert [len(values) for _, values in inserts] == [3, 1]
-    for statement, values in inserts:
-        for row in values:
-            assert {type(value) for value in row} <= {int, str}
-            assert statement.count("?") == len(row)
-    assert '"error"' in inserts[0][0] and '"error"' not in inserts[1][0]
-    assert inserts[0][1][2][RECORD_COLUMNS.index("usage_reported")] == 0
+    [(statement, values)] = sqlite_inserts(journalled(rows))
+    assert len(values) == 4 and statement.count("?") == len(RECORD_COLUMNS)
+    for row in values:
+        assert {type(value) for value in row} <= {int, str, float}
+        assert all(math.isnan(value) for value in row if isinstance(value, float))
+    error, ttft = RECORD_COLUMNS.index("error"), RECORD_COLUMNS.index("ttft_ms")
+    assert math.isnan(values[1][error]) and math.isnan(values[1][ttft]) and values[0][error] == rows[0].error
+    assert values[3][RECORD_COLUMNS.index("usage_reported")] == 0
 
 
 def test_a_row_with_a_missing_flag_still_converts() -> None:
@@ -198,6 +200,24 @@ def test_a_row_missing_a_required_value_is_stored_and_holds_nothing_up(
     assert after_written and record["endpoint"] == "" and record["input_tokens"] == 0
     if not db_url.startswith("postgres"):  # PostgreSQL's batch is never decoded on our side
         assert "no value for endpoint, input_tokens" in caplog.text
+
+
+def test_a_row_without_its_time_is_stored_with_the_time_it_was_written(db_url: str, tmp_path: Path) -> None:
+    """``created_at`` is converted to text before it is bound: a None there must not make
+    the conversion raise (its batch would fail on every retry) nor be skipped."""
+
+    async def scenario() -> dict[str, Any]:
+        async with running_writer(db_url, tmp_path) as (database, writer):
+            row = full_row(created_at=None)  # type: ignore[arg-type]
+            writer.submit(row)
+            await asyncio.wait_for(writer.flush(), 10)
+            return (await stored(database, [row.request_id]))[row.request_id]
+
+    began = datetime.now(UTC)
+    record = asyncio.run(scenario())
+    at = record["created_at"]
+    at = datetime.fromisoformat(at) if isinstance(at, str) else at  # SQLite holds text
+    assert began - timedelta(seconds=1) <= at <= datetime.now(UTC)
 
 
 def test_client_names_found_after_journalling_are_stored(db_url: str, tmp_path: Path) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from app.fieldtuple import none_getter, tuple_getter
+from app.fieldtuple import tuple_getter
 from app.stores.usage_row import JOURNAL_COLUMNS, RECORD_COLUMNS, UsageRow
 
 log = logging.getLogger("llm_relay.usage")
@@ -22,8 +21,8 @@ _REQUEST_ID = JOURNAL_COLUMNS.index("request_id")
 # 4x as much, SQLite re-parsing the row's object for every column it extracts.
 _AT = {column: i for i, column in enumerate(JOURNAL_COLUMNS)}
 _NULLABLE = {c for c in RECORD_COLUMNS if "None" in str(UsageRow.__dataclass_fields__[c].type)}
-_NULLS = none_getter(RECORD_COLUMNS, at=_AT)  # which of a row's columns are None
-_MAX_SHAPES = 256
+_FLAGS = ("usage_reported", "streamed")  # bound as 0 or 1, None as 0
+_REQUIRED = [c for c in RECORD_COLUMNS if c not in _NULLABLE and c not in _FLAGS]
 
 
 def stored_time(at: datetime) -> str:
@@ -50,99 +49,85 @@ def _flag(value: Any) -> int:
     return 1 if value else 0  # not int(): a row that somehow holds None must not fail its batch
 
 
-def _missing(column: str) -> Callable[[Any], Any]:
+def _missing(column: str) -> Any:
     """What a row that somehow holds None in a column that must have a value stores there:
-    its batch would otherwise fail on every retry and hold up every row behind it."""
+    it would otherwise be lost (under OR IGNORE SQLite skips a row that breaks NOT NULL)."""
     kind = str(UsageRow.__dataclass_fields__[column].type)
     if kind == "datetime":
-        return lambda _: stored_time(datetime.now(UTC))
-    return (lambda _: "") if kind == "str" else (lambda _: 0)
+        return datetime.now(UTC).isoformat()  # as in a journal line
+    return "" if kind == "str" else 0
 
 
 # The time as the text Tortoise stores, the rates as JSON text, booleans as 0 and 1.
 _SQLITE_VALUE: dict[str, Callable[[Any], Any]] = {
     "created_at": stored_text,
     "rates": _json_text,
-    "usage_reported": _flag,
-    "streamed": _flag,
-}
+} | dict.fromkeys(_FLAGS, _flag)
 
+# The sqlite3 module binds exact ints, floats and strings directly; anything else, None and
+# booleans included, goes through its adapter lookup (~3,000 instructions a value, some 10
+# values a row: a quarter of the insert's cost, measured with callgrind). SQLite stores a NaN
+# bound as a double as NULL, so a NULL goes in as NaN. A column that must have a value and
+# holds None (which no row should) stays None: SQLite skips that row (OR IGNORE, below) and
+# :func:`sqlite_missing` gives it values to be stored with.
+_NULL = float("nan")
+_NULLS = {column: _NULL for column in _NULLABLE} | {"created_at": None}  # None must not reach stored_text()
 
 # Rows per multi-row INSERT. One statement for many rows keeps SQLite's cursors on the table and
 # its six indexes open from row to row, where executemany() resets the statement and reopens
 # them for every row: 98k -> 73k instructions a row with its tag (callgrind, standalone; 32
-# rows ~71k). Only two sizes per shape (a block, and one row for the rest) keep the sqlite3
-# module's statement cache from compiling a statement per batch size: compiling costs about
-# 1.5x executing it.
+# rows ~71k). Only two sizes (a block, and one row for the rest) keep the sqlite3 module's
+# statement cache from compiling a statement per batch size: compiling costs about 1.5x
+# executing it. Every row takes the same statement whatever it holds (rows grouped by which
+# columns were NULL, each group with its own statements, went in one by one whenever a group
+# was smaller than a block, as in mixed traffic most were; and telling the groups apart cost
+# ~1 us a row).
 #
 # OR IGNORE, not ON CONFLICT DO NOTHING: a multi-row statement that may stop half-way with an
 # error (a NOT NULL column, under DO NOTHING) makes SQLite copy every page it touches into a
 # statement journal first, to undo its earlier rows: ~8% of a row's cost (standalone writer,
-# 10.5 -> 9.7 us a row). Under OR IGNORE the only constraint that can fail is the request id's
-# (a replayed row, skipped as intended): no NOT NULL column is ever bound None (_missing), and
-# the tables have no other constraints.
+# 10.5 -> 9.7 us a row). Under OR IGNORE a row is skipped when its request id is already
+# written (a replayed row, as intended) or when it breaks NOT NULL (see _NULLS).
 BLOCK_ROWS = 16
-
-
-@dataclass(slots=True)
-class _Shape:
-    """The inserts for rows whose None columns are the same ones: NULL columns are left out of
-    them (a required one is given a value instead, see :func:`_missing`)."""
-
-    sql: str  # one row
-    block_sql: str  # BLOCK_ROWS rows
-    values: Any  # a row's other values, converted, in the statements' order
-    block: Any  # the same for BLOCK_ROWS rows, one after the other in one tuple
-
-
-_shapes: dict[tuple[bool, ...], _Shape] = {}
-
-
-def _shape(nulls: tuple[bool, ...]) -> _Shape:
-    none = {column for column, null in zip(RECORD_COLUMNS, nulls, strict=True) if null}
-    keep = [column for column in RECORD_COLUMNS if column not in none & _NULLABLE]
-    convert = dict(_SQLITE_VALUE)
-    if missing := sorted(none - _NULLABLE):
-        log.error("usage rows with no value for %s: stored with an empty one", ", ".join(missing))
-        convert.update({column: _missing(column) for column in missing})
-    names = ", ".join(f'"{column}"' for column in keep)
-    one = f"({', '.join('?' * len(keep))})"
-    insert = f'INSERT OR IGNORE INTO "usage_record" ({names}) VALUES '
-    if len(_shapes) >= _MAX_SHAPES:
-        _shapes.clear()
-    getters = (
-        tuple_getter(keep, convert, at=_AT),
-        tuple_getter(keep, convert, objects=BLOCK_ROWS, at=_AT),
-    )
-    shape = _shapes[nulls] = _Shape(insert + one, insert + ", ".join([one] * BLOCK_ROWS), *getters)
-    return shape
+_COLUMNS = ", ".join(f'"{column}"' for column in RECORD_COLUMNS)
+_INSERT = f'INSERT OR IGNORE INTO "usage_record" ({_COLUMNS}) VALUES '
+_ONE = f"({', '.join('?' * len(RECORD_COLUMNS))})"
+INSERT_ONE = _INSERT + _ONE
+INSERT_BLOCK = _INSERT + ", ".join([_ONE] * BLOCK_ROWS)
+_values = tuple_getter(RECORD_COLUMNS, _SQLITE_VALUE, at=_AT, nulls=_NULLS)
+_block_values = tuple_getter(RECORD_COLUMNS, _SQLITE_VALUE, objects=BLOCK_ROWS, at=_AT, nulls=_NULLS)
 
 
 def sqlite_inserts(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
     """The rows (as :func:`decode_lines` gives them) as SQLite takes them: statements and their
-    parameter sets, for executemany(). Rows are grouped by the NULLs they hold, each group
-    inserted ``BLOCK_ROWS`` at a time and the rest one by one. NULLs and booleans are left out
-    or converted because the sqlite3 module binds only exact ints, floats and strings directly;
-    anything else goes through its adapter lookup (~3,000 instructions a value, some 10 values
-    a row: a quarter of the insert's cost, measured with callgrind). Each shape's values come
-    from compiled functions (:mod:`app.fieldtuple`), a block's from one call for all its rows."""
-    groups: dict[tuple[bool, ...], list[list[Any]]] = {}
-    for row in rows:
-        nulls = _NULLS(row)
-        group = groups.get(nulls)
-        if group is None:
-            group = groups[nulls] = []
-        group.append(row)
+    parameter sets, for executemany(), ``BLOCK_ROWS`` rows at a time and the rest one by one.
+    A block's values come from one compiled call (:mod:`app.fieldtuple`) for all its rows."""
+    blocked = len(rows) - len(rows) % BLOCK_ROWS
     inserts: list[tuple[str, list[Any]]] = []
-    for nulls, group in groups.items():
-        shape = _shapes.get(nulls) or _shape(nulls)
-        blocked = len(group) - len(group) % BLOCK_ROWS
-        if blocked:
-            block, size = shape.block, BLOCK_ROWS
-            inserts.append((shape.block_sql, [block(*group[at : at + size]) for at in range(0, blocked, size)]))
-        if blocked < len(group):
-            inserts.append((shape.sql, list(map(shape.values, group[blocked:]))))
+    if blocked:
+        inserts.append(
+            (INSERT_BLOCK, [_block_values(*rows[at : at + BLOCK_ROWS]) for at in range(0, blocked, BLOCK_ROWS)])
+        )
+    if blocked < len(rows):
+        inserts.append((INSERT_ONE, list(map(_values, rows[blocked:]))))
     return inserts
+
+
+def sqlite_missing(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
+    """The inserts of the rows that hold None where a value is required, which SQLite skipped:
+    each with an empty value there instead (logged as an error). Their batch would otherwise
+    lose them, or fail on every retry and hold up every row behind it."""
+    fixed = []
+    for row in rows:
+        if empty := [column for column in _REQUIRED if row[_AT[column]] is None]:
+            log.error(
+                "usage row %s with no value for %s: stored with an empty one", row[_AT["request_id"]], ", ".join(empty)
+            )
+            row = list(row)
+            for column in empty:
+                row[_AT[column]] = _missing(column)
+            fixed.append(_values(row))
+    return [(INSERT_ONE, fixed)] if fixed else []
 
 
 # SQLite: a batch's tags as multi-row inserts of BLOCK_ROWS pairs, the rest a pair at a time.

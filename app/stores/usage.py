@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 from app.stores.db import Database, sqlite_file
 from app.stores.journal import Journal
 from app.stores.pending import PendingLines
-from app.stores.sqlite_values import sqlite_inserts, sqlite_tags
+from app.stores.sqlite_values import sqlite_inserts, sqlite_missing, sqlite_tags
 from app.stores.usage_row import (
     JOURNAL_COLUMNS,
     POSTGRES_BATCH,
@@ -293,7 +293,5 @@ class UsageWriter:
         else:
             rows = decode_lines(lines)
             async with in_transaction() as connection:
-                for statement, values in sqlite_inserts(rows):
-                    await connection.execute_many(statement, values)
-                for statement, values in sqlite_tags(rows):
+                for statement, values in sqlite_inserts(rows) + sqlite_missing(rows) + sqlite_tags(rows):
                     await connection.execute_many(statement, values)

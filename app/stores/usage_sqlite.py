@@ -27,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from typing import Any
 
 from app.stores.db import JOURNAL_SIZE_LIMIT
-from app.stores.sqlite_values import BLOCK_ROWS, sqlite_inserts, sqlite_tags
+from app.stores.sqlite_values import BLOCK_ROWS, sqlite_inserts, sqlite_missing, sqlite_tags
 from app.stores.usage_row import chunks, decode_lines
 
 log = logging.getLogger("llm_relay.usage.sql")  # each statement at DEBUG, as Tortoise logs its own
@@ -80,12 +81,11 @@ class SqliteRows:
                     await asyncio.sleep(0)
                 rows = decode_lines(chunk)  # a chunk at a time: fewer objects alive at once
                 written += len(rows)
-                statements = sqlite_inserts(rows)
-                statements += sqlite_tags(rows)
-                for statement, values in statements:
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("%s", statement)
-                    connection.executemany(statement, values)
+                before = connection.total_changes
+                _execute(connection, sqlite_inserts(rows))
+                if connection.total_changes - before < len(rows):  # replayed, or missing a value
+                    _execute(connection, sqlite_missing(rows))
+                _execute(connection, sqlite_tags(rows))
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -118,6 +118,13 @@ class SqliteRows:
         if self._checkpoint is not None:
             await self._checkpoint
         self.reset()
+
+
+def _execute(connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> None:
+    for statement, values in statements:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", statement)
+        connection.executemany(statement, values)
 
 
 def _checkpoint(path: str) -> None:
