@@ -120,9 +120,7 @@ def sqlite_missing(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
     fixed = []
     for row in rows:
         if empty := [column for column in _REQUIRED if row[_AT[column]] is None]:
-            log.error(
-                "usage row %s with no value for %s: stored with an empty one", row[_AT["request_id"]], ", ".join(empty)
-            )
+            log.error("usage row %s with no value for %s: stored with an empty one", row[_REQUEST_ID], ", ".join(empty))
             row = list(row)
             for column in empty:
                 row[_AT[column]] = _missing(column)
