@@ -70,10 +70,20 @@ async def _freeze_when_started(server: uvicorn.Server) -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-async def serve_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None = None) -> None:
+async def serve_all(
+    running: list[uvicorn.Server], sockets: list[socket.socket] | None = None, *, bound: bool = False
+) -> None:
     """Run the servers together. The first owns the lifespan (database, usage writer) and the
-    signal handlers; the others stop when it does, so one SIGTERM drains everything."""
+    signal handlers; the others stop when it does, so one SIGTERM drains everything.
+    ``sockets``: already bound sockets for the first server; with ``bound``, one for each
+    server, in order (tests bind port 0 themselves, so no other socket takes the port between
+    finding it free and binding it)."""
     first, *others = running
+    mine: list[socket.socket] | None = sockets
+    theirs: list[list[socket.socket] | None] = [None] * len(others)
+    if bound:
+        assert sockets is not None and len(sockets) == len(running)
+        mine, theirs = [sockets[0]], [[sock] for sock in sockets[1:]]
 
     async def follow() -> None:
         while not first.should_exit:
@@ -84,4 +94,4 @@ async def serve_all(running: list[uvicorn.Server], sockets: list[socket.socket] 
     # NOTE: uvicorn's public serve() installs its own signal handlers, and a second server's
     # would replace the first's; so only the first server captures signals.
     with first.capture_signals():
-        await asyncio.gather(first._serve(sockets), *(s._serve() for s in others), follow())
+        await asyncio.gather(first._serve(mine), *(s._serve(b) for s, b in zip(others, theirs, strict=True)), follow())

@@ -21,11 +21,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bound_socket() -> socket.socket:
+    """A loopback socket bound to a port of the kernel's choosing, kept for the server: a port
+    only found free could be taken (by a connection's local end) before the server binds it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class LiveServer:
     def __init__(self, app: Any, *, lifespan: str = "on", also: Any = None) -> None:
         """``also``: a second app (the admin UI) served on its own port by the same loop."""
         self.app = app
-        self.port = free_port()
+        self.sockets = [bound_socket()]
+        self.port = int(self.sockets[0].getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning", http=RELAY_PROTOCOL
@@ -34,7 +43,8 @@ class LiveServer:
         self.others: list[uvicorn.Server] = []
         self.also_url = ""
         if also is not None:
-            port = free_port()
+            self.sockets.append(bound_socket())
+            port = int(self.sockets[-1].getsockname()[1])
             self.also_url = f"http://127.0.0.1:{port}"
             other = uvicorn.Config(also, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
             self.others.append(uvicorn.Server(other))
@@ -47,11 +57,13 @@ class LiveServer:
         try:
             from app.server import serve_all
 
-            self.loop.run_until_complete(serve_all([self.server, *self.others]))
+            self.loop.run_until_complete(serve_all([self.server, *self.others], self.sockets, bound=True))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
         finally:
             self.loop.close()
+            for sock in self.sockets:
+                sock.close()
 
     def start(self) -> LiveServer:
         self._thread.start()
