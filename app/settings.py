@@ -120,7 +120,9 @@ class Settings:
         "other workers and instances catch up.",
     )
     usage_queue_size: int = _setting(
-        "USAGE_QUEUE_SIZE", 10000, "Usage rows held in memory before the writer catches up."
+        "USAGE_QUEUE_SIZE",
+        10000,
+        "Usage rows held in memory while the journal's disk has no room (more are lost, and logged).",
     )
     usage_journal_dir: str = _setting(
         "USAGE_JOURNAL_DIR",

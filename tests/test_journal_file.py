@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from app.stores import journal as journal_module
+from app.stores import journal_file
 from app.stores.journal import Journal
 
 COLUMNS = ("request_id", "n")
@@ -46,7 +46,7 @@ def test_a_killed_process_leaves_every_added_row_for_the_next_one(tmp_path: Path
     assert done.returncode == -9, done.stderr
     path_text, size_text = done.stdout.split()
     path, size = Path(path_text), int(size_text)
-    assert path.stat().st_size >= journal_module.GROW_BYTES > size  # the reserved rest is still there
+    assert path.stat().st_size >= journal_file.GROW_BYTES > size  # the reserved rest is still there
     with path.open("r+b") as handle:  # killed mid-copy: half a line in the zeros
         handle.seek(size)
         handle.write(b'["r1000", 10')
@@ -71,7 +71,7 @@ def test_a_closed_journal_keeps_only_its_lines(tmp_path: Path) -> None:
 def test_the_file_grows_past_its_first_reservation(tmp_path: Path) -> None:
     journal = Journal(tmp_path, COLUMNS, values)
     padding = "x" * 1000
-    count = 3 * journal_module.GROW_BYTES // 1000
+    count = 3 * journal_file.GROW_BYTES // 1000
     for n in range(count):
         journal.append((padding, n))
     assert [record["n"] for record in journal.records()] == list(range(count))
@@ -94,18 +94,21 @@ def test_a_full_disk_keeps_rows_in_memory_and_the_process_alive(tmp_path: Path) 
         from app.stores.journal import Journal
         module.RETRY_SECONDS = 0.0
         journal = Journal(JOURNAL_DIR, ("request_id", "n"), lambda row: row)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (module.GROW_BYTES, resource.RLIM_INFINITY))
+        from app.stores.journal_file import GROW_BYTES
+        resource.setrlimit(resource.RLIMIT_FSIZE, (GROW_BYTES, resource.RLIM_INFINITY))
         lines = [journal.encode((f"r{n}" + "x" * 500, n)) for n in range(3000)]
         taken = [journal.add_line(line) for line in lines]
         first_refused = taken.index(False)
         assert all(taken[:first_refused]) and not any(taken[first_refused:]), taken
         assert journal.unjournalled == 3000 - first_refused
         assert [r["n"] for r in journal.records()] == list(range(first_refused))
-        assert journal.worth_rotating(1 << 30, pending=3000)  # rows only in memory: try a new file
+        refused = lines[first_refused:]
+        assert journal.worth_rotating(1 << 30, in_memory=len(refused))  # rows only in memory: try a new file
         resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        journal.rotate(lines)
+        assert journal.rotate(refused) == len(refused)  # the waiting rows first, then those from memory
         assert [r["n"] for r in journal.records()] == list(range(3000))
-        assert journal.unjournalled == 0 and not journal.worth_rotating(1 << 30, pending=3000)
+        assert journal.waiting == 3000 and journal.peek(3000) == (b"".join(lines), 3000)
+        assert journal.unjournalled == 0 and not journal.worth_rotating(1 << 30)
         journal.close()
         print("ok", first_refused)
         """,

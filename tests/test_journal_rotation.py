@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.stores.db import Database
-from app.stores.journal import Journal, _read
+from app.stores.journal import Journal
+from app.stores.journal_file import read_records
 from app.stores.queries import usage_rows
 from app.stores.usage import UsageWriter
 from app.stores.usage_row import UsageRow
@@ -75,16 +76,18 @@ def test_rotation_keeps_what_is_not_committed_and_reuses_the_emptied_file(tmp_pa
     first = journal.path
     for n in range(5):
         journal.append({"n": n})
-    journal.rotate([journal.encode({"n": 3}), journal.encode({"n": 4})])
+    journal.drop(3)  # committed
+    journal.rotate()
     second = journal.path
     assert second != first
     assert [r["n"] for r in journal.records()] == [3, 4]
     journal.append({"n": 5})
     assert [r["n"] for r in journal.records()] == [3, 4, 5]
-    assert list(_read(first)) == []  # emptied, kept for the next rotation
-    journal.rotate([journal.encode({"n": 5})])
+    assert list(read_records(first)) == []  # emptied, kept for the next rotation
+    journal.drop(2)
+    journal.rotate()
     assert journal.path == first and [r["n"] for r in journal.records()] == [5]
-    assert list(_read(second)) == []
+    assert list(read_records(second)) == []
     journal.close()
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # the empty one is removed
 
@@ -93,11 +96,14 @@ def test_a_lagging_writer_does_not_copy_its_backlog_into_every_new_file(tmp_path
     journal = Journal(tmp_path)
     for n in range(100):
         journal.append({"n": n, "padding": "x" * 50})
-    assert not journal.worth_rotating(journal.size + 1, pending=0)  # not past the limit yet
-    assert not journal.worth_rotating(1024, pending=60)  # most of it still to be written: keep appending
-    assert journal.worth_rotating(1024, pending=50)  # half of it committed: a new file pays off
-    journal.rotate([journal.encode({"n": n}) for n in range(50, 100)])
-    assert journal.lines == 50 and not journal.worth_rotating(1024, pending=50)
+    assert not journal.worth_rotating(journal.size + 1)  # not past the limit yet
+    journal.drop(40)
+    assert not journal.worth_rotating(1024)  # most of it still to be written: keep appending
+    journal.drop(10)
+    assert journal.worth_rotating(1024)  # half of it committed: a new file pays off
+    journal.rotate()
+    assert journal.lines == 50 and not journal.worth_rotating(1024)
+    assert [r["n"] for r in journal.records()] == list(range(50, 100))
     journal.close()
 
 
@@ -110,7 +116,8 @@ def test_rows_go_in_as_arrays_under_a_header_and_come_back_as_dicts(tmp_path: Pa
     journal.truncate()
     journal.append(("c", 3))  # an emptied file gets its header again
     assert [r["n"] for r in journal.records()] == [3]
-    journal.rotate([journal.encode(("d", 4))])
+    journal.drop(1)
+    assert journal.rotate([journal.encode(("d", 4))]) == 1  # a line from memory
     assert list(journal.records()) == [{"request_id": "d", "n": 4}]
     with journal.path.open("ab") as handle:
         handle.write(b'["torn"]\n')  # does not match the header: skipped, not a crash

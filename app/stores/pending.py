@@ -1,4 +1,5 @@
-"""Usage rows waiting for the database, held as their journal lines in one reused buffer.
+"""Usage rows the journal had no room for (a full disk), waiting for the database in memory,
+held as their journal lines in one reused buffer.
 
 Held as Python objects (a row's dataclass and its strings, numbers, rates and tags: some
 twenty objects a row), the ~500 rows of a batch cost a saturated relay ~10% of its throughput

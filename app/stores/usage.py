@@ -1,12 +1,12 @@
 """Usage rows leave the request path here: journalled, buffered, written in batches.
 
-``submit`` appends the row to the journal (:mod:`app.stores.journal`) and to a bounded
-buffer; it never blocks and never awaits, so it is safe in a ``finally`` of a cancelled
-request. One task writes the buffer in batches, one transaction each, idempotent on
-``request_id``. When the database is down, locked or slow the batch is retried with backoff;
-when the buffer is full, rows stay only in the journal and are replayed from it once the
-database keeps up. After a crash the next start replays the journal. Nothing is lost and
-nothing is written twice.
+``submit`` appends the row's line to the journal (:mod:`app.stores.journal`), which is also
+the queue: it never blocks and never awaits, so it is safe in a ``finally`` of a cancelled
+request. One task writes the journal's waiting lines in batches, one transaction each,
+idempotent on ``request_id``. When the database is down, locked or slow the batch is retried
+with backoff, and the rows wait in the journal meanwhile; a row the journal has no room for (a
+full disk) waits in a bounded buffer in memory. After a crash the next start adopts the
+journal's rows. Nothing is lost and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -77,8 +77,7 @@ class UsageWriter:
         self.journal: Journal | None = None
         self.resolve_hostnames = resolve_hostnames
         self._hosts: dict[str, str | None] = {}
-        self._pending = PendingLines()  # the journal lines of rows not written yet (see app/stores/pending.py)
-        self._spilled = 0  # rows only in the journal (the buffer was full, or left by a crash)
+        self._memory = PendingLines()  # lines the journal had no room for (see app/stores/pending.py)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -94,30 +93,24 @@ class UsageWriter:
     @property
     def pending(self) -> int:
         """Rows taken and not yet written (buffered, or only in the journal)."""
-        return len(self._pending) + self._spilled
+        return (0 if self.journal is None else self.journal.waiting) + len(self._memory)
 
     def submit(self, row: UsageRow) -> None:
-        """Journal the row, then queue it; never blocks, never awaits. The journal holds the
-        row once this returns, before any reply leaves (see :mod:`app.stores.journal`)."""
+        """Journal the row, where it waits for the writer; never blocks, never awaits. The
+        journal holds the row once this returns, before any reply leaves (see
+        :mod:`app.stores.journal`)."""
         line = journal_line(row)
         journal = self.journal
-        journalled = journal is not None and journal.add_line(line)
+        if journal is None or not journal.add_line(line):
+            if len(self._memory) < self.queue_size:
+                self._memory.add(line)
+            else:
+                self.lost += 1
+                log.error("usage row %s lost: the disk has no room and the buffer is full", row.request_id)
         for listener in self.listeners:
             listener.submitted(row)
-        if len(self._pending) < self.queue_size:
-            self._pending.add(line)
-        elif journalled:
-            if self._spilled == 0:
-                log.warning(
-                    "usage buffer full (%d rows): spilling to the journal until the database catches up",
-                    self.queue_size,
-                )
-            self._spilled += 1
-        else:
-            self.lost += 1
-            log.error("usage row %s lost: the buffer is full and the disk has no room", row.request_id)
         self._idle.clear()
-        if len(self._pending) >= self.batch_size or self._spilled:
+        if self.pending >= self.batch_size:
             self._wake.set()
 
     def start(self) -> None:
@@ -125,8 +118,7 @@ class UsageWriter:
         path = sqlite_file(self.db.url)
         if path is not None:
             self._sqlite = SqliteRows(path)
-        self._spilled += self.journal.adopt_orphans()
-        if self._spilled:
+        if self.journal.adopt_orphans(lambda record: journal_line(decode(record))):
             self._idle.clear()
         with self.db.context:
             self._task = asyncio.create_task(self._run(), name="usage-writer")
@@ -145,7 +137,7 @@ class UsageWriter:
             try:
                 await asyncio.wait_for(self._task, timeout)
             except TimeoutError:
-                log.error("usage writer: %d rows left in the journal %s", len(self._pending), self.journal_path)
+                log.error("usage writer: %d rows left in the journal %s", self.pending, self.journal_path)
         if self._sqlite is not None:
             await self._sqlite.close()
         if self.journal is not None:
@@ -158,15 +150,10 @@ class UsageWriter:
     async def _run(self) -> None:
         backoff = 0.1
         while True:
-            if not self._pending:
-                if self._spilled:
-                    if not await self._replay():
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, 10.0)
-                        continue
-                    backoff = 0.1
-                if self.journal is not None and not self._pending and not self._spilled:
-                    self.journal.truncate()  # everything it holds is committed
+            journal = self.journal
+            if not self.pending:
+                if journal is not None:
+                    journal.truncate()  # everything it holds is committed
                 self._idle.set()
                 if self._stopping:
                     return
@@ -176,12 +163,13 @@ class UsageWriter:
                 except TimeoutError:
                     pass
                 continue
-            if len(self._pending) < self.batch_size and not self._stopping and not self._wake.is_set():
+            if self.pending < self.batch_size and not self._stopping and not self._wake.is_set():
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
                 except TimeoutError:
                     pass
-            lines, count = self._pending.peek(self.batch_size)
+            source: Journal | PendingLines = journal if journal is not None and journal.waiting else self._memory
+            lines, count = source.peek(self.batch_size)
             try:
                 await asyncio.wait_for(self._write(lines), WRITE_TIMEOUT)
             except SqliteBusy:
@@ -194,43 +182,13 @@ class UsageWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            self._pending.drop(count)
+            source.drop(count)
             backoff = 0.1
             self._busy_since = None
             self.written += count
             self._wake.clear()
-            journal = self.journal
-            if (
-                journal is not None
-                and not self._spilled
-                and journal.worth_rotating(self.journal_rotate_bytes, len(self._pending))
-            ):
-                journal.rotate(self._pending.lines())  # every row not in _pending is committed
-
-    async def _replay(self) -> bool:
-        """Write every row in the journal (those already written are skipped by request id)."""
-        assert self.journal is not None
-        spilled = self._spilled
-        batch: list[bytes] = []
-        try:
-            for record in self.journal.records():
-                batch.append(journal_line(decode(record)))
-                if len(batch) >= self.batch_size:
-                    await asyncio.wait_for(self._write(b"".join(batch)), WRITE_TIMEOUT)
-                    batch = []
-            if batch:
-                await asyncio.wait_for(self._write(b"".join(batch)), WRITE_TIMEOUT)
-        except SqliteBusy:
-            await self._busy()
-            return False
-        except Exception as exc:
-            self.failures += 1
-            log.error("replaying the usage journal failed (%r); will retry", exc)
-            await self._reset()
-            return False
-        self._spilled -= spilled
-        self._busy_since = None
-        return True
+            if journal is not None and journal.worth_rotating(self.journal_rotate_bytes, len(self._memory)):
+                self._memory.drop(journal.rotate(self._memory.lines()))
 
     async def _busy(self) -> None:
         """Another connection holds SQLite's write lock: wait a moment (said once when long)."""
