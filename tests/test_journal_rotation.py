@@ -25,7 +25,7 @@ def row(tag: str) -> UsageRow:
         web_search_requests=0, service_tier=None, cost_nanousd=7, cost_source="catalog", computed_cost_nanousd=7,
         provider_cost_nanousd=None, cost_input_nanousd=None, cost_cached_input_nanousd=None,
         cost_cache_read_nanousd=None, cost_cache_write_nanousd=None, cost_output_nanousd=None,
-        cost_request_nanousd=None, cost_search_nanousd=None, pricing_tier=None, rates=None, latency_ms=1,
+        cost_request_nanousd=None, cost_search_nanousd=None, pricing_tier=None, rates_id=None, rates=None, latency_ms=1,
         ttft_ms=None, streamed=False, status=200, outcome="ok", error=None, tags=[tag],
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ RECORD_COLUMNS = {
     "streamed", "status", "outcome", "error", "cache_write_1h_tokens", "web_search_requests", "service_tier",
     "cost_source", "computed_cost_nanousd", "provider_cost_nanousd", "cost_input_nanousd",
     "cost_cached_input_nanousd", "cost_cache_read_nanousd", "cost_cache_write_nanousd", "cost_output_nanousd",
-    "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates", "client_host",
+    "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates", "rates_id", "client_host",
 }  # fmt: skip
 # A usage row as the first release wrote it (only the columns it had).
 OLD_ROW = (
@@ -150,8 +150,9 @@ def test_upgrade_keeps_existing_rows(tmp_path) -> None:
 
 
 def test_dropping_the_redundant_indexes_does_not_rebuild_the_usage_tables(tmp_path) -> None:
-    """0008 drops four single-column indexes by name: a usage history of millions of rows must
-    not be copied into a new table to do it (Tortoise's own AlterField does that on SQLite)."""
+    """0008 drops four single-column indexes by name and 0009 adds a nullable column: a usage
+    history of millions of rows must not be copied into a new table to do either (Tortoise's
+    own AlterField does that on SQLite)."""
     from tortoise.context import TortoiseContext
     from tortoise.migrations.api import migrate
 

@@ -16,14 +16,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from tortoise.transactions import in_transaction
 
 from app.stores.db import Database
-from app.stores.models import UsageRecord, UsageTag
+from app.stores.models import UsageRates, UsageRecord, UsageTag
+from app.stores.queries import usage_rows
+from app.stores.rate_cards import rate_card
 from app.stores.sqlite_values import sqlite_inserts
 from app.stores.usage import UsageWriter
 from app.stores.usage_row import RECORD_COLUMNS, UsageRow, decode_lines, journal_line
+
+RATES = rate_card({"rates": {"input": "0.00000015", "output": "6E-7"}, "tier": None, "service_tier": "priority"})
 
 
 def full_row(**changes: Any) -> UsageRow:
@@ -37,7 +42,7 @@ def full_row(**changes: Any) -> UsageRow:
         cost_nanousd=9_007_199_254_740_993, cost_source="provider", computed_cost_nanousd=-12,
         provider_cost_nanousd=13, cost_input_nanousd=14, cost_cached_input_nanousd=15, cost_cache_read_nanousd=16,
         cost_cache_write_nanousd=17, cost_output_nanousd=18, cost_request_nanousd=19, cost_search_nanousd=20,
-        pricing_tier="above_200k", rates={"rates": {"input": "0.00000015", "output": "6E-7"}, "tier": None},
+        pricing_tier="above_200k", rates_id=RATES[0], rates=RATES[1],
         latency_ms=21, ttft_ms=22, streamed=True, status=499, outcome="client_closed", error="line\nbreak 'q'",
         tags=["user:ana", "team:ü", "user:ana"], client_host="host.example",
     )  # fmt: skip
@@ -90,7 +95,7 @@ def test_a_batch_stores_what_tortoise_stores(db_url: str, tmp_path: Path) -> Non
             ours = full_row()
             whole_second = full_row(created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC), tags=[])
             nulls = full_row(
-                resolved_model=None, provider=None, service_tier=None, cost_nanousd=None, rates=None,
+                resolved_model=None, provider=None, service_tier=None, cost_nanousd=None, rates_id=None, rates=None,
                 ttft_ms=None, error=None, client_host=None, usage_reported=False, streamed=False,
             )  # fmt: skip
             for row in (ours, whole_second, nulls, ours):  # the repeat is written once
@@ -114,7 +119,13 @@ def test_a_batch_stores_what_tortoise_stores(db_url: str, tmp_path: Path) -> Non
             assert await UsageRecord.filter(request_id=ours.request_id, created_at__gte=at).exists()
             assert not await UsageRecord.filter(request_id=ours.request_id, created_at__gt=at).exists()
             record = await UsageRecord.get(request_id=ours.request_id)
-            assert record.created_at == at and record.rates == ours.rates and record.streamed is True
+            assert record.created_at == at and record.streamed is True
+            # The rates are stored once, by id; the row reads back with them.
+            assert record.rates is None and record.rates_id == ours.rates_id
+            assert (await UsageRates.get(id=ours.rates_id)).rates == orjson.loads(ours.rates)
+            assert [row["rates"] async for row in usage_rows(request_ids=[ours.request_id])] == [
+                orjson.loads(ours.rates)
+            ]
 
     asyncio.run(scenario())
 

@@ -48,8 +48,10 @@ class UsageRecord(Model):
     cost_request_nanousd = fields.BigIntField(null=True)
     cost_search_nanousd = fields.BigIntField(null=True)
     pricing_tier = fields.CharField(max_length=32, null=True)
-    # The rates applied, so a later price sync never changes what a past request cost.
+    # The rates applied, so a later price sync never changes what a past request cost: stored
+    # once per distinct set in usage_rates (rates_id), or, in rows written before it, here.
     rates: dict[str, Any] | None = fields.JSONField(null=True)
+    rates_id = fields.BigIntField(null=True)
     latency_ms = fields.IntField(null=True)
     ttft_ms = fields.IntField(null=True)
     streamed = fields.BooleanField(default=False)
@@ -64,6 +66,18 @@ class UsageRecord(Model):
         # The admin Usage page filters by these within a date range. SQLite has no statistics
         # and would otherwise walk the whole history of a provider or outcome (bench/usage_page.py).
         indexes = (("provider", "created_at"), ("resolved_model", "created_at"), ("outcome", "created_at"))
+
+
+class UsageRates(Model):
+    """A set of rates usage rows were priced with, stored once (app/stores/rate_cards.py)."""
+
+    id = fields.BigIntField(primary_key=True, generated=False)  # a digest of the rates' JSON text
+    rates: dict[str, Any] = fields.JSONField()
+
+    _no_comments = True  # see the module docstring
+
+    class Meta:
+        table = "usage_rates"
 
 
 class UsageTag(Model):

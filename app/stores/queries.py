@@ -11,7 +11,7 @@ from typing import Any
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
-from app.stores.models import UsageRecord, UsageTag
+from app.stores.models import UsageRates, UsageRecord, UsageTag
 
 EXPORT_FIELDS = (
     "request_id",
@@ -111,7 +111,7 @@ async def usage_rows(
         rows = await query.order_by("id").limit(page).values()
         if not rows:
             return
-        for row in await with_tags(rows):
+        for row in await with_tags(await with_rates(rows)):
             last_id = row["id"]
             yield {name: row[name] for name in EXPORT_FIELDS}
 
@@ -123,3 +123,13 @@ async def with_tags(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for request_id, name in await found.values_list("request_id", "tag"):
         tags[str(request_id)].append(str(name))
     return [{**row, "tags": tags.get(row["request_id"], [])} for row in rows]
+
+
+async def with_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, each with the ``rates`` it was priced with: rows hold them by id, stored once
+    in usage_rates (app/stores/rate_cards.py); rows written before that hold them themselves."""
+    ids = {row["rates_id"] for row in rows if row["rates"] is None and row["rates_id"] is not None}
+    if not ids:
+        return rows
+    cards = dict(await UsageRates.filter(id__in=ids).values_list("id", "rates"))
+    return [row if row["rates"] is not None else {**row, "rates": cards.get(row["rates_id"])} for row in rows]

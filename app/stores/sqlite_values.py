@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,10 +41,6 @@ def stored_text(at: str) -> str:
     return stored_time(datetime.fromisoformat(at))
 
 
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 def _flag(value: Any) -> int:
     return 1 if value else 0  # not int(): a row that somehow holds None must not fail its batch
 
@@ -58,11 +54,8 @@ def _missing(column: str) -> Any:
     return "" if kind == "str" else 0
 
 
-# The time as the text Tortoise stores, the rates as JSON text, booleans as 0 and 1.
-_SQLITE_VALUE: dict[str, Callable[[Any], Any]] = {
-    "created_at": stored_text,
-    "rates": _json_text,
-} | dict.fromkeys(_FLAGS, _flag)
+# The time as the text Tortoise stores, booleans as 0 and 1.
+_SQLITE_VALUE: dict[str, Callable[[Any], Any]] = {"created_at": stored_text} | dict.fromkeys(_FLAGS, _flag)
 
 # The sqlite3 module binds exact ints, floats and strings directly; anything else, None and
 # booleans included, goes through its adapter lookup (~3,000 instructions a value, some 10
@@ -148,3 +141,14 @@ def sqlite_tags(rows: list[list[Any]]) -> list[tuple[str, list[Any]]]:
     if blocked < count:
         inserts.append((_TAG_ONE, [tuple(flat[at : at + 2]) for at in range(2 * blocked, 2 * count, 2)]))
     return inserts
+
+
+# Rate cards (app/stores/rate_cards.py): each set of rates once, under its id.
+CARD_INSERT = 'INSERT OR IGNORE INTO "usage_rates" (id, rates) VALUES (?, ?)'
+_RATES_ID = JOURNAL_COLUMNS.index("rates_id")
+_RATES = JOURNAL_COLUMNS.index("rates")
+
+
+def sqlite_cards(rows: list[list[Any]], known: Container[int] = ()) -> dict[int, str]:
+    """The rate cards of these rows (as :func:`decode_lines` gives them) not in ``known``, by id."""
+    return {row[_RATES_ID]: row[_RATES] for row in rows if row[_RATES_ID] is not None and row[_RATES_ID] not in known}

@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 from app.stores.db import Database, sqlite_file
 from app.stores.journal import Journal
 from app.stores.pending import PendingLines
-from app.stores.sqlite_values import sqlite_inserts, sqlite_missing, sqlite_tags
+from app.stores.sqlite_values import CARD_INSERT, sqlite_cards, sqlite_inserts, sqlite_missing, sqlite_tags
 from app.stores.usage_row import (
     JOURNAL_COLUMNS,
     POSTGRES_BATCH,
@@ -250,6 +250,8 @@ class UsageWriter:
             await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
         else:
             rows = decode_lines(lines)
+            cards = [(CARD_INSERT, list(sqlite_cards(rows).items()))]
             async with in_transaction() as connection:
-                for statement, values in sqlite_inserts(rows) + sqlite_missing(rows) + sqlite_tags(rows):
-                    await connection.execute_many(statement, values)
+                for statement, values in cards + sqlite_inserts(rows) + sqlite_missing(rows) + sqlite_tags(rows):
+                    if values:
+                        await connection.execute_many(statement, values)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from app.fieldtuple import tuple_getter
+from app.stores.rate_cards import rate_card
 
 
 @dataclass(slots=True)
@@ -45,7 +46,8 @@ class UsageRow:
     cost_request_nanousd: int | None
     cost_search_nanousd: int | None
     pricing_tier: str | None
-    rates: dict[str, Any] | None
+    rates_id: int | None  # the rates priced with (app/stores/rate_cards.py) ...
+    rates: str | None  # ... and their JSON text, stored once per id in usage_rates
     latency_ms: int | None
     ttft_ms: int | None
     streamed: bool
@@ -56,7 +58,7 @@ class UsageRow:
     client_host: str | None = None
 
 
-RECORD_COLUMNS = tuple(f for f in UsageRow.__dataclass_fields__ if f != "tags")
+RECORD_COLUMNS = tuple(f for f in UsageRow.__dataclass_fields__ if f not in ("tags", "rates"))
 JOURNAL_COLUMNS = tuple(UsageRow.__dataclass_fields__)
 journal_values = tuple_getter(JOURNAL_COLUMNS)  # a row's journal line, as an array in this order
 _NAMES = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
@@ -77,7 +79,6 @@ _PG_VALUE = {
     "int": "(r->>{i})::bigint",
     "bool": "COALESCE((r->>{i})::boolean, false)",  # as in SQLite: a row holding None must not fail its batch
     "datetime": "(r->>{i})::timestamptz",
-    "dict[str, Any]": "NULLIF(r->{i}, 'null'::jsonb)",  # JSON null is not SQL NULL
 }
 
 
@@ -94,8 +95,12 @@ def _pg_value(column: str) -> str:
     return f"COALESCE({value}, {_PG_EMPTY[kind]})"
 
 
+_RATES_ID = _pg_value("rates_id")
 POSTGRES_BATCH = (
     "WITH batch AS (SELECT r FROM jsonb_array_elements($1::jsonb) AS r), "
+    f'cards AS (INSERT INTO "usage_rates" (id, rates) SELECT DISTINCT ON ({_RATES_ID}) {_RATES_ID}, '
+    f"(r->>{JOURNAL_COLUMNS.index('rates')})::jsonb FROM batch WHERE {_RATES_ID} IS NOT NULL "
+    "ON CONFLICT (id) DO NOTHING), "
     f'records AS (INSERT INTO "usage_record" ({_NAMES}) '
     f"SELECT {', '.join(map(_pg_value, RECORD_COLUMNS))} FROM batch ON CONFLICT (request_id) DO NOTHING) "
     f'INSERT INTO "usage_tag" (request_id, tag) SELECT {_pg_value("request_id")}, t '
@@ -168,6 +173,10 @@ def row_of_values(values: list[Any]) -> UsageRow:
 
 
 def decode(record: dict[str, Any]) -> UsageRow:
+    """A row from a journal record (adopted: written by this version or an earlier one)."""
     values = dict(record)
     values["created_at"] = datetime.fromisoformat(values["created_at"])
+    values.setdefault("rates_id", None)
+    if isinstance(rates := values.get("rates"), dict):  # journalled before rates were stored once
+        values["rates_id"], values["rates"] = rate_card(rates)
     return UsageRow(**values)

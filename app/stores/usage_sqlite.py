@@ -30,12 +30,13 @@ import sqlite3
 from typing import Any
 
 from app.stores.db import JOURNAL_SIZE_LIMIT
-from app.stores.sqlite_values import BLOCK_ROWS, sqlite_inserts, sqlite_missing, sqlite_tags
+from app.stores.sqlite_values import BLOCK_ROWS, CARD_INSERT, sqlite_cards, sqlite_inserts, sqlite_missing, sqlite_tags
 from app.stores.usage_row import chunks, decode_lines
 
 log = logging.getLogger("llm_relay.usage.sql")  # each statement at DEBUG, as Tortoise logs its own
 CHUNK_ROWS = 6 * BLOCK_ROWS  # rows inserted between two turns of the event loop (~1 ms); whole blocks
 CHECKPOINT_ROWS = 10_000  # ~4,000 log pages (~16 MB) between two copies into the database
+KNOWN_CARDS = 10_000  # rate cards remembered as stored (a few per model; beyond this, forgotten and stored again)
 
 
 class SqliteBusy(Exception):
@@ -49,6 +50,7 @@ class SqliteRows:
         self._connection: sqlite3.Connection | None = None
         self._since_checkpoint = 0
         self._checkpoint: asyncio.Task[None] | None = None
+        self._cards: set[int] = set()  # rate cards known to be in usage_rates
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -75,12 +77,16 @@ class SqliteRows:
                 raise SqliteBusy(str(exc)) from exc
             raise
         written = 0
+        cards: dict[int, str] = {}
         try:
             for number, chunk in enumerate(chunks(lines, CHUNK_ROWS)):
                 if number:
                     await asyncio.sleep(0)
                 rows = decode_lines(chunk)  # a chunk at a time: fewer objects alive at once
                 written += len(rows)
+                if new := sqlite_cards(rows, self._cards.union(cards) if cards else self._cards):
+                    _execute(connection, [(CARD_INSERT, list(new.items()))])
+                    cards |= new
                 before = connection.total_changes
                 _execute(connection, sqlite_inserts(rows))
                 if connection.total_changes - before < len(rows):  # replayed, or missing a value
@@ -91,6 +97,9 @@ class SqliteRows:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+        if len(self._cards) + len(cards) > KNOWN_CARDS:
+            self._cards.clear()
+        self._cards.update(cards)
         self._since_checkpoint += written
         if self._since_checkpoint >= self.checkpoint_rows and self._checkpoint is None:
             self._since_checkpoint = 0

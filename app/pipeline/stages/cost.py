@@ -18,6 +18,7 @@ from app.pipeline.core import MAX_NANOUSD, Exchange, Next, Reply, Usage, bounded
 from app.pipeline.helpers import after_reply
 from app.pricing import Charge
 from app.services import Services
+from app.stores.rate_cards import RateCards
 from app.stores.usage import UsageWriter
 from app.stores.usage_row import UsageRow
 
@@ -44,16 +45,14 @@ def settle(ex: Exchange, exc: BaseException | None) -> None:
         ex.error = f"{type(exc).__name__}: {exc}"
 
 
-def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
+def row_of(ex: Exchange, charge: Charge | None, cards: RateCards) -> UsageRow:
     target = ex.target
     usage = ex.usage
     computed = charge.computed if charge else None
     parts = computed.parts if computed else {}
     if computed is not None and abs(computed.total) > MAX_NANOUSD:  # absurd counts or rates: stored clamped
         parts = {name: bounded_nanousd(value) for name, value in parts.items()}
-    rates: dict[str, Any] | None = None
-    if computed is not None:
-        rates = {"rates": computed.rates, "tier": computed.tier, "service_tier": computed.service_tier}
+    rates_id, rates = cards.card(computed.rates, computed.tier, computed.service_tier) if computed else (None, None)
     return UsageRow(
         request_id=ex.request_id,
         created_at=ex.created_at,
@@ -86,6 +85,7 @@ def row_of(ex: Exchange, charge: Charge | None) -> UsageRow:
         cost_request_nanousd=parts.get("request"),
         cost_search_nanousd=parts.get("search"),
         pricing_tier=computed.tier if computed else None,
+        rates_id=rates_id,
         rates=rates,
         latency_ms=ex.latency_ms,
         ttft_ms=ex.ttft_ms,
@@ -136,6 +136,7 @@ class CostStage:
         self.usage: UsageWriter = services.usage
         self.metrics = services.metrics
         self.services = services
+        self.cards = RateCards()
 
     def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
         settle(ex, exc)
@@ -147,7 +148,7 @@ class CostStage:
             ex.usage.output = max(ex.usage.output, ex.pieces)
         charge = priced.current(ex) if isinstance(priced := ex.pricer, _Priced) else None
         ex.cost_nanousd = charge.charged if charge else None
-        row = row_of(ex, charge)
+        row = row_of(ex, charge, self.cards)
         self.metrics.observe(row)  # counted even with usage tracking off
         if self.services.runtime.usage_tracking:
             self.usage.submit(row)

@@ -1,0 +1,111 @@
+"""Usage rows hold the rates they were priced with by id; each set of rates is stored once, in
+usage_rates, and rows read back with their rates as before."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import orjson
+
+from app.stores.db import Database
+from app.stores.journal_file import read_records
+from app.stores.models import UsageRates, UsageRecord
+from app.stores.queries import usage_rows
+from app.stores.rate_cards import RateCards, rate_card
+from app.stores.usage import UsageWriter
+from tests.test_journal_rotation import row
+
+PLAN = {"input_cost_per_token": "1.5E-7", "output_cost_per_token": "6E-7"}
+
+
+def test_the_same_rates_have_the_same_id_in_any_order_and_other_rates_another() -> None:
+    card_id, text = rate_card({"rates": PLAN, "tier": None, "service_tier": None})
+    reordered = {"service_tier": None, "tier": None, "rates": dict(reversed(PLAN.items()))}
+    assert rate_card(reordered) == (card_id, text)
+    assert orjson.loads(text) == {"rates": PLAN, "tier": None, "service_tier": None}
+    assert 0 <= card_id < 2**63  # fits a signed 64-bit column
+    assert rate_card({"rates": PLAN, "tier": "above_200k", "service_tier": None})[0] != card_id
+    assert (
+        rate_card({"rates": {**PLAN, "output_cost_per_token": "7E-7"}, "tier": None, "service_tier": None})[0]
+        != card_id
+    )
+
+
+def test_a_plans_card_is_worked_out_once_and_never_mistaken_for_another_dicts() -> None:
+    cards = RateCards()
+    first = cards.card(PLAN, None, "priority")
+    assert (
+        cards.card(PLAN, None, "priority")
+        == first
+        == rate_card({"rates": PLAN, "tier": None, "service_tier": "priority"})
+    )
+    assert cards.card(PLAN, None, None) != first  # the service tier is part of the card
+    for n in range(50):  # short-lived dicts (a web search fee's) whose ids the allocator reuses
+        other = {**PLAN, "search_context_size_low": str(n)}
+        assert cards.card(other, None, None) == rate_card({"rates": other, "tier": None, "service_tier": None})
+
+
+def test_rows_store_their_rates_once_and_read_back_with_them(db_url: str, tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, int, list[object], list[object]]:
+        database = Database(db_url)
+        await database.open(migrate_first=False)
+        writer = UsageWriter(database, queue_size=1000, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
+        plans = [{**PLAN, "input_cost_per_token": f"{n}E-7"} for n in range(3)]
+        cards = [rate_card({"rates": plan, "tier": None, "service_tier": None}) for plan in plans]
+        rows = []
+        for n in range(300):  # several batches, every one of them with the same three cards
+            card_id, text = cards[n % 3]
+            rows.append(dataclasses.replace(row("cards"), rates_id=card_id, rates=text))
+        rows.append(dataclasses.replace(row("cards"), rates_id=None, rates=None))  # unpriced
+        try:
+            with database.context:
+                writer.start()
+                for r in rows:
+                    writer.submit(r)
+                await asyncio.wait_for(writer.flush(), 30)
+                stored = await UsageRates.filter(id__in=[c[0] for c in cards]).count()
+                ids = [r.request_id for r in rows]
+                with_card = await UsageRecord.filter(request_id__in=ids, rates_id__not_isnull=True).count()
+                listed = {r["request_id"]: r["rates"] async for r in usage_rows(request_ids=ids)}
+                await writer.stop()
+        finally:
+            await database.close()
+        return stored, with_card, [listed[r.request_id] for r in rows], [orjson.loads(r.rates or "null") for r in rows]
+
+    stored, with_card, listed, expected = asyncio.run(scenario())
+    assert stored == 3 and with_card == 300
+    assert listed == expected
+
+
+def test_a_journal_from_before_rate_cards_is_adopted_with_its_rates(db_url: str, tmp_path: Path) -> None:
+    """An earlier version journalled each row's rates as a JSON object and had no rates_id: a
+    crash's journal left by it is written with the rates stored as a card."""
+    rates = {"rates": PLAN, "tier": None, "service_tier": None}
+    old = dataclasses.asdict(row("old-journal"))
+    del old["rates_id"]
+    old["rates"] = rates
+    old["created_at"] = old["created_at"].isoformat()
+    orphan = tmp_path / "usage-journal.1.old.jsonl"
+    orphan.write_bytes(orjson.dumps({"columns": list(old)}) + b"\n" + orjson.dumps(list(old.values())) + b"\n")
+    assert list(read_records(orphan)) == [old]
+
+    async def scenario() -> list[object]:
+        database = Database(db_url)
+        await database.open(migrate_first=False)
+        writer = UsageWriter(database, queue_size=1000, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
+        try:
+            with database.context:
+                writer.start()
+                await asyncio.wait_for(writer.flush(), 30)
+                listed = [r["rates"] async for r in usage_rows(request_ids=[old["request_id"]])]
+                record = await UsageRecord.get(request_id=old["request_id"])
+                assert record.rates_id == rate_card(rates)[0]
+                await writer.stop()
+        finally:
+            await database.close()
+        return listed
+
+    assert asyncio.run(scenario()) == [rates]
+    assert not orphan.exists()
