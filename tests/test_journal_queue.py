@@ -150,9 +150,8 @@ def test_rows_the_disk_has_no_room_for_wait_in_memory_and_are_written_once(db_ur
 def test_full_batches_are_written_at_once_and_the_rest_waits_for_the_flush(db_url: str, tmp_path: Path) -> None:
     """The writer wakes as soon as a batch's worth of rows waits, however they arrived (one
     burst of several batches, or a few rows on top of what a batch left), not at the flush."""
-    from app.stores.db import Database
-    from app.stores.usage import UsageWriter
     from tests.test_journal_rotation import row
+    from tests.test_usage_writer import running_writer
 
     async def until(condition: Callable[[], bool]) -> bool:
         for _ in range(200):
@@ -162,24 +161,15 @@ def test_full_batches_are_written_at_once_and_the_rest_waits_for_the_flush(db_ur
         return condition()
 
     async def scenario() -> tuple[bool, int, bool, int]:
-        database = Database(db_url)
-        await database.open(migrate_first=False)
-        writer = UsageWriter(database, queue_size=1000, batch_size=50, flush_seconds=60, journal_dir=tmp_path)
-        try:
-            with database.context:
-                writer.start()
-                for _ in range(120):  # two batches and 20 rows
-                    writer.submit(row("batches"))
-                two_batches = await until(lambda: writer.written == 100)
-                await asyncio.sleep(0.3)
-                after_burst = writer.written  # the 20 wait: neither a batch nor the flush yet
-                for _ in range(30):  # with the 20 waiting, a batch again
-                    writer.submit(row("batches"))
-                third = await until(lambda: writer.written == 150)
-                written = writer.written
-                await writer.stop()
-        finally:
-            await database.close()
-        return two_batches, after_burst, third, written
+        async with running_writer(db_url, tmp_path, queue_size=1000, flush_seconds=60) as (_, writer):
+            for _ in range(120):  # two batches and 20 rows
+                writer.submit(row("batches"))
+            two_batches = await until(lambda: writer.written == 100)
+            await asyncio.sleep(0.3)
+            after_burst = writer.written  # the 20 wait: neither a batch nor the flush yet
+            for _ in range(30):  # with the 20 waiting, a batch again
+                writer.submit(row("batches"))
+            third = await until(lambda: writer.written == 150)
+            return two_batches, after_burst, third, writer.written
 
     assert asyncio.run(scenario()) == (True, 100, True, 150)

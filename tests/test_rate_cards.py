@@ -9,13 +9,12 @@ from pathlib import Path
 
 import orjson
 
-from app.stores.db import Database
 from app.stores.journal_file import read_records
 from app.stores.models import UsageRates, UsageRecord
 from app.stores.queries import usage_rows
 from app.stores.rate_cards import RateCards, rate_card
-from app.stores.usage import UsageWriter
 from tests.test_journal_rotation import row
+from tests.test_usage_writer import running_writer
 
 PLAN = {"input_cost_per_token": "1.5E-7", "output_cost_per_token": "6E-7"}
 
@@ -49,9 +48,6 @@ def test_a_plans_card_is_worked_out_once_and_never_mistaken_for_another_dicts() 
 
 def test_rows_store_their_rates_once_and_read_back_with_them(db_url: str, tmp_path: Path) -> None:
     async def scenario() -> tuple[int, int, list[object], list[object]]:
-        database = Database(db_url)
-        await database.open(migrate_first=False)
-        writer = UsageWriter(database, queue_size=1000, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
         plans = [{**PLAN, "input_cost_per_token": f"{n}E-7"} for n in range(3)]
         cards = [rate_card({"rates": plan, "tier": None, "service_tier": None}) for plan in plans]
         rows = []
@@ -59,19 +55,14 @@ def test_rows_store_their_rates_once_and_read_back_with_them(db_url: str, tmp_pa
             card_id, text = cards[n % 3]
             rows.append(dataclasses.replace(row("cards"), rates_id=card_id, rates=text))
         rows.append(dataclasses.replace(row("cards"), rates_id=None, rates=None))  # unpriced
-        try:
-            with database.context:
-                writer.start()
-                for r in rows:
-                    writer.submit(r)
-                await asyncio.wait_for(writer.flush(), 30)
-                stored = await UsageRates.filter(id__in=[c[0] for c in cards]).count()
-                ids = [r.request_id for r in rows]
-                with_card = await UsageRecord.filter(request_id__in=ids, rates_id__not_isnull=True).count()
-                listed = {r["request_id"]: r["rates"] async for r in usage_rows(request_ids=ids)}
-                await writer.stop()
-        finally:
-            await database.close()
+        async with running_writer(db_url, tmp_path, queue_size=1000) as (_, writer):
+            for r in rows:
+                writer.submit(r)
+            await asyncio.wait_for(writer.flush(), 30)
+            stored = await UsageRates.filter(id__in=[c[0] for c in cards]).count()
+            ids = [r.request_id for r in rows]
+            with_card = await UsageRecord.filter(request_id__in=ids, rates_id__not_isnull=True).count()
+            listed = {r["request_id"]: r["rates"] async for r in usage_rows(request_ids=ids)}
         return stored, with_card, [listed[r.request_id] for r in rows], [orjson.loads(r.rates or "null") for r in rows]
 
     stored, with_card, listed, expected = asyncio.run(scenario())
@@ -92,19 +83,11 @@ def test_a_journal_from_before_rate_cards_is_adopted_with_its_rates(db_url: str,
     assert list(read_records(orphan)) == [old]
 
     async def scenario() -> list[object]:
-        database = Database(db_url)
-        await database.open(migrate_first=False)
-        writer = UsageWriter(database, queue_size=1000, batch_size=50, flush_seconds=0.01, journal_dir=tmp_path)
-        try:
-            with database.context:
-                writer.start()
-                await asyncio.wait_for(writer.flush(), 30)
-                listed = [r["rates"] async for r in usage_rows(request_ids=[old["request_id"]])]
-                record = await UsageRecord.get(request_id=old["request_id"])
-                assert record.rates_id == rate_card(rates)[0]
-                await writer.stop()
-        finally:
-            await database.close()
+        async with running_writer(db_url, tmp_path) as (_, writer):
+            await asyncio.wait_for(writer.flush(), 30)
+            listed = [r["rates"] async for r in usage_rows(request_ids=[old["request_id"]])]
+            record = await UsageRecord.get(request_id=old["request_id"])
+            assert record.rates_id == rate_card(rates)[0]
         return listed
 
     assert asyncio.run(scenario()) == [rates]

@@ -71,15 +71,14 @@ async def stored(database: Database, request_ids: list[str]) -> dict[str, dict[s
 
 @contextlib.asynccontextmanager
 async def running_writer(
-    db_url: str, journal_dir: Path, *, resolve: bool = False
+    db_url: str, journal_dir: Path, *, resolve: bool = False, **options: Any
 ) -> AsyncIterator[tuple[Database, UsageWriter]]:
-    """A started usage writer on the database under test, inside its Tortoise context."""
+    """A started usage writer on the database under test, inside its Tortoise context;
+    ``options`` replace the writer's settings (queue_size, batch_size, flush_seconds)."""
     database = Database(db_url)
     await database.open(migrate_first=False)
-    writer = UsageWriter(
-        database, queue_size=100, batch_size=50, flush_seconds=0.01, journal_dir=journal_dir,
-        resolve_hostnames=lambda: resolve,
-    )  # fmt: skip
+    settings: dict[str, Any] = {"queue_size": 100, "batch_size": 50, "flush_seconds": 0.01, **options}
+    writer = UsageWriter(database, journal_dir=journal_dir, resolve_hostnames=lambda: resolve, **settings)
     try:
         with database.context:
             writer.start()
