@@ -235,6 +235,8 @@ def test_request_log_is_paginated_newest_first_with_every_field(make_admin, upst
     for row in pages[0]["rows"] + pages[1]["rows"]:
         assert row["cost_nanousd"] == by_id[row["request_id"]]["cost_nanousd"]
         assert row["tags"] == by_id[row["request_id"]]["tags"]
+        assert row["rates"] == by_id[row["request_id"]]["rates"]  # from the row's rate card
+    assert any(row["rates"] for row in pages[0]["rows"] + pages[1]["rows"])
     assert admin.client.get("/api/usage/requests", params={"page": 0}).status_code == 400
 
     html = admin.client.get("/usage", params={"tag": s.run, "per_page": 4, "page": 2}).text
