@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -50,7 +51,7 @@ def run_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None =
 async def _serve_frozen(running: list[uvicorn.Server], sockets: list[socket.socket] | None) -> None:
     freezer = asyncio.create_task(_freeze_when_started(running[0]))
     try:
-        await serve_all(running, sockets)
+        await serve_all(running, [sockets])
     finally:
         freezer.cancel()
 
@@ -70,20 +71,13 @@ async def _freeze_when_started(server: uvicorn.Server) -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-async def serve_all(
-    running: list[uvicorn.Server], sockets: list[socket.socket] | None = None, *, bound: bool = False
-) -> None:
+async def serve_all(running: list[uvicorn.Server], sockets: Sequence[list[socket.socket] | None] = ()) -> None:
     """Run the servers together. The first owns the lifespan (database, usage writer) and the
     signal handlers; the others stop when it does, so one SIGTERM drains everything.
-    ``sockets``: already bound sockets for the first server; with ``bound``, one for each
-    server, in order (tests bind port 0 themselves, so no other socket takes the port between
-    finding it free and binding it)."""
+    ``sockets``: for each server in turn, sockets already bound for it (a worker's shared port;
+    a test's port, held from the moment it is chosen), or None to bind its configured port."""
     first, *others = running
-    mine: list[socket.socket] | None = sockets
-    theirs: list[list[socket.socket] | None] = [None] * len(others)
-    if bound:
-        assert sockets is not None and len(sockets) == len(running)
-        mine, theirs = [sockets[0]], [[sock] for sock in sockets[1:]]
+    bound = [*sockets, *[None] * (len(running) - len(sockets))]
 
     async def follow() -> None:
         while not first.should_exit:
@@ -94,4 +88,4 @@ async def serve_all(
     # NOTE: uvicorn's public serve() installs its own signal handlers, and a second server's
     # would replace the first's; so only the first server captures signals.
     with first.capture_signals():
-        await asyncio.gather(first._serve(mine), *(s._serve(b) for s, b in zip(others, theirs, strict=True)), follow())
+        await asyncio.gather(*(server._serve(own) for server, own in zip(running, bound, strict=True)), follow())

@@ -57,7 +57,7 @@ class LiveServer:
         try:
             from app.server import serve_all
 
-            self.loop.run_until_complete(serve_all([self.server, *self.others], self.sockets, bound=True))
+            self.loop.run_until_complete(serve_all([self.server, *self.others], [[sock] for sock in self.sockets]))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
         finally:

@@ -25,6 +25,13 @@ def test_the_same_rates_have_the_same_id_in_any_order_and_other_rates_another() 
     assert rate_card(reordered) == (card_id, text)
     assert orjson.loads(text) == {"rates": PLAN, "tier": None, "service_tier": None}
     assert 0 <= card_id < 2**63  # fits a signed 64-bit column
+    # Written out: every version must give the same rates the same id, or cards stored by an
+    # earlier one are stored again under new ids.
+    assert (
+        text
+        == '{"rates":{"input_cost_per_token":"1.5E-7","output_cost_per_token":"6E-7"},"service_tier":null,"tier":null}'
+    )
+    assert card_id == 6929067011378300205
     assert rate_card({"rates": PLAN, "tier": "above_200k", "service_tier": None})[0] != card_id
     assert (
         rate_card({"rates": {**PLAN, "output_cost_per_token": "7E-7"}, "tier": None, "service_tier": None})[0]

@@ -111,9 +111,14 @@ async def usage_rows(
         rows = await query.order_by("id").limit(page).values()
         if not rows:
             return
-        for row in await with_tags(await with_rates(rows)):
+        for row in await with_details(rows):
             last_id = row["id"]
             yield {name: row[name] for name in EXPORT_FIELDS}
+
+
+async def with_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as they are read back: each with its tags and the rates it was priced with."""
+    return await with_tags(await with_rates(rows))
 
 
 async def with_tags(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -84,7 +84,7 @@ class SqliteRows:
                     await asyncio.sleep(0)
                 rows = decode_lines(chunk)  # a chunk at a time: fewer objects alive at once
                 written += len(rows)
-                if new := sqlite_cards(rows, self._cards.union(cards) if cards else self._cards):
+                if new := sqlite_cards(rows, self._cards):  # a new card again in a later chunk: ignored
                     _execute(connection, [(CARD_INSERT, list(new.items()))])
                     cards |= new
                 before = connection.total_changes

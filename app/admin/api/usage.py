@@ -34,7 +34,7 @@ from app.admin.render import json
 from app.pricing import dollars
 from app.stores.db import Database
 from app.stores.models import UsageRecord
-from app.stores.queries import EXPORT_FIELDS, UsageFilter, usage_rows, with_rates, with_tags
+from app.stores.queries import EXPORT_FIELDS, UsageFilter, usage_rows, with_details
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ async def request_log(reader: Reader, q: Query, page: int, per_page: int, total:
     )
     ids = [int(row["id"]) for row in found]
     rows = {row["id"]: row for row in await UsageRecord.filter(id__in=ids).values()} if ids else {}
-    ordered = await with_tags(await with_rates([rows[i] for i in ids if i in rows]))
+    ordered = await with_details([rows[i] for i in ids if i in rows])
     pages = max(1, -(-total // per_page))
     return {"page": page, "per_page": per_page, "total": total, "pages": pages, "rows": list(map(public_row, ordered))}
 
