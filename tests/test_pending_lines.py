@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from app.stores import pending
+from app.stores.journal import Journal
 from app.stores.pending import PendingLines
-from app.stores.usage_row import chunks
+from app.stores.usage_row import chunks, decode_lines
 
 
 def line(number: int, size: int = 40) -> bytes:
@@ -88,3 +90,26 @@ def test_chunks_split_journal_lines_a_number_at_a_time() -> None:
     ]
     assert list(chunks(data, 10)) == [data]
     assert list(chunks(b"", 3)) == []
+
+
+def test_where_chunks_end_comes_from_the_line_ends_kept_and_matches_a_search(tmp_path: Path) -> None:
+    """The writer cuts its batch into chunks where the journal (or this buffer) says every
+    ``count`` lines end, instead of looking for each line's end: the chunks are the same."""
+    journal, buffer = Journal(tmp_path), PendingLines()
+    sizes = random.Random(7).choices(range(300), k=60)
+    for number, size in enumerate(sizes):
+        assert journal.add_line(line(number, size))
+        buffer.add(line(number, size))
+    for dropped in (0, 3, 17):
+        journal.drop(dropped)
+        buffer.drop(dropped)
+        for source in (journal, buffer):
+            for batch in (0, 1, 4, 5, 23, 100):
+                data, count = source.peek(batch)
+                for every in (1, 4, 96):
+                    cut = list(chunks(data, every, source.cuts(count, every)))
+                    assert cut == list(chunks(data, every)) and b"".join(cut) == data
+                    assert [len(decode_lines(piece)) for piece in cut] == [
+                        min(every, count - at) for at in range(0, count, every)
+                    ]
+    journal.close()

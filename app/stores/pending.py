@@ -52,6 +52,11 @@ class PendingLines:
         with memoryview(self._buffer) as view:
             return bytes(view[self._start : stop]), count
 
+    def cuts(self, count: int, every: int) -> list[int]:
+        """Where, in what :meth:`peek` gives for ``count``, each ``every`` lines end."""
+        ends = self._ends[self._first + every - 1 : self._first + min(count, len(self)) : every]
+        return [end - self._start for end in ends]
+
     def drop(self, count: int) -> None:
         """Forget the first ``count`` lines (written)."""
         if count <= 0:

@@ -36,7 +36,7 @@ from app.stores.usage_row import (
     postgres_batch,
     row_of_values,
 )
-from app.stores.usage_sqlite import SqliteBusy, SqliteRows
+from app.stores.usage_sqlite import CHUNK_ROWS, SqliteBusy, SqliteRows
 
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
@@ -176,7 +176,7 @@ class UsageWriter:
             source: Journal | PendingLines = journal if journal is not None and journal.waiting else self._memory
             lines, count = source.peek(self.batch_size)
             try:
-                await asyncio.wait_for(self._write(lines), WRITE_TIMEOUT)
+                await asyncio.wait_for(self._write(lines, source.cuts(count, CHUNK_ROWS)), WRITE_TIMEOUT)
             except SqliteBusy:
                 await self._busy()
                 continue
@@ -230,29 +230,30 @@ class UsageWriter:
         for row in batch:
             row[_CLIENT_HOST] = self._hosts.get(row[_CLIENT])
 
-    async def _write(self, lines: bytes) -> None:
-        """Write the rows of these journal lines, in one transaction or one statement."""
+    async def _write(self, lines: bytes, cuts: list[int] | None = None) -> None:
+        """Write the rows of these journal lines, in one transaction or one statement (``cuts``:
+        where each ``CHUNK_ROWS`` of them end)."""
         rows: list[list[Any]] | None = None
         if self.resolve_hostnames():
             rows = decode_lines(lines)
             await self._hostnames(rows)
-            lines = encode_values(rows)  # journalled before the names were known
+            lines, cuts = encode_values(rows), None  # journalled before the names were known
         if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
             await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(lines)])
         else:
-            await self._write_sqlite(lines)
+            await self._write_sqlite(lines, cuts)
         if self.listeners:
             committed = [row_of_values(values) for values in (rows or decode_lines(lines))]
             for listener in self.listeners:
                 listener.committed(committed)
 
-    async def _write_sqlite(self, lines: bytes) -> None:
+    async def _write_sqlite(self, lines: bytes, cuts: list[int] | None) -> None:
         if self._sqlite is not None:
             # Under Tortoise's own lock: one of its transactions (an admin change, the retention
             # job) that had read before this commit could not write after it (a stale snapshot
             # fails at once with "database is locked"), so none runs in between.
             async with self.db.connection.acquire_connection():
-                await self._sqlite.write(lines)  # on this thread (see app/stores/usage_sqlite.py)
+                await self._sqlite.write(lines, cuts)  # on this thread (see app/stores/usage_sqlite.py)
             await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
         else:
             rows = decode_lines(lines)
