@@ -13,7 +13,7 @@ from typing import Any
 from app.adapters.ollama import OllamaAdapter
 from app.catalog import ModelEntry
 from app.errors import RelayError
-from app.pipeline.core import Target
+from app.internal import Target
 from app.services import Services
 
 log = logging.getLogger("llm_relay.listing")

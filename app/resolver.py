@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from app.aliases import builtin_aliases
 from app.catalog import Catalog, ModelEntry
 from app.errors import BadRequest, ModelNotFound
-from app.pipeline.core import Target
+from app.internal import Target
 from app.providers import BUILTIN_BY_NAME
 from app.upstreams import Upstreams
 

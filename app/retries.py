@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from app.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
-from app.pipeline.core import Reply, StreamItem
+from app.internal import Reply, StreamItem
 from app.settings import Settings, SettingsError, parse_pairs
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504, 529})

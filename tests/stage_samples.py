@@ -60,3 +60,19 @@ class SecondDispatch:
 
 
 not_a_class = 42
+
+
+class Stamp:
+    """Adds response headers through the reply, one of them clashing with the relay's own."""
+
+    name: ClassVar[str] = "stamp"
+    passthrough_safe: ClassVar[bool] = True
+
+    def __init__(self, ctx: StageContext) -> None:
+        pass
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        reply = await call_next(ex)
+        reply.headers["x-stamp"] = f"seen {ex.requested_model}"
+        reply.headers["x-relay-model"] = "not/this"
+        return reply

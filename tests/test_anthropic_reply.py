@@ -15,7 +15,7 @@ from app.adapters.base import Call
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
 from app.formats.anthropic_reply import chat_body, finish_reason, merge_usage, usage_from_anthropic
 from app.formats.anthropic_stream import StreamTranslator
-from app.pipeline.core import Usage
+from app.internal import Usage
 from app.providers import Provider
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"

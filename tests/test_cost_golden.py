@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from app.catalog import load_pricing_snapshot
-from app.pipeline.core import Usage
+from app.internal import Usage
 from app.pricing import COMPONENTS, PriceOverride, compute, cost_nanousd
 
 D = Decimal

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.pipeline.core import Usage
+from app.internal import Usage
 from app.pricing import PriceOverride, compute, cost_nanousd
 from tests.test_cost_golden import Case, Pins, check, entry_for, nanos, search
 

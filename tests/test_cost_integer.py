@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 
 from app.catalog import load_pricing_snapshot
-from app.pipeline.core import Usage
+from app.internal import Usage
 from app.pricing import compute
 from app.pricing.engine import _round
 

@@ -64,3 +64,19 @@ def test_the_public_stage_api_is_documented() -> None:
     text = (ROOT / "docs" / "stages.md").read_text()
     missing = [name for name in app.pipeline.__all__ if f"`{name}`" not in text]
     assert not missing, f"docs/stages.md does not describe {missing}"
+
+
+def test_every_stage_hook_is_documented_and_read_through_the_spec() -> None:
+    from app.pipeline.hookspecs import HOOKS, StageHooks
+
+    text = (ROOT / "docs" / "stages.md").read_text()
+    assert set(HOOKS) == {"passthrough_safe", "terminal", "start", "stop", "status"}
+    for name in HOOKS:
+        assert f"`{name}`" in text, f"docs/stages.md does not describe the stage hook {name!r}"
+        assert (getattr(StageHooks, name).__doc__ or "").strip() or name in StageHooks.__annotations__
+    # Anything that reads a hook by name goes through hook(): a getattr here would let an
+    # undocumented member in.
+    pattern = re.compile(r"getattr\(\w+, \"(" + "|".join(HOOKS) + r")\"")
+    for path in (ROOT / "app").rglob("*.py"):
+        if path.name != "hookspecs.py":
+            assert not pattern.search(path.read_text()), f"{path} reads a stage hook without hook()"

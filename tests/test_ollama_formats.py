@@ -22,7 +22,7 @@ from app.formats.ollama_params import (
     think_from_effort,
 )
 from app.formats.ollama_reply import ReplyTranslator
-from app.pipeline.core import Usage
+from app.internal import Usage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

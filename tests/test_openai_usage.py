@@ -12,7 +12,7 @@ import pytest
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEParser
 from app.formats.openai_chunks import normalize_chunk, normalize_message
-from app.pipeline.core import Usage
+from app.internal import Usage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -232,7 +232,7 @@ def test_existing_reasoning_content_is_not_overwritten():
 
 
 def test_counts_and_costs_an_upstream_reports_stay_within_bounds() -> None:
-    from app.pipeline.core import MAX_NANOUSD, MAX_TOKENS, nanousd_of_reported, token_count
+    from app.internal import MAX_NANOUSD, MAX_TOKENS, nanousd_of_reported, token_count
 
     assert [token_count(v) for v in (7, 0, -3, True, 2.5, "9", None, 2**80)] == [7, 0, 0, 0, 0, 0, 0, MAX_TOKENS]
     assert nanousd_of_reported(0.0015) == 1_500_000 and nanousd_of_reported(2) == 2_000_000_000

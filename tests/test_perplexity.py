@@ -22,7 +22,7 @@ from app.adapters.base import Call
 from app.adapters.perplexity import PerplexityAdapter
 from app.adapters.perplexity_request import agent_request
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
-from app.pipeline.core import Usage
+from app.internal import Usage
 from app.providers import Provider
 
 NONSTREAM = "perplexity/agent_responses_nonstream_web_search"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.main import create_app
@@ -153,3 +154,16 @@ def test_serve_refuses_to_start_and_says_why(db_url, tmp_path) -> None:
     assert done.returncode == 2
     assert "the pipeline cannot start: unknown stage 'nope'; installed stages:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_stage_sets_response_headers_through_the_reply(make_relay, tmp_path) -> None:
+    file = tmp_path / "pipeline.toml"
+    stages = ["tags", "resolve", "quirks", "dispatch", "tests.stage_samples:Stamp", "meter", "cost"]
+    file.write_text(f"stages = {stages!r}\n".replace("'", '"'))
+    relay = make_relay(pipeline_file=str(file))
+    for model in ("openai/chat_nonstream_basic", "openai/chat_stream_text_short"):
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": "_stream_" in model}
+        response = httpx.post(relay.url + "/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-stamp"] == f"seen {model}"
+        assert response.headers["x-relay-model"] == model  # the relay's own wins

@@ -19,7 +19,8 @@ from app.adapters.openai_usage import find_usage
 from app.adapters.posting import Opened
 from app.errors import UpstreamStatusError
 from app.formats.openai_chunks import ACT, FINISH, TOKEN, finishes, inspect_chunk, normalize_chunk
-from app.pipeline.core import Frames, Pipeline, Usage, carries_token
+from app.internal import Frames, Usage, carries_token
+from app.pipeline.core import Pipeline
 from app.providers import Provider
 from tests.recordings import FIXTURES
 

@@ -81,7 +81,7 @@ def test_an_absurd_usage_report_is_answered_and_recorded_within_bounds(relay_on,
     """Counts past 64 bits and a cost of 1e300 dollars once failed the request after the upstream
     answered (the usage journal could not encode them) and lost its usage row; a database column
     could not hold them either. They are kept at MAX_TOKENS and MAX_NANOUSD."""
-    from app.pipeline.core import MAX_NANOUSD, MAX_TOKENS
+    from app.internal import MAX_NANOUSD, MAX_TOKENS
 
     tag = f"t-{uuid.uuid4().hex[:8]}"
     reply = sdk.openai(relay_on.url).chat.completions.create(

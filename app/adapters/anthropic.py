@@ -29,7 +29,7 @@ from app.errors import BadRequest, UpstreamProtocolError
 from app.formats.anthropic_reply import chat_body, error_status
 from app.formats.anthropic_request import build_request
 from app.formats.anthropic_stream import StreamTranslator
-from app.pipeline.core import Reply, StreamItem
+from app.internal import Reply, StreamItem
 
 ANTHROPIC_VERSION = "2023-06-01"
 

@@ -26,7 +26,7 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.pipeline.core import Reply
+from app.internal import Reply
 from app.providers import Provider
 
 

@@ -44,7 +44,7 @@ from app.formats.gemini_request import (
     split_call_id,
 )
 from app.formats.json_array import JSONArraySplitter
-from app.pipeline.core import Reply, StreamItem
+from app.internal import Reply, StreamItem
 from app.providers import Provider
 
 # Google's documented stand-in for a signature we do not have; Gemini 3 refuses a replayed

@@ -30,7 +30,7 @@ from app.errors import BadRequest
 from app.formats.ollama_messages import messages_to_ollama
 from app.formats.ollama_params import format_from_response_format, options_from_openai, think_from_effort
 from app.formats.ollama_reply import ReplyTranslator, embedding_reply
-from app.pipeline.core import Reply, StreamItem
+from app.internal import Reply, StreamItem
 
 # Fields of a native Ollama body that the internal (OpenAI) form has no place for.
 CHAT_EXTRAS = ("keep_alive", "think", "format", "truncate", "shift")

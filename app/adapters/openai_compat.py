@@ -39,7 +39,7 @@ from app.formats.openai_chunks import (
     normalize_message,
     one_object,
 )
-from app.pipeline.core import Frames, Reply, StreamItem, Usage
+from app.internal import Frames, Reply, StreamItem, Usage
 from app.providers import Provider
 
 PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.pipeline.core import Usage, nanousd, nanousd_of_reported, token_count
+from app.internal import Usage, nanousd, nanousd_of_reported, token_count
 
 
 def find_usage(payload: dict[str, Any]) -> dict[str, Any] | None:

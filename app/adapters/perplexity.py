@@ -39,7 +39,7 @@ from app.formats.responses_api import (
     read_output,
     usage_from_responses,
 )
-from app.pipeline.core import Reply, StreamItem, Usage, nanousd_of_reported, token_count
+from app.internal import Reply, StreamItem, Usage, nanousd_of_reported, token_count
 
 # Billing names of the search tools in usage.tool_calls_details.
 SEARCH_TOOLS = ("search_web", "web_search")

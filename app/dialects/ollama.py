@@ -19,7 +19,8 @@ from app.formats.ollama_params import (
     openai_from_options,
     response_format_from_format,
 )
-from app.pipeline.core import Exchange, StreamItem
+from app.internal import StreamItem
+from app.pipeline.core import Exchange
 
 log = logging.getLogger("llm_relay.ollama")
 

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest, RelayError
-from app.pipeline.core import Exchange, Frames, StreamItem, Usage
+from app.internal import Frames, StreamItem, Usage
+from app.pipeline.core import Exchange
 from app.pricing import dollars
 
 log = logging.getLogger("llm_relay.openai")

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from app.pipeline.core import Usage, token_count
+from app.internal import Usage, token_count
 
 FINISH_REASONS = {
     "end_turn": "stop",

@@ -19,7 +19,7 @@ from app.formats.anthropic_reply import (
     thinking_block,
     usage_from_anthropic,
 )
-from app.pipeline.core import StreamItem
+from app.internal import StreamItem
 
 
 @dataclass

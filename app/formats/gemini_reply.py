@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.formats.gemini_request import join_call_id
-from app.pipeline.core import Reply, StreamItem, Usage, token_count
+from app.internal import Reply, StreamItem, Usage, token_count
 
 # Stopped by a filter, whatever it was checking: the caller sees one content_filter.
 FILTERED = frozenset(

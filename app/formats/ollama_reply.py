@@ -9,7 +9,7 @@ from typing import Any
 
 from app.formats.ollama_messages import tool_calls_from_ollama
 from app.formats.ollama_params import finish_reason
-from app.pipeline.core import Reply, StreamItem, Usage, token_count
+from app.internal import Reply, StreamItem, Usage, token_count
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest
-from app.pipeline.core import Usage, token_count
+from app.internal import Usage, token_count
 
 INSTRUCTION_ROLES = ("system", "developer")
 TERMINAL_EVENTS = ("response.completed", "response.incomplete")

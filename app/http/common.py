@@ -16,7 +16,8 @@ from app.dialects import openai as openai_dialect
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
 from app.http.asgi import dialect_of
 from app.ids import new_request_id
-from app.pipeline.core import Exchange, Pipeline, Reply
+from app.internal import Reply
+from app.pipeline.core import Exchange, Pipeline
 
 log = logging.getLogger("llm_relay.http")
 
@@ -69,10 +70,13 @@ def new_exchange(
 
 
 async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> Reply:
-    """Run the pipeline; the response carries the request id and the resolved model even when
-    it fails."""
+    """Run the pipeline; the response carries the headers the stages set on the reply, and the
+    request id and the resolved model even when it fails."""
     try:
-        return await pipeline.run(ex)
+        reply = await pipeline.run(ex)
+        for name, value in reply.headers.items():
+            resp.set_header(name, value)
+        return reply
     finally:
         if ex.target is not None:
             resp.set_header("X-Relay-Model", ex.target.label)

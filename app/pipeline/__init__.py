@@ -5,8 +5,9 @@ change between releases.
 """
 
 from app.errors import BadRequest, ClientError, Forbidden, ModelNotFound, QuotaExceeded, RelayError
+from app.internal import Frames, Reply, StreamItem, Target, Usage
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Frames, Next, Pipeline, PipelineError, Reply, Stage, StreamItem, Target, Usage
+from app.pipeline.core import Exchange, Next, Pipeline, PipelineError, Stage
 from app.pipeline.helpers import after_reply, body_text, chunk_text, wrap_stream
 
 __all__ = [

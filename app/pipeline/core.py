@@ -9,152 +9,14 @@ first byte, or abandoned by the client), including errors raised by earlier stag
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from app.providers import Provider
-
-# No real request comes near these. They keep every count and cost an upstream reports, and
-# their sums, inside the database's 64-bit integers: one absurd report must neither fail the
-# request nor the usage batch it lands in.
-MAX_TOKENS = 10**12
-MAX_NANOUSD = 10**15  # a million dollars
-_NANOS_PER_USD = Decimal(1_000_000_000)
-
-
-def token_count(value: Any) -> int:
-    """A provider's count as the relay uses it: a positive int (not a bool), at most
-    MAX_TOKENS; anything else is 0."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value if value < MAX_TOKENS else MAX_TOKENS
-    return 0
-
-
-def bounded_nanousd(value: int) -> int:
-    """A cost kept within +-MAX_NANOUSD."""
-    return max(-MAX_NANOUSD, min(value, MAX_NANOUSD))
-
-
-def nanousd(usd: Decimal) -> int:
-    """Dollars as whole nano-dollars, within +-MAX_NANOUSD."""
-    return bounded_nanousd(int((usd * _NANOS_PER_USD).to_integral_value()))
-
-
-def nanousd_of_reported(usd: Any) -> int | None:
-    """A provider's own cost figure in dollars (a JSON number), or None if it is not a finite one."""
-    if isinstance(usd, bool) or not isinstance(usd, (int, float)):
-        return None
-    if isinstance(usd, float) and not math.isfinite(usd):
-        return None
-    return nanousd(Decimal(repr(usd)))
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token counts of one request, as the provider reports them.
-
-    Invariants: the whole prompt is ``input + cache_read + cache_write``;
-    ``cached_input`` is the part of ``input`` served from a provider cache (OpenAI, DeepSeek,
-    Gemini style, counted inside the prompt); ``cache_read``/``cache_write`` are Anthropic
-    style, outside ``input``; ``cache_write_1h`` is the part of ``cache_write`` written at the
-    one-hour rate; ``output`` counts every generated token billed as output, ``reasoning``
-    included; ``tool_prompt`` is the part of ``input`` a provider added for its own tools
-    (Gemini's ``toolUsePromptTokenCount``); ``web_search_requests`` counts billed searches.
-    """
-
-    input: int = 0
-    output: int = 0
-    reasoning: int = 0
-    cached_input: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    cache_write_1h: int = 0
-    tool_prompt: int = 0
-    web_search_requests: int = 0
-    search_context_size: str | None = None  # low | medium | high, where search is billed by it
-    service_tier: str | None = None  # batch | flex | priority | default, as the provider reports it
-    reported: bool = False
-    provider_cost_nanousd: int | None = None
-    # Ollama's timings (nanoseconds), kept so the Ollama dialect can report real ones.
-    durations: dict[str, int] | None = None
-
-    def merge(self, other: Usage) -> None:
-        """Take a later (cumulative) report: it replaces the counts it carries."""
-        self.input = other.input
-        self.output = other.output
-        self.reasoning = other.reasoning
-        self.cached_input = other.cached_input
-        self.cache_read = other.cache_read
-        self.cache_write = other.cache_write
-        self.cache_write_1h = other.cache_write_1h
-        self.tool_prompt = other.tool_prompt
-        self.web_search_requests = other.web_search_requests
-        self.search_context_size = other.search_context_size or self.search_context_size
-        self.service_tier = other.service_tier or self.service_tier
-        self.reported = self.reported or other.reported
-        if other.provider_cost_nanousd is not None:
-            self.provider_cost_nanousd = other.provider_cost_nanousd
-        if other.durations:
-            self.durations = other.durations
-
-    @property
-    def prompt_total(self) -> int:
-        return self.input + self.cache_read + self.cache_write
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where model resolution decided to send a request."""
-
-    provider: Provider
-    model: str
-    via: str = "direct"  # direct | alias | default
-    catalog_entry: Mapping[str, Any] | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider.name}/{self.model}"
-
-
-@dataclass(frozen=True, slots=True)
-class Frames:
-    """Upstream SSE events relayed as they arrived, already framed for an OpenAI-dialect client
-    (the adapter parses only the events it must: usage, errors, provider quirks). ``tokens``
-    counts the events that carried a token, for metering."""
-
-    data: bytes
-    tokens: int
-
-
-StreamItem = dict[str, Any] | Usage | Frames
-
-
-def carries_token(chunk: dict[str, Any]) -> bool:
-    """Whether a chunk carries generated output (text, reasoning or a tool call): what the
-    meter counts as a streamed piece, for estimates when a provider reports no usage."""
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or choice
-        if delta.get("content") or delta.get("text") or delta.get("reasoning_content") or delta.get("tool_calls"):
-            return True
-    return False
-
-
-@dataclass(slots=True)
-class Reply:
-    """What the dispatch stage returns: a whole body, or a stream of chunks.
-
-    Bodies and chunks are in the internal form, OpenAI's chat/completion/embedding shapes;
-    a stream also carries :class:`Usage` items, which the meter stage consumes.
-    """
-
-    body: dict[str, Any] | None = None
-    stream: AsyncGenerator[StreamItem, None] | None = None
-    usage: Usage | None = None
+from app.internal import Reply, Target, Usage
+from app.pipeline.hookspecs import hook
 
 
 @dataclass(eq=False)
@@ -214,9 +76,7 @@ Next = Callable[[Exchange], Awaitable[Reply]]
 class Stage(Protocol):
     """One step of the pipeline: ``await stage(ex, call_next)`` returns the reply.
 
-    Optional members, looked up with ``getattr``: ``passthrough_safe`` (the stage copes with
-    :class:`Frames`), ``async start()`` and ``async stop()`` (run when the relay starts and stops)
-    and ``status()`` (a JSON-able dict the admin UI shows on the Pipeline page).
+    The optional members a stage may define are listed in :mod:`app.pipeline.hookspecs`.
     """
 
     name: ClassVar[str]
@@ -232,7 +92,7 @@ class Pipeline:
     """Stages in data-flow order; exactly one of them is terminal (it talks to the provider)."""
 
     def __init__(self, stages: list[Stage]) -> None:
-        terminal = [i for i, s in enumerate(stages) if getattr(s, "terminal", False)]
+        terminal = [i for i, s in enumerate(stages) if hook(s, "terminal")]
         if len(terminal) != 1:
             names = [s.name for s in stages]
             raise PipelineError(f"the pipeline needs exactly one dispatch stage, got {names}")
@@ -248,7 +108,7 @@ class Pipeline:
             chain = _Link(stage, chain)
         self._chain = chain
         # Upstream bytes may skip the dict form only when every stage says it copes with Frames.
-        self.passthrough = all(getattr(s, "passthrough_safe", False) for s in stages)
+        self.passthrough = all(hook(s, "passthrough_safe") for s in stages)
 
     @property
     def names(self) -> list[str]:
@@ -256,13 +116,13 @@ class Pipeline:
 
     async def start(self) -> None:
         for stage in self.stages:
-            start = getattr(stage, "start", None)
+            start = hook(stage, "start")
             if start is not None:
                 await start()
 
     async def stop(self) -> None:
         for stage in reversed(self.stages):
-            stop = getattr(stage, "stop", None)
+            stop = hook(stage, "stop")
             if stop is not None:
                 await stop()
 

@@ -7,7 +7,8 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from app.pipeline.core import Exchange, Frames, Reply, StreamItem
+from app.internal import Frames, Reply, StreamItem
+from app.pipeline.core import Exchange
 
 Done = Callable[[Exchange, BaseException | None], Awaitable[None] | None]
 

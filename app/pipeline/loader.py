@@ -20,6 +20,7 @@ from typing import Any
 
 from app.pipeline.context import StageContext
 from app.pipeline.core import Pipeline, PipelineError, Stage
+from app.pipeline.hookspecs import hook
 
 GROUP = "llm_relay.stages"
 BUILTIN = {
@@ -157,7 +158,7 @@ def build_pipeline(config: PipelineConfig, services: Any) -> Pipeline:
             raise PipelineError(f"stage {name!r} has no option(s) {unread}; check [options.{name}] in PIPELINE_FILE")
         stages.append(stage)
         infos.append(StageInfo(stage.name, target, source, options))
-    terminal = [info.name for info, s in zip(infos, stages, strict=True) if getattr(s, "terminal", False)]
+    terminal = [info.name for info, s in zip(infos, stages, strict=True) if hook(s, "terminal")]
     if not terminal:
         raise PipelineError(f"the pipeline {config.names} has no dispatch stage; {_installed_hint()}")
     if len(terminal) > 1:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.pipeline.core import Usage
+from app.internal import Usage
 from app.pricing.rates import SERVICE_SUFFIX, TIER_PATTERN, as_decimal, pick, tier_for, tier_thresholds
 
 COMPONENTS = ("input", "cached_input", "cache_read", "cache_write", "output", "request", "search")

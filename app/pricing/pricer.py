@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.pipeline.core import Target, Usage
+from app.internal import Target, Usage
 from app.pricing.engine import CostBreakdown, PriceOverride, compute
 
 NANOS_PER_USD = Decimal(1_000_000_000)

@@ -18,7 +18,7 @@ from tortoise.exceptions import IntegrityError
 from app.admin.context import AdminContext
 from app.admin.pages.settings_common import in_db
 from app.errors import RelayError
-from app.pipeline.core import Target
+from app.internal import Target
 from app.resolver import Resolver
 from app.stores.models import ModelAlias, RelaySetting
 

@@ -12,6 +12,7 @@ import falcon.asgi
 
 from app.admin.context import AdminContext
 from app.admin.render import json, render
+from app.pipeline.hookspecs import hook
 
 # Option names whose values are never shown: a custom stage may be given a DSN or a token.
 _SECRET = re.compile(r"key|secret|password|token|dsn|credential", re.I)
@@ -31,15 +32,15 @@ def pipeline_view(ctx: AdminContext) -> dict[str, Any]:
         return {"stages": [], "passthrough": False}
     stages = []
     for position, (stage, info) in enumerate(zip(pipeline.stages, pipeline.info, strict=True), start=1):
-        status = getattr(stage, "status", None)
+        status = hook(stage, "status")
         stages.append(
             {
                 "position": position,
                 "name": info.name,
                 "target": info.target,
                 "source": info.source,
-                "terminal": bool(getattr(stage, "terminal", False)),
-                "passthrough_safe": bool(getattr(stage, "passthrough_safe", False)),
+                "terminal": bool(hook(stage, "terminal")),
+                "passthrough_safe": bool(hook(stage, "passthrough_safe")),
                 "options": _masked(dict(info.options)),
                 "status": status() if callable(status) else None,
             }

@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 from app import estimate
 from app.errors import RelayError
 from app.fieldtuple import tuple_getter
+from app.internal import MAX_NANOUSD, Reply, Usage, bounded_nanousd
 from app.pipeline.context import StageContext
-from app.pipeline.core import MAX_NANOUSD, Exchange, Next, Reply, Usage, bounded_nanousd
+from app.pipeline.core import Exchange, Next
 from app.pipeline.helpers import after_reply
 from app.pricing import Charge
 from app.services import Services

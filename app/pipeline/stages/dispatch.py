@@ -6,8 +6,9 @@ from typing import ClassVar
 
 from app.adapters import Call
 from app.errors import ModelNotFound
+from app.internal import Reply
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, Reply
+from app.pipeline.core import Exchange, Next
 from app.retries import Timeouts, paced, timeouts_by_provider, with_retries, within
 from app.upstreams import Upstreams
 

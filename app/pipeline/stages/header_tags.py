@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from app.errors import BadRequest, Forbidden
+from app.internal import Reply
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, PipelineError, Reply
+from app.pipeline.core import Exchange, Next, PipelineError
 from app.tagging import MAX_TAGS, parse_tags
 
 

@@ -15,8 +15,9 @@ from typing import ClassVar
 
 import orjson
 
+from app.internal import Frames, Reply, StreamItem
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Frames, Next, PipelineError, Reply, StreamItem
+from app.pipeline.core import Exchange, Next, PipelineError
 from app.pipeline.helpers import after_reply, chunk_text, wrap_stream
 
 log = logging.getLogger("llm_relay.bodies")

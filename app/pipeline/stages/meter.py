@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import ClassVar
 
+from app.internal import Frames, Reply, StreamItem, Usage, carries_token
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Frames, Next, Reply, StreamItem, Usage, carries_token
+from app.pipeline.core import Exchange, Next
 
 
 class MeterStage:

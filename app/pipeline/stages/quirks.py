@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from app.errors import BadRequest
+from app.internal import Reply, Target
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, Reply, Target
+from app.pipeline.core import Exchange, Next
 from app.runtime import ModelSwitch
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from app.internal import Reply
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, PipelineError, Reply
+from app.pipeline.core import Exchange, Next, PipelineError
 
 BUILTIN_PATTERNS = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from app.internal import Reply
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, Reply
+from app.pipeline.core import Exchange, Next
 from app.resolver import Resolver
 
 

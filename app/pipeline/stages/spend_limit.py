@@ -21,8 +21,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from app.errors import QuotaExceeded
+from app.internal import Reply
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, PipelineError, Reply
+from app.pipeline.core import Exchange, Next, PipelineError
 from app.stores.spend import month_start, spend_by_tag
 from app.stores.usage_row import UsageRow
 

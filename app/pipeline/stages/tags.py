@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from app.errors import AuthenticationError
+from app.internal import Reply
 from app.keys import PREFIX, KeyInfo
 from app.pipeline.context import StageContext
-from app.pipeline.core import Exchange, Next, Reply
+from app.pipeline.core import Exchange, Next
 from app.tagging import bearer_tags, parse_tags, split_model_tag
 
 
