@@ -15,7 +15,8 @@
         ├── UpstreamStatusError      the provider answered with an error status (401, 404, 429, 5xx...)
         ├── UpstreamUnavailable      502: connection refused, reset, DNS
         ├── UpstreamTimeout          504
-        └── UpstreamProtocolError    502: the provider sent something we cannot parse
+        ├── UpstreamProtocolError    502: the provider sent something we cannot parse
+        └── UpstreamLimitExceeded    502: the provider's reply breaks a limit (size, headers, line)
 
 Errors raised before a response starts become an HTTP status; errors raised while a stream
 is under way become the dialect's final error frame.
@@ -146,6 +147,12 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
+
+
+class UpstreamLimitExceeded(UpstreamError):
+    """The reply is larger than the relay takes (its body, a header, a line of a stream)."""
+
+    code = "upstream_limit_exceeded"
 
 
 class NotSupported(RelayError):

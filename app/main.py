@@ -12,11 +12,10 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-import httpx
 
 from app.adapters import ADAPTERS, Adapter
+from app.adapters.client import HttpLimits, UpstreamClient
 from app.adapters.images import ImageLimits
-from app.adapters.transport import UpstreamClient
 from app.catalog import Catalog, ModelEntry, load_pricing_snapshot
 from app.discovery import Discovery
 from app.errors import RelayError
@@ -44,22 +43,24 @@ from app.upstreams import Upstreams, providers_from_settings
 log = logging.getLogger("llm_relay")
 
 
-def default_http_client(settings: Settings) -> httpx.AsyncClient:
-    timeout = httpx.Timeout(
-        connect=settings.upstream_connect_timeout,
-        read=settings.upstream_read_timeout,
-        write=settings.upstream_read_timeout,
-        pool=settings.upstream_connect_timeout,
+def default_http_client(settings: Settings) -> UpstreamClient:
+    return UpstreamClient(
+        HttpLimits(
+            connect_timeout=settings.upstream_connect_timeout,
+            read_timeout=settings.upstream_read_timeout,
+            keepalive=settings.upstream_keepalive_seconds,
+            max_body_bytes=settings.upstream_max_body_bytes,
+            max_event_bytes=settings.upstream_max_event_bytes,
+            max_header_bytes=settings.upstream_max_header_bytes,
+            max_headers=settings.upstream_max_headers,
+            decode_chunk_bytes=settings.upstream_decode_chunk_bytes,
+        )
     )
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
-    # httpx's API on the relay's own HTTP/1.1 pool: httpx's own pool cost ~2.5 ms of CPU per request at 32
-    # concurrent (encode/httpx#3215); see app/adapters/transport.py for the measurements.
-    return UpstreamClient(timeout=timeout, limits=limits)
 
 
 @dataclass
 class Factories:
-    http_client: Callable[[Settings], httpx.AsyncClient] = default_http_client
+    http_client: Callable[[Settings], UpstreamClient] = default_http_client
     adapters: Mapping[str, type[Adapter]] = field(default_factory=lambda: dict(ADAPTERS))
     pricing: Callable[[], Mapping[str, Any]] = load_pricing_snapshot
 

@@ -11,8 +11,6 @@ from typing import Any
 
 import uvicorn
 
-from app.allocator import keep_freed_memory
-from app.http.protocol import CoalescingHttpToolsProtocol
 from app.settings import Settings
 
 
@@ -29,7 +27,6 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
         access_log=level in ("debug", "trace", "info"),
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [],
-        http=CoalescingHttpToolsProtocol,  # one write per reply, not headers then body
     )
     found = [uvicorn.Server(relay_config)]
     if admin is not None:
@@ -43,7 +40,6 @@ def run_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None =
     """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
     ``asyncio.run`` gets the stdlib loop, which costs the relay a third of its throughput.
     ``sockets``: already bound sockets for the first server (a worker's shared port)."""
-    keep_freed_memory()
     with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
         runner.run(_serve_frozen(running, sockets))
 
@@ -60,20 +56,19 @@ async def _freeze_when_started(server: uvicorn.Server) -> None:
     """Once started, move everything built so far (the price catalog, models, caches: some
     100k objects) out of the garbage collector's sight: otherwise every full collection walks
     them all (40-70 ms pauses every few seconds under load, which were the relay's p99).
-    Then collect young objects less often."""
+    Then collect young objects less often: a request makes a few hundred container objects that
+    live until it ends, and the default threshold walked the requests in flight every request or
+    two (bench/RESULTS.md)."""
     while not server.started:
         await asyncio.sleep(0.05)
     gc.collect()
     gc.freeze()
-    # A request makes a few hundred container objects that live until it ends, so the default
-    # (a young collection every 700 allocations) walked the in-flight requests every request or
-    # two: ~5% of the CPU under load. Every 10,000: +3.6% req/s, +2 MB resident (bench/RESULTS.md).
     gc.set_threshold(10_000, 10, 10)
 
 
 async def serve_all(running: list[uvicorn.Server], sockets: Sequence[list[socket.socket] | None] = ()) -> None:
-    """Run the servers together. The first owns the lifespan (database, usage writer) and the
-    signal handlers; the others stop when it does, so one SIGTERM drains everything.
+    """Run the servers together. The first owns the lifespan (database, usage writer); the others
+    stop when it does, and one SIGTERM stops them all (below), so it drains everything.
     ``sockets``: for each server in turn, sockets already bound for it (a worker's shared port;
     a test's port, held from the moment it is chosen), or None to bind its configured port."""
     first, *others = running
@@ -85,7 +80,6 @@ async def serve_all(running: list[uvicorn.Server], sockets: Sequence[list[socket
         for server in others:
             server.should_exit = True
 
-    # NOTE: uvicorn's public serve() installs its own signal handlers, and a second server's
-    # would replace the first's; so only the first server captures signals.
-    with first.capture_signals():
-        await asyncio.gather(*(server._serve(own) for server, own in zip(running, bound, strict=True)), follow())
+    # Each serve() installs signal handlers; the last one installed (the admin server's) gets a
+    # SIGTERM first, and as it stops it hands the signal on to the one it replaced, which drains.
+    await asyncio.gather(*(server.serve(own) for server, own in zip(running, bound, strict=True)), follow())

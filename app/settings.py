@@ -140,6 +140,26 @@ class Settings:
     upstream_read_timeout: float = _setting(
         "UPSTREAM_READ_TIMEOUT", 600.0, "Seconds to wait for the next bytes from a provider."
     )
+    upstream_keepalive_seconds: float = _setting(
+        "UPSTREAM_KEEPALIVE_SECONDS",
+        15.0,
+        "Seconds an idle provider connection is kept for reuse (well under the 60 s many balancers allow).",
+    )
+    upstream_max_body_bytes: int = _setting(
+        "UPSTREAM_MAX_BODY_BYTES", 64 << 20, "Largest non-streamed provider reply, decoded (a 502 beyond)."
+    )
+    upstream_max_event_bytes: int = _setting(
+        "UPSTREAM_MAX_EVENT_BYTES", 8 << 20, "Longest line or event in a provider's stream (SSE, NDJSON)."
+    )
+    upstream_max_header_bytes: int = _setting(
+        "UPSTREAM_MAX_HEADER_BYTES", 16384, "Longest status line or header line in a provider's reply."
+    )
+    upstream_max_headers: int = _setting("UPSTREAM_MAX_HEADERS", 128, "Most header lines a provider's reply may carry.")
+    upstream_decode_chunk_bytes: int = _setting(
+        "UPSTREAM_DECODE_CHUNK_BYTES",
+        1 << 16,
+        "Bytes a compressed reply is decoded into at a time, so a small compressed body cannot swell at once.",
+    )
     upstream_total_timeout: float = _setting(
         "UPSTREAM_TOTAL_TIMEOUT",
         0.0,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
-
 from app.adapters import Adapter
+from app.adapters.client import UpstreamClient
 from app.adapters.images import ImageLimits
 from app.custom_providers import load_custom_providers
 from app.errors import NotSupported
@@ -43,7 +42,7 @@ class Upstreams:
     def __init__(
         self,
         providers: list[Provider],
-        http: httpx.AsyncClient,
+        http: UpstreamClient,
         adapter_classes: Mapping[str, type[Adapter]],
         images: ImageLimits | None = None,
     ) -> None:

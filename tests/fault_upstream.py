@@ -39,6 +39,7 @@ class FaultyUpstream:
         self.hits: collections.Counter[str] = collections.Counter()
         self.sent: collections.Counter[str] = collections.Counter()
         self.events: collections.Counter[str] = collections.Counter()
+        self.heads: dict[int, bytes] = {}  # the head of the request each connection is answering
         self.loop = asyncio.new_event_loop()
         self.server: asyncio.AbstractServer | None = None
         ready = threading.Event()
@@ -81,6 +82,7 @@ class FaultyUpstream:
                     0,
                 )
                 body = json.loads(await reader.readexactly(length)) if length else {}
+                self.heads[id(writer)] = head
                 if not await self._answer(str(body.get("model", "")), writer, body):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -1,5 +1,5 @@
 """Anthropic replies without servers: usage (the one-hour cache split included), stop reasons,
-the stream translator with server tools, and the adapter's errors over an httpx mock transport."""
+the stream translator with server tools, and the adapter's errors against a loopback server."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from app.formats.anthropic_reply import chat_body, finish_reason, merge_usage, u
 from app.formats.anthropic_stream import StreamTranslator
 from app.internal import Usage
 from app.providers import Provider
+from tests.servers import adapter_on
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
 USER = {"role": "user", "content": "hi"}
@@ -146,13 +147,13 @@ def test_whole_reply_with_web_search() -> None:
     assert usage is not None and (usage.input, usage.output, usage.web_search_requests) == (100, 20, 1)
 
 
-# --- the adapter over a mock transport -------------------------------------------------
+# --- the adapter against a loopback server ----------------------------------------------
 
 PROVIDER = Provider("anthropic", "anthropic", "https://anthropic.test", "key-1")
 
 
-def adapter(handler: Any) -> AnthropicAdapter:
-    return AnthropicAdapter(PROVIDER, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+def adapter(handler: Any) -> Any:
+    return adapter_on(AnthropicAdapter, PROVIDER, handler)
 
 
 def sse(*events: tuple[str, dict[str, Any]]) -> bytes:
@@ -178,26 +179,29 @@ async def test_error_status_before_the_stream_keeps_anthropic_message() -> None:
         seen.append(request)
         return httpx.Response(529, json=OVERLOADED)
 
-    with pytest.raises(UpstreamStatusError) as caught:
-        await adapter(handler).send(call(stream=True))
+    async with adapter(handler) as anthropic:
+        with pytest.raises(UpstreamStatusError) as caught:
+            await anthropic.send(call(stream=True))
     assert (caught.value.status, caught.value.type) == (529, "overloaded_error")
     assert caught.value.message == "anthropic: Overloaded"
-    assert str(seen[0].url) == "https://anthropic.test/v1/messages"
+    assert seen[0].url.path == "/v1/messages"
     assert (seen[0].headers["x-api-key"], seen[0].headers["anthropic-version"]) == ("key-1", "2023-06-01")
     bad = {"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: too big"}}
-    with pytest.raises(UpstreamStatusError) as caught:
-        await adapter(lambda r: httpx.Response(400, json=bad)).send(call(stream=False))
+    async with adapter(lambda r: httpx.Response(400, json=bad)) as anthropic:
+        with pytest.raises(UpstreamStatusError) as caught:
+            await anthropic.send(call(stream=False))
     assert (caught.value.status, caught.value.message) == (400, "anthropic: max_tokens: too big")
 
 
 async def test_error_event_mid_stream_is_raised_after_the_text() -> None:
     body = sse(START, *TEXT, ("ping", {"type": "ping"}), ("error", OVERLOADED))
-    reply = await adapter(lambda r: httpx.Response(200, content=body)).send(call(stream=True))
-    assert reply.stream is not None
     items: list[Any] = []
-    with pytest.raises(UpstreamStatusError) as caught:
-        async for item in reply.stream:
-            items.append(item)
+    async with adapter(lambda r: httpx.Response(200, content=body)) as anthropic:
+        reply = await anthropic.send(call(stream=True))
+        assert reply.stream is not None
+        with pytest.raises(UpstreamStatusError) as caught:
+            async for item in reply.stream:
+                items.append(item)
     assert (caught.value.status, caught.value.type, caught.value.message) == (
         529,
         "overloaded_error",
@@ -208,19 +212,22 @@ async def test_error_event_mid_stream_is_raised_after_the_text() -> None:
 
 
 async def test_a_stream_cut_short_is_a_protocol_error() -> None:
-    reply = await adapter(lambda r: httpx.Response(200, content=sse(START, *TEXT))).send(call(stream=True))
-    assert reply.stream is not None
-    with pytest.raises(UpstreamProtocolError):
-        async for _ in reply.stream:
-            pass
+    async with adapter(lambda r: httpx.Response(200, content=sse(START, *TEXT))) as anthropic:
+        reply = await anthropic.send(call(stream=True))
+        assert reply.stream is not None
+        with pytest.raises(UpstreamProtocolError):
+            async for _ in reply.stream:
+                pass
 
 
 async def test_completions_and_embeddings_are_not_served() -> None:
-    for kind in ("completion", "embedding"):
-        with pytest.raises(BadRequest):
-            await adapter(lambda r: httpx.Response(500)).send(Call("claude-x", kind, {"prompt": "x"}, False, "r"))
+    async with adapter(lambda r: httpx.Response(500)) as anthropic:
+        for kind in ("completion", "embedding"):
+            with pytest.raises(BadRequest):
+                await anthropic.send(Call("claude-x", kind, {"prompt": "x"}, False, "r"))
 
 
 async def test_model_list() -> None:
     models = {"data": [{"id": "claude-sonnet-4-5", "type": "model"}], "has_more": False}
-    assert await adapter(lambda r: httpx.Response(200, json=models)).list_models() == models["data"]
+    async with adapter(lambda r: httpx.Response(200, json=models)) as anthropic:
+        assert await anthropic.list_models() == models["data"]

@@ -18,6 +18,7 @@ from app.formats.gemini_reply import ReplyTranslator
 from app.formats.gemini_request import build_request, embed_request, join_call_id, split_call_id
 from app.formats.json_array import JSONArraySplitter
 from app.providers import Provider
+from tests.servers import adapter_on
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gemini"
 PROVIDER = Provider("gemini", "gemini", "https://gemini.test", "test-key-gemini", "gemini")
@@ -412,8 +413,8 @@ def test_model_list_follows_pages() -> None:
         return httpx.Response(200, content=first, headers={"content-type": "application/json"})
 
     async def run() -> list[dict]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            return await GeminiAdapter(PROVIDER, http).list_models()
+        async with adapter_on(GeminiAdapter, PROVIDER, handler) as gemini:
+            return await gemini.list_models()
 
     models = asyncio.run(run())
     ids = [m["id"] for m in models]
@@ -434,8 +435,8 @@ def test_model_list_stops_when_a_token_repeats() -> None:
         return httpx.Response(200, json={"models": [{"name": "models/m"}], "nextPageToken": "same"})
 
     async def run() -> list[dict]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            return await GeminiAdapter(PROVIDER, http).list_models()
+        async with adapter_on(GeminiAdapter, PROVIDER, handler) as gemini:
+            return await gemini.list_models()
 
     assert len(asyncio.run(run())) == 2 and calls == 2
 
@@ -449,16 +450,16 @@ def test_stream_url_and_headers() -> None:
         return httpx.Response(200, content=sse, headers={"content-type": "text/event-stream"})
 
     async def run() -> list:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        async with adapter_on(GeminiAdapter, PROVIDER, handler) as gemini:
             call = Call(
                 model="gemini-2.0-flash", kind="chat", body={"messages": [_user("hi")]}, stream=True, request_id="r1"
             )
-            reply = await GeminiAdapter(PROVIDER, http).send(call)
+            reply = await gemini.send(call)
             assert reply.stream is not None
             return [item async for item in reply.stream]
 
     items = asyncio.run(run())
-    assert str(seen[0].url) == "https://gemini.test/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    assert seen[0].url.raw_path == b"/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
     assert seen[0].headers["x-goog-api-key"] == "test-key-gemini"
     assert "authorization" not in seen[0].headers
     assert len(items) == 6  # three chunks, each followed by the usage so far

@@ -17,6 +17,7 @@ from app.stores.queries import usage_rows
 from tests.cases import OTHER_COMPATIBLE
 from tests.conftest import PNG as PNG_BYTES
 from tests.recordings import FIXTURES, expected_body, expected_stream
+from tests.servers import serving
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}]
@@ -211,13 +212,26 @@ def test_image_urls_on_the_relays_own_network_are_refused_by_default(make_relay,
     assert len(upstream.requests) == before  # nothing reached the model
 
 
-def fetch_image(url: str, answer: Any) -> tuple[str, str]:
-    """image_base64 against an in-process transport: no address is ever connected to."""
+def loopback_only(ip: Any) -> bool:
+    """The image tests' idea of the public internet: 127.0.0.1, where their servers run."""
+    return str(ip) == "127.0.0.1"
+
+
+def fetch_image(url: str, answer: Any = None, timeout: float = 10.0) -> tuple[str, str]:
+    """image_base64 through the relay's upstream client, with a loopback server answering
+    ``answer`` (its URL replaces ``{server}`` in ``url``); only 127.0.0.1 counts as public."""
+    from app.adapters.client import UpstreamClient
     from app.adapters.images import ImageLimits, image_base64
 
     async def fetch() -> tuple[str, str]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-            return await image_base64(http, url, ImageLimits())
+        http = UpstreamClient(public=loopback_only)
+        try:
+            if answer is None:
+                return await image_base64(http, url, ImageLimits(timeout=timeout))
+            async with serving(answer) as server:
+                return await image_base64(http, url.format(server=server), ImageLimits(timeout=timeout))
+        finally:
+            await http.aclose()
 
     return asyncio.run(fetch())
 
@@ -228,7 +242,7 @@ def fetch_image(url: str, answer: Any) -> tuple[str, str]:
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
         ("http://[::ffff:127.0.0.1]/x.png", "::ffff:7f00:1"),
         ("http://10.1.2.3/x.png", "10.1.2.3"),
-        ("http://93.184.216.34/hop", "127.0.0.1"),  # public, but it redirects to loopback
+        ("{server}/hop", "127.0.0.2"),  # allowed, but it redirects to another address
     ],
 )
 def test_every_hop_of_an_image_fetch_is_checked(url: str, refused: str) -> None:
@@ -236,7 +250,7 @@ def test_every_hop_of_an_image_fetch_is_checked(url: str, refused: str) -> None:
 
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/hop":
-            return httpx.Response(302, headers={"location": "http://127.0.0.1:9/secret"})
+            return httpx.Response(302, headers={"location": "http://127.0.0.2:9/secret"})
         return httpx.Response(200, content=PNG_BYTES, headers={"content-type": "image/png"})
 
     with pytest.raises(BadRequest) as caught:
@@ -246,42 +260,73 @@ def test_every_hop_of_an_image_fetch_is_checked(url: str, refused: str) -> None:
 
 def test_redirects_between_public_addresses_are_followed() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "93.184.216.34":
-            return httpx.Response(301, headers={"location": "http://93.184.216.35/moved.png"})
+        if request.url.path == "/old.png":
+            return httpx.Response(301, headers={"location": "/moved.png"})
         return httpx.Response(200, content=PNG_BYTES, headers={"content-type": "image/png"})
 
-    assert fetch_image("http://93.184.216.34/old.png", answer) == ("image/png", base64.b64encode(PNG_BYTES).decode())
+    assert fetch_image("{server}/old.png", answer) == ("image/png", base64.b64encode(PNG_BYTES).decode())
 
 
-def test_an_image_is_fetched_from_the_address_that_was_checked(image_server: str) -> None:
-    """DNS rebinding: a host that resolves to a public address for the check and to loopback a
-    moment later. The relay looks the host up once and connects to the address it checked."""
+def test_an_image_is_fetched_from_the_address_that_was_checked() -> None:
+    """DNS rebinding: the name is looked up once, by the resolver that checks the answer, and
+    the connection goes to an address from that answer. A name that resolves to a public and a
+    private address at once is refused, and nothing is connected to."""
     import socket
-    from urllib.parse import urlsplit
 
-    from app.adapters.images import ImageLimits, image_base64
-    from app.adapters.transport import UpstreamClient
     from app.errors import BadRequest
 
-    port = urlsplit(image_server).port
     lookups: list[str] = []
+    asked: list[str] = []
 
-    class RebindingResolver(asyncio.SelectorEventLoop):
+    class RebindingLoop(asyncio.SelectorEventLoop):
         async def getaddrinfo(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host != "rebind.test":
+            if host not in ("rebind.test", "public.test"):
                 return await super().getaddrinfo(host, port, *args, **kwargs)
             lookups.append(host)
-            address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"  # public first, then loopback
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0))]
+            addresses = ["127.0.0.1"] if host == "public.test" else ["127.0.0.1", "127.0.0.2"]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0)) for a in addresses]
 
-    async def fetch() -> tuple[str, str]:
-        http = UpstreamClient(timeout=httpx.Timeout(1.0), limits=httpx.Limits())
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(200, content=PNG_BYTES, headers={"content-type": "image/png"})
+
+    async def fetch(name: str) -> tuple[str, str]:
+        from app.adapters.client import UpstreamClient
+        from app.adapters.images import ImageLimits, image_base64
+
+        http = UpstreamClient(public=loopback_only)
         try:
-            return await image_base64(http, f"http://rebind.test:{port}/cat.png", ImageLimits(timeout=1.0))
+            async with serving(answer) as server:
+                url = server.replace("127.0.0.1", name) + f"/{name}.png"
+                return await image_base64(http, url, ImageLimits(timeout=2.0))
         finally:
             await http.aclose()
 
-    with asyncio.Runner(loop_factory=RebindingResolver) as runner, pytest.raises(BadRequest) as caught:
-        runner.run(fetch())  # 93.184.216.34 is out of reach from here: the fetch fails
-    assert "failed: Connect" in caught.value.message
-    assert lookups == ["rebind.test"]  # never looked up again, so never sent to loopback
+    with asyncio.Runner(loop_factory=RebindingLoop) as runner:
+        assert runner.run(fetch("public.test"))[0] == "image/png"
+        with pytest.raises(BadRequest) as caught:
+            runner.run(fetch("rebind.test"))
+    assert "non-public address (127.0.0.2)" in caught.value.message
+    assert lookups == ["public.test", "rebind.test"] and asked == ["/public.test.png"]
+
+
+def test_image_fetch_timeout_is_a_deadline_for_the_whole_download() -> None:
+    """A server dripping the image a byte at a time never stays silent long enough for a read
+    timeout; IMAGE_FETCH_TIMEOUT still ends the download."""
+    import time
+
+    from app.errors import BadRequest
+
+    async def drip(request: httpx.Request) -> httpx.Response:
+        async def body() -> Any:
+            for byte in PNG_BYTES:
+                await asyncio.sleep(0.2)
+                yield bytes([byte])
+
+        return httpx.Response(200, content=body(), headers={"content-type": "image/png"})
+
+    started = time.monotonic()
+    with pytest.raises(BadRequest) as caught:
+        fetch_image("{server}/slow.png", drip, timeout=1.0)
+    assert "not done within 1 s" in caught.value.message
+    assert time.monotonic() - started < 3

@@ -24,6 +24,7 @@ from app.adapters.perplexity_request import agent_request
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
 from app.internal import Usage
 from app.providers import Provider
+from tests.servers import adapter_on
 
 NONSTREAM = "perplexity/agent_responses_nonstream_web_search"
 STREAM = "perplexity/agent_responses_stream_web_search"
@@ -304,8 +305,8 @@ def _call(model: str = "openai/gpt-6-luna", stream: bool = False, **body: Any) -
 
 
 async def _send(call: Call, reply: httpx.Response) -> list[Any]:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: reply)) as http:
-        result = await PerplexityAdapter(PROVIDER, http).send(call)
+    async with adapter_on(PerplexityAdapter, PROVIDER, lambda request: reply) as perplexity:
+        result = await perplexity.send(call)
         if result.stream is None:
             return [result.body, result.usage]
         return [item async for item in result.stream]

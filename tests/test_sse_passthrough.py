@@ -10,13 +10,13 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx
 import pytest
 
 from app.adapters.base import Call
+from app.adapters.client import UpstreamClient
 from app.adapters.openai_compat import OpenAICompatAdapter
 from app.adapters.openai_usage import find_usage
-from app.adapters.posting import Opened
+from app.adapters.wire import iter_event_batches, iter_sse
 from app.errors import UpstreamStatusError
 from app.formats.openai_chunks import ACT, FINISH, TOKEN, finishes, inspect_chunk, normalize_chunk
 from app.internal import Frames, Usage, carries_token
@@ -33,7 +33,7 @@ SIZES = (1, 7, 61, 4096)
 
 
 def adapter(name: str = "openai") -> OpenAICompatAdapter:
-    return OpenAICompatAdapter(Provider(name, "openai_compat", "http://upstream.invalid/v1", "k"), httpx.AsyncClient())
+    return OpenAICompatAdapter(Provider(name, "openai_compat", "http://upstream.invalid/v1", "k"), UpstreamClient())
 
 
 def call() -> Call:
@@ -45,10 +45,12 @@ async def chunks(data: bytes, size: int) -> AsyncGenerator[bytes, None]:
         yield data[start : start + size]
 
 
-def pieces(data: bytes, size: int) -> Opened:
-    opened = Opened("text/event-stream")
-    opened.chunks = chunks(data, size)
-    return opened
+def careful_items(provider: str, data: bytes, size: int) -> list[Any]:
+    return collect(adapter(provider)._chunks(iter_sse(chunks(data, size)), lambda: None, call()))
+
+
+def fast_items(data: bytes, size: int, provider: str = "openai") -> list[Any]:
+    return collect(adapter(provider)._frames(iter_event_batches(chunks(data, size)), lambda: None, call()))
 
 
 def collect(stream: AsyncGenerator[Any, None]) -> list[Any]:
@@ -78,7 +80,7 @@ def flatten(items: list[Any]) -> tuple[list[Any], int]:
 
 
 def careful(provider: str, data: bytes) -> list[Any]:
-    return collect(adapter(provider)._chunks(pieces(data, 4096), call()))
+    return careful_items(provider, data, 4096)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -86,7 +88,7 @@ def careful(provider: str, data: bytes) -> list[Any]:
 def test_fast_path_equals_careful_path(provider: str, name: str, size: int) -> None:
     data = (FIXTURES / provider / f"{name}.sse").read_bytes()
     expected = careful(provider, data)
-    fast, tokens = flatten(collect(adapter(provider)._frames(pieces(data, size), call())))
+    fast, tokens = flatten(fast_items(data, size, provider))
     assert fast == expected
     assert tokens == sum(1 for item in expected if isinstance(item, dict) and carries_token(item))
 
@@ -100,7 +102,7 @@ def test_plain_events_are_relayed_byte_for_byte_and_usage_null_is_inert() -> Non
         b"data: [DONE]",
     ]
     data = b"\n\n".join(events) + b"\n\n"
-    items = collect(adapter()._frames(pieces(data, 5), call()))
+    items = fast_items(data, 5)
     frames = [i for i in items if isinstance(i, Frames)]
     assert b"".join(f.data for f in frames) == events[0] + b"\n\n" + events[1] + b"\n\n"
     assert sum(f.tokens for f in frames) == 1  # the empty content carries no token
@@ -116,7 +118,7 @@ def test_crlf_framing_falls_back_to_the_careful_parser() -> None:
         b'data: {"id":"x","choices":[{"index":0,"delta":{"reasoning":"c"}}]}\r\n\r\n'
         b"data: [DONE]\r\n\r\n"
     )
-    fast, tokens = flatten(collect(adapter()._frames(pieces(data, 3), call())))
+    fast, tokens = flatten(fast_items(data, 3))
     assert fast == careful("openai", data)
     assert [c["choices"][0]["delta"] for c in fast][-1] == {"reasoning": "c", "reasoning_content": "c"}
     assert tokens == 3
@@ -130,7 +132,7 @@ def test_an_error_event_still_raises_after_what_came_before() -> None:
     seen: list[Any] = []
 
     async def run() -> None:
-        async for item in adapter()._frames(pieces(data, 4096), call()):
+        async for item in adapter()._frames(iter_event_batches(chunks(data, 4096)), lambda: None, call()):
             seen.append(item)
 
     with pytest.raises(UpstreamStatusError) as raised:

@@ -1,8 +1,10 @@
 """One module per upstream API family; each adapter translates the internal request and
-reply to and from that family's wire format."""
+reply to and from that family's wire format, and sends it through the one upstream HTTP client
+(:mod:`app.adapters.client`)."""
 
 from app.adapters.anthropic import AnthropicAdapter
 from app.adapters.base import Adapter, Call
+from app.adapters.client import HttpLimits, Opened, UpstreamClient
 from app.adapters.gemini import GeminiAdapter
 from app.adapters.ollama import OllamaAdapter
 from app.adapters.openai_compat import OpenAICompatAdapter
@@ -23,7 +25,10 @@ __all__ = [
     "AnthropicAdapter",
     "Call",
     "GeminiAdapter",
+    "HttpLimits",
     "OllamaAdapter",
     "OpenAICompatAdapter",
+    "Opened",
     "PerplexityAdapter",
+    "UpstreamClient",
 ]

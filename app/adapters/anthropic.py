@@ -14,17 +14,9 @@ from typing import Any
 
 import orjson
 
-from app.adapters.base import (
-    Adapter,
-    Call,
-    error_from_body,
-    error_from_payload,
-    iter_body,
-    load_json,
-    open_stream,
-    upstream_errors,
-)
-from app.adapters.wire import iter_sse
+from app.adapters.base import Adapter, Call
+from app.adapters.client import Opened
+from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
 from app.errors import BadRequest, UpstreamProtocolError
 from app.formats.anthropic_reply import chat_body, error_status
 from app.formats.anthropic_request import build_request
@@ -51,14 +43,10 @@ class AnthropicAdapter(Adapter):
         url = self.provider.base_url + "/v1/messages"
         content = orjson.dumps(body)
         if not call.stream:
-            with upstream_errors(self.provider):
-                response = await self.http.post(url, content=content, headers=self._headers(False))
-            if response.status_code >= 400:
-                raise error_from_body(self.provider, response.status_code, response.content)
-            return self._whole(load_json(self.provider, response.content))
-        request = self.http.build_request("POST", url, content=content, headers=self._headers(True))
-        response = await open_stream(self.http, self.provider, request)
-        return Reply(stream=self._chunks(iter_body(self.provider, response), StreamTranslator(call.request_id)))
+            data = await self.http.post(self.provider, url, content, self._headers(False))
+            return self._whole(load_json(self.provider, data))
+        opened = await self.http.stream(self.provider, url, content, self._headers(True))
+        return Reply(stream=self._chunks(opened, StreamTranslator(call.request_id)))
 
     def _whole(self, data: Any) -> Reply:
         if not isinstance(data, dict) or data.get("type") == "error" or not isinstance(data.get("content"), list):
@@ -67,10 +55,8 @@ class AnthropicAdapter(Adapter):
         body, usage = chat_body(data, created=int(time.time()))
         return Reply(body=body, usage=usage)
 
-    async def _chunks(
-        self, body: AsyncGenerator[bytes, None], translate: StreamTranslator
-    ) -> AsyncGenerator[StreamItem, None]:
-        events = iter_sse(body)
+    async def _chunks(self, opened: Opened, translate: StreamTranslator) -> AsyncGenerator[StreamItem, None]:
+        events = opened.sse()
         try:
             async for event in events:
                 data = event.data.strip()  # real streams pad their data lines with spaces
@@ -90,7 +76,7 @@ class AnthropicAdapter(Adapter):
 
     async def list_models(self) -> list[dict[str, Any]]:
         with upstream_errors(self.provider):
-            response = await self.http.get(
+            response = await self.http.control.get(
                 self.provider.base_url + "/v1/models", params={"limit": 1000}, headers=self._headers(False)
             )
         if response.status_code >= 400:

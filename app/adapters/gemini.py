@@ -17,23 +17,15 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import quote
 
-import httpx
 import orjson
 
-from app.adapters.base import (
-    Adapter,
-    Call,
-    error_from_body,
-    error_from_payload,
-    is_json_response,
-    iter_body,
-    load_json,
-    open_stream,
-    upstream_errors,
-)
+from app.adapters.base import Adapter, Call, is_json_type
+from app.adapters.client import Opened, UpstreamClient
+from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
 from app.adapters.images import ImageLimits, image_base64
-from app.adapters.wire import iter_sse
+from app.errors import BadRequest
 from app.formats.gemini_reply import ReplyTranslator, embedding_reply
 from app.formats.gemini_request import (
     build_request,
@@ -93,7 +85,7 @@ def _unsigned(content: dict[str, Any]) -> dict[str, Any]:
 
 
 class GeminiAdapter(Adapter):
-    def __init__(self, provider: Provider, http: httpx.AsyncClient, images: ImageLimits | None = None) -> None:
+    def __init__(self, provider: Provider, http: UpstreamClient, images: ImageLimits | None = None) -> None:
         super().__init__(provider, http, images)
         self.signatures = SignatureMemory()
 
@@ -107,7 +99,7 @@ class GeminiAdapter(Adapter):
 
     def _url(self, model: str, method: str) -> str:
         # Google's own ids read "models/x"; a client copying one must not get models/models/x.
-        return f"{self.provider.base_url}/v1beta/models/{model.removeprefix('models/')}:{method}"
+        return f"{self.provider.base_url}/v1beta/models/{model_segment(model)}:{method}"
 
     async def send(self, call: Call) -> Reply:
         if call.kind == "embedding":
@@ -125,14 +117,9 @@ class GeminiAdapter(Adapter):
                 self._remember(call.model, request, (choice.get("message") or {}).get("tool_calls"))
             return reply
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        response = await open_stream(
-            self.http,
-            self.provider,
-            self.http.build_request("POST", url, content=orjson.dumps(request), headers=self._headers(True)),
-        )
-        body_bytes = iter_body(self.provider, response)
+        opened = await self.http.stream(self.provider, url, orjson.dumps(request), self._headers(True))
         # Without alt=sse (or from a proxy that drops it) the stream is one JSON array.
-        payloads = _array_items(body_bytes) if is_json_response(response) else _sse_items(body_bytes)
+        payloads = _array_items(opened) if is_json_type(opened.content_type) else _sse_items(opened)
         return Reply(stream=self._chunks(payloads, translate, call.model, request))
 
     async def _images(self, messages: Any) -> dict[str, tuple[str, str]]:
@@ -185,11 +172,7 @@ class GeminiAdapter(Adapter):
             await payloads.aclose()
 
     async def _post(self, url: str, body: dict[str, Any]) -> Any:
-        with upstream_errors(self.provider):
-            response = await self.http.post(url, content=orjson.dumps(body), headers=self._headers())
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
-        return load_json(self.provider, response.content)
+        return load_json(self.provider, await self.http.post(self.provider, url, orjson.dumps(body), self._headers()))
 
     async def list_models(self) -> list[dict[str, Any]]:
         """Every page of ``GET /v1beta/models``, ids without the ``models/`` prefix."""
@@ -199,7 +182,7 @@ class GeminiAdapter(Adapter):
         for _ in range(_MAX_PAGES):
             params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
             with upstream_errors(self.provider):
-                response = await self.http.get(
+                response = await self.http.control.get(
                     f"{self.provider.base_url}/v1beta/models", params=params, headers=self._headers()
                 )
             if response.status_code >= 400:
@@ -224,8 +207,17 @@ def _with_native_options(call: Call) -> dict[str, Any]:
     return call.body
 
 
-async def _sse_items(body: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-    events = iter_sse(body)
+def model_segment(model: str) -> str:
+    """The model id as one path segment of Google's URL; a name that could leave ``models/``
+    (a slash, a dot segment, a query) is refused rather than sent with the operator's key."""
+    name = model.removeprefix("models/")
+    if not name or name in (".", "..") or any(c in name for c in "/\\?#%") or not name.isprintable():
+        raise BadRequest(f"{model!r} is not a Gemini model id", param="model")
+    return quote(name, safe="-._~@")
+
+
+async def _sse_items(opened: Opened) -> AsyncGenerator[bytes, None]:
+    events = opened.sse()
     try:
         async for event in events:
             data = event.data.strip()
@@ -235,8 +227,9 @@ async def _sse_items(body: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes,
         await events.aclose()
 
 
-async def _array_items(body: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-    splitter = JSONArraySplitter()
+async def _array_items(opened: Opened) -> AsyncGenerator[bytes, None]:
+    splitter = JSONArraySplitter(opened.client.limits.max_event_bytes)
+    body = opened.chunks
     try:
         async for chunk in body:
             for item in splitter.feed(chunk):

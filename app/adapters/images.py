@@ -1,8 +1,7 @@
 """Images for upstreams that want bytes: data URLs are decoded, http(s) URLs are fetched
-(only then, with a size cap and a timeout, and by default only from public addresses: the
-URL comes from the caller, and the bytes go to a model that can be asked to read them back).
-The host is looked up once and the connection made to the address that was checked, so a
-name that resolves elsewhere a moment later (DNS rebinding) changes nothing."""
+(only then, with a size cap and a deadline, and by default only from public addresses: the
+URL comes from the caller, and the bytes go to a model that can be asked to read them back;
+see :mod:`app.adapters.pinning`)."""
 
 from __future__ import annotations
 
@@ -10,16 +9,18 @@ import asyncio
 import base64
 import binascii
 import ipaddress
-import socket
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import aiohttp
 
-from app.adapters.transport import UpstreamClient
+from app.adapters.pinning import NonPublicAddress, check_public
 from app.errors import BadRequest
 from app.formats.images import sniff_mime
+
+if TYPE_CHECKING:
+    from app.adapters.client import UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,81 +42,73 @@ def parse_data_url(url: str) -> tuple[str, str]:
     return mime, payload
 
 
-async def image_base64(http: httpx.AsyncClient, url: str, limits: ImageLimits) -> tuple[str, str]:
+async def image_base64(http: UpstreamClient, url: str, limits: ImageLimits) -> tuple[str, str]:
     """(mime type, base64) of an image given as a data URL or an http(s) URL."""
     if url.startswith("data:"):
         return parse_data_url(url)
-    data, mime = await _fetch(http, url, limits)
-    encoded = base64.b64encode(bytes(data)).decode()
+    try:
+        async with asyncio.timeout(limits.timeout):  # for the whole download, redirects included
+            data, mime = await _fetch(http, url, limits)
+    except TimeoutError:
+        raise BadRequest(f"fetching image {url[:120]} failed: not done within {limits.timeout:g} s") from None
+    encoded = base64.b64encode(data).decode()
     if not mime.startswith("image/"):
         mime = sniff_mime(encoded)
     return mime, encoded
 
 
-async def _fetch(http: httpx.AsyncClient, url: str, limits: ImageLimits) -> tuple[bytearray, str]:
+async def _fetch(http: UpstreamClient, url: str, limits: ImageLimits) -> tuple[bytes, str]:
     """The body and content type at ``url``; redirects are followed here, each hop checked."""
     for _ in range(MAX_REDIRECTS + 1):
         if not url.startswith(("http://", "https://")):
             raise BadRequest(f"unsupported image URL {url[:60]!r}: use https:// or a base64 data URL")
-        address = None if limits.private_networks else await _public_address(url)
+        proxy = http.proxy_for(url)
+        # Through a proxy the proxy resolves the name: only the direct path can be pinned.
+        pinned = not limits.private_networks and proxy is None
+        session = http.pinned_session if pinned else http.session
         try:
-            if isinstance(http, UpstreamClient) and http.proxy_for(url) is None:
-                # Connected to the address just checked: a second lookup could give another (DNS rebinding).
-                timeouts: dict[str, float | None] = dict.fromkeys(("connect", "read", "pool"), limits.timeout)
-                reply = await http.pool.request(
-                    "GET", url, {"accept": "image/*"}, timeouts=timeouts, connect_to=address
-                )
-                chunks = reply.iter_chunks()
-                try:
-                    found = await _hop(url, reply.status, reply.headers.get, chunks, limits)
-                finally:
-                    await chunks.aclose()
-            else:  # another client (tests) or through a proxy: the proxy resolves the host itself
-                async with http.stream("GET", url, timeout=limits.timeout, follow_redirects=False) as response:
-                    found = await _hop(url, response.status_code, response.headers.get, response.aiter_bytes(), limits)
-        except httpx.HTTPError as exc:
+            if pinned:
+                _refuse_private_literal(url, http)
+            async with session.get(url, headers={"accept": "image/*"}, proxy=proxy, allow_redirects=False) as reply:
+                location = reply.headers.get("location")
+                if reply.status in (301, 302, 303, 307, 308) and location:
+                    url = urljoin(url, location)
+                    continue
+                if reply.status >= 400:
+                    raise BadRequest(f"fetching image {url[:120]} failed: HTTP {reply.status}")
+                if (reply.content_length or 0) > limits.max_bytes:
+                    raise _too_large(url, limits)
+                data = bytearray()
+                async for chunk in reply.content.iter_any():
+                    data += chunk
+                    if len(data) > limits.max_bytes:
+                        raise _too_large(url, limits)
+                return bytes(data), (reply.headers.get("content-type") or "").split(";")[0].strip()
+        except (aiohttp.ClientConnectorError, NonPublicAddress) as exc:
+            cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+            if isinstance(cause, NonPublicAddress):
+                raise BadRequest(
+                    f"image URL {url[:120]} points to a non-public address ({cause}); the relay fetches images "
+                    "from public addresses only (IMAGE_FETCH_PRIVATE=true allows the others)"
+                ) from None
             raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
-        if not isinstance(found, str):
-            return found
-        url = found  # a redirect
+        except aiohttp.ClientError as exc:
+            raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
     raise BadRequest(f"fetching image {url[:120]} failed: more than {MAX_REDIRECTS} redirects")
 
 
-async def _hop(
-    url: str, status: int, header: Callable[[str], str | None], chunks: AsyncIterator[bytes], limits: ImageLimits
-) -> tuple[bytearray, str] | str:
-    """One reply: the body and content type, or the URL a redirect points to."""
-    location = header("location")
-    if status in (301, 302, 303, 307, 308) and location:
-        return urljoin(url, location)
-    if status >= 400:
-        raise BadRequest(f"fetching image {url[:120]} failed: HTTP {status}")
-    data = bytearray()
-    async for chunk in chunks:
-        data += chunk
-        if len(data) > limits.max_bytes:
-            raise BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
-    return data, (header("content-type") or "").split(";")[0].strip()
-
-
-async def _public_address(url: str) -> str:
-    """One of the addresses the URL's host resolves to, after a 400 unless every one of them
-    is public (loopback, private, link-local and reserved ranges are the relay's own network)."""
+def _refuse_private_literal(url: str, http: UpstreamClient) -> None:
+    """An address written into the URL is never looked up, so the resolver cannot check it."""
     host = urlsplit(url).hostname or ""
     try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise BadRequest(f"fetching image {url[:120]} failed: its host does not resolve") from None
-    for *_, address in found:
-        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
-        if not ip.is_global:
-            raise BadRequest(
-                f"image URL {url[:120]} points to a non-public address ({ip}); the relay fetches images "
-                "from public addresses only (IMAGE_FETCH_PRIVATE=true allows the others)"
-            )
-    if not found:
-        raise BadRequest(f"fetching image {url[:120]} failed: its host does not resolve")
-    return str(found[0][4][0])
+        ipaddress.ip_address(host)
+    except ValueError:
+        return  # a name: the resolver checks what it resolves to
+    check_public(host, host, http.public)
+
+
+def _too_large(url: str, limits: ImageLimits) -> BadRequest:
+    return BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
 
 
 def decoded_size(b64: str) -> int:

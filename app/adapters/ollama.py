@@ -13,17 +13,8 @@ from typing import Any
 
 import orjson
 
-from app.adapters.base import (
-    Adapter,
-    Call,
-    error_from_body,
-    error_from_payload,
-    is_json_response,
-    iter_body,
-    load_json,
-    open_stream,
-    upstream_errors,
-)
+from app.adapters.base import Adapter, Call, is_json_type
+from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
 from app.adapters.images import image_base64
 from app.adapters.wire import iter_ndjson
 from app.errors import BadRequest
@@ -31,6 +22,8 @@ from app.formats.ollama_messages import messages_to_ollama
 from app.formats.ollama_params import format_from_response_format, options_from_openai, think_from_effort
 from app.formats.ollama_reply import ReplyTranslator, embedding_reply
 from app.internal import Reply, StreamItem
+
+JSON = {"content-type": "application/json"}
 
 # Fields of a native Ollama body that the internal (OpenAI) form has no place for.
 CHAT_EXTRAS = ("keep_alive", "think", "format", "truncate", "shift")
@@ -66,13 +59,12 @@ class OllamaAdapter(Adapter):
         if not call.stream:
             data = await self._post(url, {**body, "stream": False})
             return translate.whole(data)
-        request = self.http.build_request("POST", url, content=orjson.dumps({**body, "stream": True}))
-        response = await open_stream(self.http, self.provider, request)
-        if is_json_response(response):
+        opened = await self.http.stream(self.provider, url, orjson.dumps({**body, "stream": True}), JSON)
+        if is_json_type(opened.content_type):
             # A server that answered a stream with one JSON document: a stream of one line.
-            data = b"".join([chunk async for chunk in iter_body(self.provider, response)])
+            data = await opened.read()
             return Reply(stream=self._chunks(_single(orjson.dumps(load_json(self.provider, data))), translate))
-        return Reply(stream=self._chunks(iter_body(self.provider, response), translate))
+        return Reply(stream=self._chunks(opened.ndjson(), translate))
 
     async def _inline_images(self, call: Call) -> Call:
         """Ollama takes image bytes only: fetch http(s) image URLs (within the size/time limits)."""
@@ -133,50 +125,22 @@ class OllamaAdapter(Adapter):
         return "/api/chat", request
 
     async def _post(self, url: str, body: dict[str, Any]) -> Any:
-        with upstream_errors(self.provider):
-            response = await self.http.post(url, content=orjson.dumps(body))
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
-        return load_json(self.provider, response.content)
+        return load_json(self.provider, await self.http.post(self.provider, url, orjson.dumps(body), JSON))
 
     async def _chunks(
-        self, body: AsyncGenerator[bytes, None], translate: ReplyTranslator
+        self, lines: AsyncGenerator[bytes, None], translate: ReplyTranslator
     ) -> AsyncGenerator[StreamItem, None]:
-        lines = iter_ndjson(body)
+        objects = self._objects(lines)
         try:
-            async for line in lines:
-                data = load_json(self.provider, line)
-                if not isinstance(data, dict):
-                    continue
-                if "error" in data:
-                    raise error_from_payload(self.provider, data)
+            async for data in objects:
                 for item in translate.line(data):
                     yield item
         finally:
-            await lines.aclose()
+            await objects.aclose()
 
-    async def list_models(self) -> list[dict[str, Any]]:
-        return list((await self.get_json("/api/tags")).get("models") or [])
-
-    async def get_json(self, path: str) -> dict[str, Any]:
-        with upstream_errors(self.provider):
-            response = await self.http.get(self.provider.base_url + path)
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
-        data = load_json(self.provider, response.content)
-        return data if isinstance(data, dict) else {}
-
-    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = await self._post(self.provider.base_url + path, body)
-        return data if isinstance(data, dict) else {}
-
-    async def pull(self, model: str) -> AsyncGenerator[dict[str, Any], None]:
-        """``POST /api/pull``: each progress object the server streams, as it comes. An
-        ``{"error": ...}`` line (Ollama reports a failed pull that way) is raised."""
-        url = self.provider.base_url + "/api/pull"
-        request = self.http.build_request("POST", url, content=orjson.dumps({"model": model, "stream": True}))
-        response = await open_stream(self.http, self.provider, request)
-        lines = iter_ndjson(iter_body(self.provider, response))
+    async def _objects(self, lines: AsyncGenerator[bytes, None]) -> AsyncGenerator[dict[str, Any], None]:
+        """The JSON objects of an NDJSON stream; an ``{"error": ...}`` line (Ollama reports a
+        failure mid-stream that way) is raised."""
         try:
             async for line in lines:
                 data = load_json(self.provider, line)
@@ -188,13 +152,44 @@ class OllamaAdapter(Adapter):
         finally:
             await lines.aclose()
 
+    async def list_models(self) -> list[dict[str, Any]]:
+        return list((await self.get_json("/api/tags")).get("models") or [])
+
+    async def get_json(self, path: str) -> dict[str, Any]:
+        return await self._control("GET", path)
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._control("POST", path, body)
+
+    async def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A call of the admin's or of discovery, on the low-volume client."""
+        content = None if body is None else orjson.dumps(body)
+        with upstream_errors(self.provider):
+            response = await self.http.control.request(method, self.provider.base_url + path, content=content)
+        if response.status_code >= 400:
+            raise error_from_body(self.provider, response.status_code, response.content, response.headers)
+        data = load_json(self.provider, response.content) if response.content else {}
+        return data if isinstance(data, dict) else {}
+
+    async def pull(self, model: str) -> AsyncGenerator[dict[str, Any], None]:
+        """``POST /api/pull``: each progress object the server streams, as it comes."""
+        url = self.provider.base_url + "/api/pull"
+        content = orjson.dumps({"model": model, "stream": True})
+        with upstream_errors(self.provider):
+            async with self.http.control.stream("POST", url, content=content) as response:
+                if response.status_code >= 400:
+                    raise error_from_body(self.provider, response.status_code, await response.aread())
+                lines = iter_ndjson(response.aiter_bytes(), source=self.provider.name)  # type: ignore[arg-type]
+                objects = self._objects(lines)
+                try:
+                    async for data in objects:
+                        yield data
+                finally:
+                    await objects.aclose()
+
     async def delete_model(self, model: str) -> None:
         """``DELETE /api/delete``: 200 when deleted, 404 when the server has no such model."""
-        url = self.provider.base_url + "/api/delete"
-        with upstream_errors(self.provider):
-            response = await self.http.request("DELETE", url, content=orjson.dumps({"model": model}))
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
+        await self._control("DELETE", "/api/delete", {"model": model})
 
 
 def _image_url(part: dict[str, Any]) -> str:

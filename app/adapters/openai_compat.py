@@ -9,25 +9,17 @@ chunk, Mistral tool calls without ``type``, Groq's usage inside ``x_groq``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
-import httpx
 import orjson
 
-from app.adapters.base import (
-    Adapter,
-    Call,
-    error_from_body,
-    error_from_payload,
-    is_json_type,
-    load_json,
-    upstream_errors,
-)
+from app.adapters.base import Adapter, Call, is_json_type
+from app.adapters.client import UpstreamClient
+from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
 from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
-from app.adapters.posting import Opened, post, post_stream
-from app.adapters.wire import SSEvent, iter_event_batches, iter_sse, parse_block
+from app.adapters.wire import SSEvent, parse_block
 from app.errors import UpstreamProtocolError
 from app.formats.openai_chunks import (
     ACT,
@@ -46,7 +38,7 @@ PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding":
 
 
 class OpenAICompatAdapter(Adapter):
-    def __init__(self, provider: Provider, http: httpx.AsyncClient, images: ImageLimits | None = None) -> None:
+    def __init__(self, provider: Provider, http: UpstreamClient, images: ImageLimits | None = None) -> None:
         super().__init__(provider, http, images)
         self._plain = self._headers(False)  # built once: the provider never changes under an adapter
         self._streaming = self._headers(True)
@@ -68,18 +60,16 @@ class OpenAICompatAdapter(Adapter):
         url = self.provider.base_url + PATHS[call.kind]
         content = orjson.dumps(body)
         if not call.stream:
-            status, data = await post(self.http, self.provider, url, content, self._plain)
-            if status >= 400:
-                raise error_from_body(self.provider, status, data)
+            data = await self.http.post(self.provider, url, content, self._plain)
             return self._whole(load_json(self.provider, data), call)
-        opened = await post_stream(self.http, self.provider, url, content, self._streaming)
+        opened = await self.http.stream(self.provider, url, content, self._streaming)
         if is_json_type(opened.content_type):
             # Some servers ignore "stream": answer with the whole body, replayed as chunks.
-            data = b"".join([chunk async for chunk in opened.chunks])
+            data = await opened.read()
             return Reply(stream=_replay(self._whole(load_json(self.provider, data), call)))
         if call.passthrough:
-            return Reply(stream=self._frames(opened, call))
-        return Reply(stream=self._chunks(opened, call))
+            return Reply(stream=self._frames(opened.event_batches(), opened.ended, call))
+        return Reply(stream=self._chunks(opened.sse(), opened.ended, call))
 
     def _whole(self, data: Any, call: Call) -> Reply:
         if not isinstance(data, dict):
@@ -91,14 +81,16 @@ class OpenAICompatAdapter(Adapter):
         raw_usage = find_usage(data)
         return Reply(body=data, usage=_usage(raw_usage, data, call) if raw_usage else None)
 
-    async def _chunks(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
-        """Every event parsed into internal chunks (any client dialect)."""
-        events = iter_sse(opened.chunks)
+    async def _chunks(
+        self, events: AsyncGenerator[SSEvent, None], ended: Callable[[], None], call: Call
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Every event parsed into internal chunks (any client dialect); ``ended`` is told when
+        the stream stopped at its own end, [DONE]."""
         finished = False
         try:
             async for event in events:
                 if event.data.strip() == "[DONE]":
-                    opened.ended()
+                    ended()
                     return
                 for item in self._event(event, call):
                     finished = finished or finishes(item)
@@ -107,10 +99,11 @@ class OpenAICompatAdapter(Adapter):
         finally:
             await events.aclose()
 
-    async def _frames(self, opened: Opened, call: Call) -> AsyncGenerator[StreamItem, None]:
+    async def _frames(
+        self, batches: AsyncGenerator[list[bytes | SSEvent], None], ended: Callable[[], None], call: Call
+    ) -> AsyncGenerator[StreamItem, None]:
         """For OpenAI-dialect clients: events relayed as they came, batched per network chunk;
         only those the relay acts on (see inspect_chunk) become internal chunks."""
-        batches = iter_event_batches(opened.chunks)
         finished = False
         try:
             async for batch in batches:
@@ -145,7 +138,7 @@ class OpenAICompatAdapter(Adapter):
                 if plain:
                     yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
                 if done:
-                    opened.ended()
+                    ended()
                     return
             self._ended_early(finished)
         finally:
@@ -187,7 +180,7 @@ class OpenAICompatAdapter(Adapter):
 
     async def list_models(self) -> list[dict[str, Any]]:
         with upstream_errors(self.provider):
-            response = await self.http.get(self.provider.base_url + "/models", headers=self._headers(False))
+            response = await self.http.control.get(self.provider.base_url + "/models", headers=self._headers(False))
         if response.status_code >= 400:
             raise error_from_body(self.provider, response.status_code, response.content)
         data = load_json(self.provider, response.content)

@@ -16,18 +16,10 @@ from typing import Any
 
 import orjson
 
-from app.adapters.base import (
-    Adapter,
-    Call,
-    error_from_body,
-    error_from_payload,
-    iter_body,
-    load_json,
-    open_stream,
-    upstream_errors,
-)
+from app.adapters.base import Adapter, Call
+from app.adapters.client import Opened
+from app.adapters.failures import error_from_payload, load_json
 from app.adapters.perplexity_request import agent_request
-from app.adapters.wire import iter_sse
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
 from app.formats.responses_api import (
     FAILURE_EVENTS,
@@ -121,14 +113,10 @@ class PerplexityAdapter(Adapter):
         content = orjson.dumps(agent_request(call))
         functions = function_names(call.body.get("tools"))
         if not call.stream:
-            with upstream_errors(self.provider):
-                response = await self.http.post(url, content=content, headers=self._headers(False))
-            if response.status_code >= 400:
-                raise error_from_body(self.provider, response.status_code, response.content)
-            return self._whole(load_json(self.provider, response.content), functions)
-        request = self.http.build_request("POST", url, content=content, headers=self._headers(True))
-        response = await open_stream(self.http, self.provider, request)
-        return Reply(stream=self._chunks(iter_body(self.provider, response), functions))
+            data = await self.http.post(self.provider, url, content, self._headers(False))
+            return self._whole(load_json(self.provider, data), functions)
+        opened = await self.http.stream(self.provider, url, content, self._headers(True))
+        return Reply(stream=self._chunks(opened, functions))
 
     def _failure(self, payload: dict[str, Any]) -> UpstreamStatusError:
         """A failed or cancelled response (HTTP 200 with an ``error``), or an ``error`` event."""
@@ -156,13 +144,11 @@ class PerplexityAdapter(Adapter):
             body["usage"] = chat_usage(usage)
         return Reply(body=body, usage=usage)
 
-    async def _chunks(
-        self, body: AsyncGenerator[bytes, None], functions: frozenset[str]
-    ) -> AsyncGenerator[StreamItem, None]:
+    async def _chunks(self, opened: Opened, functions: frozenset[str]) -> AsyncGenerator[StreamItem, None]:
         maker = ChunkMaker(functions)
         sources = Sources()
         finished = False
-        events = iter_sse(body)
+        events = opened.sse()
         try:
             async for event in events:
                 data = event.data.strip()

@@ -2,13 +2,24 @@
 
 Both parsers take raw chunks as they arrive (split anywhere, even inside a line ending) and
 never assume compact JSON: real providers pad ``data:`` lines, send ``:`` comments, use
-``\\r\\n`` and may close a stream without a final blank line.
+``\\r\\n`` and may close a stream without a final blank line. Neither holds more than
+``limit`` bytes of one line or event: a stream that never ends its line ends with an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+
+from app.errors import UpstreamLimitExceeded
+
+MAX_EVENT_BYTES = 8 << 20
+
+
+def too_long(limit: int, source: str) -> UpstreamLimitExceeded:
+    return UpstreamLimitExceeded(
+        f"{source}: a line or event of the stream is longer than {limit} bytes (UPSTREAM_MAX_EVENT_BYTES)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +31,13 @@ class SSEvent:
 class SSEParser:
     """Incremental SSE parser: ``feed(bytes)`` returns the events completed by those bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_EVENT_BYTES, source: str = "upstream") -> None:
         self._buffer = b""
         self._event: str | None = None
         self._data: list[str] = []
+        self._size = 0  # of the event's data so far
+        self.limit = limit
+        self.source = source
 
     def feed(self, chunk: bytes) -> list[SSEvent]:
         buffer = self._buffer + chunk
@@ -31,6 +45,8 @@ class SSEParser:
         # A line is complete once its ending arrived; a lone \r may be half of a \r\n.
         if lines and (not lines[-1].endswith((b"\n", b"\r")) or lines[-1].endswith(b"\r")):
             self._buffer = lines.pop()
+            if len(self._buffer) > self.limit:
+                raise too_long(self.limit, self.source)
         else:
             self._buffer = b""
         events: list[SSEvent] = []
@@ -56,6 +72,9 @@ class SSEParser:
         if value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._size += len(value)
+            if self._size > self.limit:
+                raise too_long(self.limit, self.source)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -65,10 +84,13 @@ class SSEParser:
             events.append(SSEvent(self._event, "\n".join(self._data)))
         self._event = None
         self._data = []
+        self._size = 0
 
 
-async def iter_sse(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[SSEvent, None]:
-    parser = SSEParser()
+async def iter_sse(
+    chunks: AsyncGenerator[bytes, None], limit: int = MAX_EVENT_BYTES, source: str = "upstream"
+) -> AsyncGenerator[SSEvent, None]:
+    parser = SSEParser(limit, source)
     try:
         async for chunk in chunks:
             for event in parser.feed(chunk):
@@ -79,7 +101,9 @@ async def iter_sse(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[SSEven
         await chunks.aclose()
 
 
-async def iter_event_batches(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[list[bytes | SSEvent], None]:
+async def iter_event_batches(
+    chunks: AsyncGenerator[bytes, None], limit: int = MAX_EVENT_BYTES, source: str = "upstream"
+) -> AsyncGenerator[list[bytes | SSEvent], None]:
     """The complete SSE events of each network chunk, for relaying them without a parse.
 
     While the stream ends its lines with ``\n`` an event is its raw block (the bytes between
@@ -90,12 +114,14 @@ async def iter_event_batches(chunks: AsyncGenerator[bytes, None]) -> AsyncGenera
     try:
         async for chunk in chunks:
             if parser is None and b"\r" in chunk:
-                parser = SSEParser()
+                parser = SSEParser(limit, source)
                 chunk, buffer = buffer + chunk, b""
             if parser is not None:
                 batch: list[bytes | SSEvent] = list(parser.feed(chunk))
             else:
                 *blocks, buffer = (buffer + chunk).split(b"\n\n") if buffer else chunk.split(b"\n\n")
+                if len(buffer) > limit:
+                    raise too_long(limit, source)
                 batch = list(blocks)
             if batch:
                 yield batch
@@ -117,12 +143,16 @@ def parse_block(block: bytes) -> list[SSEvent]:
 class NDJSONSplitter:
     """Incremental splitter for newline-delimited JSON; blank lines are skipped."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_EVENT_BYTES, source: str = "upstream") -> None:
         self._buffer = b""
+        self.limit = limit
+        self.source = source
 
     def feed(self, chunk: bytes) -> list[bytes]:
         parts = (self._buffer + chunk).split(b"\n")
         self._buffer = parts.pop()
+        if len(self._buffer) > self.limit:
+            raise too_long(self.limit, self.source)
         return _nonblank(parts)
 
     def close(self) -> list[bytes]:
@@ -134,8 +164,10 @@ def _nonblank(parts: Iterable[bytes]) -> list[bytes]:
     return [p for p in (part.strip() for part in parts) if p]
 
 
-async def iter_ndjson(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-    splitter = NDJSONSplitter()
+async def iter_ndjson(
+    chunks: AsyncGenerator[bytes, None], limit: int = MAX_EVENT_BYTES, source: str = "upstream"
+) -> AsyncGenerator[bytes, None]:
+    splitter = NDJSONSplitter(limit, source)
     try:
         async for chunk in chunks:
             for line in splitter.feed(chunk):

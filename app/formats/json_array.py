@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from app.errors import UpstreamLimitExceeded
+
 _SPECIAL = re.compile(rb'["\\{}\[\]]')
 
 
@@ -13,7 +15,8 @@ class JSONArraySplitter:
     sends without alt=sse) into its elements as each one completes. A lone object is one
     element. Only brackets outside strings count, so text holding braces splits nowhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 8 << 20) -> None:
+        self.limit = limit  # bytes of one element
         self._buffer = b""
         self._scanned = 0  # bytes of the buffer already looked at
         self._depth = 0
@@ -57,6 +60,10 @@ class JSONArraySplitter:
         self._skip = self._skip - keep if self._skip >= keep else -1
         self._start = 0 if self._start >= 0 else -1
         self._scanned = len(self._buffer)
+        if len(self._buffer) > self.limit:
+            raise UpstreamLimitExceeded(
+                f"an element of the streamed array is longer than {self.limit} bytes (UPSTREAM_MAX_EVENT_BYTES)"
+            )
 
     def close(self) -> list[bytes]:
         """What is left: an unfinished element, handed on so that parsing it fails loudly."""

@@ -12,7 +12,8 @@ from typing import Any
 import falcon
 import httpx
 
-from app.adapters.base import Adapter, error_from_body, upstream_errors
+from app.adapters.base import Adapter
+from app.adapters.failures import error_from_body, upstream_errors
 from app.admin.context import AdminContext
 from app.admin.pages.providers_common import custom_path, iso, redact, safe_url
 from app.discovery import InstanceStatus
@@ -150,7 +151,7 @@ async def test_connection(ctx: AdminContext, name: str) -> dict[str, Any]:
     try:
         adapter = ctx.services.upstreams.adapter(name)
         if type(adapter).list_models is Adapter.list_models:
-            message = await asyncio.wait_for(_probe(ctx.services.upstreams.http, provider), TEST_TIMEOUT)
+            message = await asyncio.wait_for(_probe(ctx.services.upstreams.http.control, provider), TEST_TIMEOUT)
         else:
             models = len(await asyncio.wait_for(adapter.list_models(), TEST_TIMEOUT))
             message = f"connected: the provider lists {models} models"

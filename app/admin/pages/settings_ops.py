@@ -141,7 +141,7 @@ async def _run_sync(ctx: AdminContext, job: SyncJob) -> None:
     services = ctx.services
     try:
         # This task carries the database context (start_in_db).
-        result = await sync_pricing(job.source, cast(Models, services.catalog.pricing), services.upstreams.http)
+        result = await sync_pricing(job.source, cast(Models, services.catalog.pricing), services.upstreams.http.control)
         await ctx.live.reload()  # the new prices apply from the next request
         job.result = {"id": result.id, "added": result.added, "removed": result.removed, "changed": result.changed}
     except SyncError as exc:
