@@ -1,12 +1,14 @@
 """What one upstream request costs the relay's process in CPU, per HTTP client: the evidence
-behind app/adapters/transport.py. 32 concurrent POSTs to the bench upstream, CPU time per
-request (process time, so other load on the machine matters less than for req/s).
+behind the relay's upstream calls on aiohttp (app/adapters/client.py). 32 concurrent POSTs to the
+bench upstream, CPU time per request (process time, so other load on the machine matters less
+than for req/s).
 
     python -m bench.clients            # starts its own upstream on core 1, runs on core 0
 
 httpx's own pool (default and with other limits), httpx on the ``httpx-aiohttp`` transport (if
-that package is installed: ``pip install httpx-aiohttp==0.2.0``), httpx on the relay's own
-aiohttp transport, and aiohttp alone (the relay's fast lane).
+that package is installed: ``pip install httpx-aiohttp==0.2.0``), and aiohttp alone, as the relay
+calls providers. (Until 2026-12-06 it also measured httpx on the relay's own aiohttp transport,
+app/adapters/transport.py, gone with 9b29a57.)
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import httpx
 import orjson
 import uvloop
 
-from app.adapters.transport import UpstreamClient
 from bench.targets import HERE, free_port
 
 BODY = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
@@ -60,8 +62,6 @@ async def main(url: str) -> None:
         clients.append(("httpx on httpx-aiohttp 0.2.0", httpx.AsyncClient(timeout=timeout, transport=transport)))
     except ImportError:
         print("httpx-aiohttp is not installed: skipped")
-    relay = UpstreamClient(timeout=timeout, limits=limits)
-    clients.append(("httpx on the relay's aiohttp transport", relay))
     for name, client in clients:
 
         async def via_httpx(client: httpx.AsyncClient = client) -> None:
@@ -69,13 +69,16 @@ async def main(url: str) -> None:
 
         await cost(name, via_httpx)
 
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+
     async def direct() -> None:
-        async with relay.session.post(url, data=BODY, headers=HEADERS) as reply:
+        async with session.post(url, data=BODY, headers=HEADERS) as reply:
             orjson.loads(await reply.read())
 
-    await cost("aiohttp alone (the relay's fast lane)", direct)
+    await cost("aiohttp alone (as the relay calls providers)", direct)
     for _, client in clients:
         await client.aclose()
+    await session.close()
     await asyncio.sleep(0.1)  # let aiohttp's transports close
 
 
