@@ -1,5 +1,7 @@
 """``python -m bench [--quick] [--only NAME ...] [--label TEXT]``: measure every setup, one after
-another, against one emulated upstream; print one table and prepend it to bench/RESULTS.md.
+another, against one emulated upstream; print one table and write it into bench/RESULTS.md,
+named by the time and the commit measured (a full run of every setup as the latest full run and
+a row of the history, any other run as the latest quick or partial run).
 
 Use ``bench/run.sh``, which installs the peers first. Each gateway is started, measured and
 stopped before the next starts, so none competes with another for its core.
@@ -29,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 s per run (under 3 minutes in all)")
     parser.add_argument("--only", nargs="*", choices=report.ORDER, help="measure only these (direct always runs)")
-    parser.add_argument("--label", default="", help="a name for this run in RESULTS.md")
+    parser.add_argument(
+        "--label", default="", help="what this run measures, a few words (its description in RESULTS.md)"
+    )
     parser.add_argument("--no-record", action="store_true", help="print the table, leave RESULTS.md alone")
     parser.add_argument(
         "--untracked", action="store_true", help="also measure LLM Relay with usage rows switched off (a what-if)"
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         say("bench: needs wrk and taskset (apt-get install wrk util-linux)")
         return 2
     plan = QUICK if args.quick else FULL
+    commit = report.checked_out()  # what is measured: the tree as the run starts
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = targets.HERE / "out" / stamp
     out.mkdir(parents=True)
@@ -115,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     mode = f"{'quick' if args.quick else 'full'}: {plan.seconds} s per run after {plan.warmup} s warm-up"
     if args.rounds > 1:
         mode += f"; c=32 and stream req/s: medians of {args.rounds} rounds (all but direct and LiteLLM)"
+    if args.only:
+        mode += "; only " + ", ".join(["direct", *args.only])
     say(f"\nbench finished in {time.perf_counter() - began:.0f} s; raw results in {out.relative_to(Path.cwd())}\n")
     if args.no_record:
         say(report.table(results, plan.paced_concurrency))
         say("\n" + "\n".join(report.targets(results, plan.paced_concurrency)))
     else:
-        say(report.record(args.label or "run", mode, results, plan.paced_concurrency, notes))
+        full = not args.quick and not args.only
+        say(report.record(args.label, mode, results, plan.paced_concurrency, notes, full=full, commit=commit))
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The bench, in one command: install the pinned peers if needed, then measure direct, LLM Relay,
-# the floor, Portkey and LiteLLM one after another and print one table (also prepended to
+# the floor, Portkey and LiteLLM one after another and print one table (also written into
 # bench/RESULTS.md).  bench/run.sh [--quick] [--only llm-relay floor] [--label TEXT] [--no-record]
 set -euo pipefail
 cd "$(dirname "$0")/.."
