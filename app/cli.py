@@ -135,7 +135,7 @@ def serve(settings: Settings) -> int:
 
     app = create_app(settings)
     admin = None
-    if settings.admin_enabled:  # only then: its pages and templates take ~0.3 s to import
+    if settings.admin_enabled:  # only then: its pages and templates are slow to import
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)

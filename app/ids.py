@@ -1,5 +1,5 @@
 """Request ids: 32 hex characters, unique across processes and restarts, without a system call
-per request (``uuid4`` reads the kernel's random source every time: ~2% of a request's CPU).
+per request (``uuid4`` reads the kernel's random source every time).
 
 A random 64-bit prefix per process (drawn again in a forked child) and a counter. Ids are not
 secrets: every response carries its own.

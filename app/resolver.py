@@ -8,6 +8,7 @@ model. Anything else is a 404, never a silent reroute.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from app.aliases import builtin_aliases
@@ -16,6 +17,8 @@ from app.errors import BadRequest, ModelNotFound
 from app.internal import Target
 from app.providers import BUILTIN_BY_NAME
 from app.upstreams import Upstreams
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Resolver:
@@ -45,6 +48,9 @@ class Resolver:
     def resolve(self, name: str) -> Target:
         if not isinstance(name, str) or not name.strip():
             raise BadRequest("'model' is required", param="model")
+        if _CONTROL.search(name):
+            # It would reach response headers, logs and upstream URLs: no such name is a model's.
+            raise BadRequest(f"the model name {name!r} contains a control character", param="model")
         found, reason = self._lookup(name.strip())
         if found is not None:
             return self._enabled(found)

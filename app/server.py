@@ -38,7 +38,7 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
 
 def run_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None = None) -> None:
     """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
-    ``asyncio.run`` gets the stdlib loop, which costs the relay a third of its throughput.
+    ``asyncio.run`` gets the stdlib loop, which is much slower.
     ``sockets``: already bound sockets for the first server (a worker's shared port)."""
     with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
         runner.run(_serve_frozen(running, sockets))
@@ -55,7 +55,7 @@ async def _serve_frozen(running: list[uvicorn.Server], sockets: list[socket.sock
 async def _freeze_when_started(server: uvicorn.Server) -> None:
     """Once started, move everything built so far (the price catalog, models, caches: some
     100k objects) out of the garbage collector's sight: otherwise every full collection walks
-    them all (40-70 ms pauses every few seconds under load, which were the relay's p99).
+    them all, in pauses long enough to set the relay's p99.
     Then collect young objects less often: a request makes a few hundred container objects that
     live until it ends, and the default threshold walked the requests in flight every request or
     two (bench/RESULTS.md)."""

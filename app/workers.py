@@ -57,7 +57,7 @@ def _worker(settings: Settings, index: int) -> None:
     app = create_app(settings, migrate=False)
     app.metrics.share(metrics_dir(settings))
     admin = None
-    if settings.admin_enabled and index == 0:  # imported only where it runs (~0.3 s of a start)
+    if settings.admin_enabled and index == 0:  # imported only where it runs: slow to import
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)

@@ -55,6 +55,7 @@ class RelayProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(timeout=60)
+        self._log.close()  # the file stays, for log()
         return self.log()
 
     def log(self) -> str:

@@ -48,7 +48,9 @@ class LiveServer:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        # The loop llm-relay serve runs (uvloop): on the standard library's, every reply of
+        # uvicorn's protocol here waited ~40 ms for a delayed ACK.
+        self.loop = (self.server.config.get_loop_factory() or asyncio.new_event_loop)()
         asyncio.set_event_loop(self.loop)
         try:
             from app.server import serve_all

@@ -133,7 +133,7 @@ def test_a_model_name_with_a_nul_is_recorded_and_does_not_stop_usage_rows(relay)
     writer once retried that row forever, every later row queued behind it."""
     tag = unique()
     refused = post(relay, "no-such\u0000model", headers={"X-Proxy-Tag": tag})
-    assert refused.status_code == 404 and "error" in refused.json()
+    assert refused.status_code == 400 and "control character" in refused.json()["error"]["message"]
     fine = post(relay, MODEL, headers={"X-Proxy-Tag": tag})
     assert fine.status_code == 200
     rows = {row["request_id"]: row for row in relay.rows(tag=tag)}

@@ -20,11 +20,11 @@ import urllib.request
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import httpx
-from aiohappyeyeballs import AddrInfoType
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+from aiohttp.abc import AbstractResolver
 
 from app.adapters.failures import error_from_body, redact
 from app.adapters.pinning import Policy, PublicOnlyResolver, is_public
@@ -57,17 +57,16 @@ class HttpLimits:
     max_connections: int = 1000
 
 
-# The sockets a request opened: none means it went out on a pooled connection.
-_OPENED: contextvars.ContextVar[list[socket.socket] | None] = contextvars.ContextVar("upstream_opened", default=None)
+# Marks the sockets a request opened: none means it went out on a pooled connection.
+_OPENED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("upstream_opened", default=None)
 
 
 def _new_socket(addr_info: AddrInfoType) -> socket.socket:
     family, type_, proto, _, _ = addr_info
-    sock = socket.socket(family=family, type=type_, proto=proto)
     opened = _OPENED.get()
     if opened is not None:
-        opened.append(sock)
-    return sock
+        opened.append(True)
+    return socket.socket(family=family, type=type_, proto=proto)
 
 
 class UpstreamClient:
@@ -129,7 +128,7 @@ class UpstreamClient:
     ) -> aiohttp.ClientResponse:
         proxy = self.proxy_for(url)
         for attempt in range(2):
-            opened: list[socket.socket] = []
+            opened: list[bool] = []
             token = _OPENED.set(opened)
             try:
                 response = await self.session.post(
@@ -166,7 +165,9 @@ class UpstreamClient:
         self._session = self._pinned = None
 
 
-def open_session(limits: HttpLimits, socket_factory: Any = None, resolver: Any = None) -> aiohttp.ClientSession:
+def open_session(
+    limits: HttpLimits, socket_factory: SocketFactoryType | None = None, resolver: AbstractResolver | None = None
+) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=limits.max_connections,
         limit_per_host=0,

@@ -41,9 +41,8 @@ class DisconnectAware:
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         """The running loop, found once per thread and loop: CPython 3.11 makes a getpid() system
-        call on every ``get_running_loop()`` and ``current_task()`` (measured: ~2% of the relay's
-        CPU for the two a request made). A thread runs one loop at a time, so a cached loop that
-        is still running in this thread is the running one."""
+        call on every ``get_running_loop()`` and ``current_task()``. A thread runs one loop at a
+        time, so a cached loop that is still running in this thread is the running one."""
         cached = self._loop
         thread = threading.get_ident()
         if cached is not None and cached[0] == thread and cached[1].is_running():

@@ -1,7 +1,7 @@
 """Tortoise ORM models. Money is integer nano-dollars; one row per request, one tag row per tag.
 
 Every model sets ``_no_comments``: otherwise Tortoise reads each model's source file at import
-to look for ``#:`` field comments (none here), ~0.35 s of every start and every migration.
+to look for ``#:`` field comments (none here), which slows every start and every migration.
 """
 
 from __future__ import annotations

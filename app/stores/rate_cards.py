@@ -1,14 +1,12 @@
 """The rates a usage row was priced with, stored once per distinct set.
 
-Every row used to hold its rates as JSON (~300 bytes, the same for every request to a model
-and tier): three fifths of a SQLite usage row. A row now holds ``rates_id``, a digest of the
+Rates as JSON are the same for every request to a model and tier, and were most of a usage
+row's bytes when every row held them. A row now holds ``rates_id``, a digest of the
 rates' JSON text, and the writer stores each text once in ``usage_rates`` under its digest
 (idempotent: the same rates give the same id in every process, so workers and instances need
 no coordination, and a replayed row finds its rates there). The text still waits with the row
 in the journal, so a row needs nothing but its own line to be written. Cards outlive the
-rows that used them (retention deletes rows only): a few hundred bytes per set of rates. A
-SQLite database holds ~660 bytes a row with its indexes and tag, down from ~950 (bench rows);
-throughput moved within noise (bench.ab side by side 1.004x).
+rows that used them (retention deletes rows only): a few hundred bytes per set of rates.
 """
 
 from __future__ import annotations
