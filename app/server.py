@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from app.http.protocol import CoalescingHttpToolsProtocol
 from app.settings import Settings
 
 
@@ -27,6 +28,7 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
         access_log=level in ("debug", "trace", "info"),
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [],
+        http=CoalescingHttpToolsProtocol,  # one write per reply, not headers then body
     )
     found = [uvicorn.Server(relay_config)]
     if admin is not None:

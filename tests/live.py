@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from app.http.protocol import CoalescingHttpToolsProtocol as RELAY_PROTOCOL  # what llm-relay serve runs
+
 T = TypeVar("T")
 
 
@@ -34,7 +36,9 @@ class LiveServer:
         self.sockets = [bound_socket()]
         self.port = int(self.sockets[0].getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, lifespan=lifespan, log_level="warning", http=RELAY_PROTOCOL
+        )
         self.server = uvicorn.Server(config)
         self.others: list[uvicorn.Server] = []
         self.also_url = ""
