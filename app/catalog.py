@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-CHAT_MODES = frozenset({"chat", "completion", "responses"})
-
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
@@ -115,9 +113,3 @@ class Catalog:
         for name in providers:
             out.extend(sorted(self._by_provider.get(name, {}).values(), key=lambda e: e.id))
         return out
-
-    def pricing_of(self, provider: str, model_id: str) -> Mapping[str, Any] | None:
-        entry = self.get(provider, model_id)
-        if entry is None or (entry.discovered and not entry.info.get("input_cost_per_token")):
-            return None
-        return entry.info

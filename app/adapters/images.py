@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -109,10 +108,3 @@ def _refuse_private_literal(url: str, http: UpstreamClient) -> None:
 
 def _too_large(url: str, limits: ImageLimits) -> BadRequest:
     return BadRequest(f"image {url[:120]} is larger than {limits.max_bytes} bytes")
-
-
-def decoded_size(b64: str) -> int:
-    try:
-        return len(base64.b64decode(b64, validate=False))
-    except (binascii.Error, ValueError):
-        raise BadRequest("an image is not valid base64") from None

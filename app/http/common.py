@@ -4,7 +4,7 @@ pipeline, and rendering every error in the caller's own dialect."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import falcon
@@ -135,6 +135,3 @@ async def handle_unexpected(
     log.exception("unhandled error on %s %s", req.method, req.path)
     failure = RelayError(f"internal error ({type(error).__name__}); see the relay's log")
     render_error(req, resp, failure)
-
-
-ErrorHandler = Callable[..., Any]
