@@ -70,6 +70,11 @@ class Query:
     sizes: tuple[int, int] | None = None  # rows in the date range, rows with the tag: see tag_in_range
 
     @property
+    def last_day(self) -> date:
+        """The last UTC day the range touches, as a date field shows ``to``."""
+        return (self.until - timedelta(microseconds=1)).date()
+
+    @property
     def bucket(self) -> str:
         return "hour" if self.until - self.since <= HOURLY_UP_TO else "day"
 
