@@ -1,0 +1,117 @@
+"""A batch of usage rows into the database, with its tags and rate cards, idempotent on
+``request_id``: PostgreSQL takes it in one statement, SQLite in multi-row inserts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from app.stores.usage_row import RECORD_COLUMNS
+
+_COLUMNS = ", ".join(f'"{column}"' for column in RECORD_COLUMNS)
+
+# PostgreSQL parses the batch, one JSON array of rows, itself: with a parameter per column and
+# row, asyncpg would convert and encode every value on the event loop's thread.
+POSTGRES_BATCH = f"""
+WITH batch AS (SELECT r FROM jsonb_array_elements($1::jsonb) AS r),
+cards AS (
+    INSERT INTO "usage_rates" (id, rates)
+    SELECT DISTINCT (r->>'rates_id')::bigint, (r->>'rates')::jsonb FROM batch WHERE r->>'rates_id' IS NOT NULL
+    ON CONFLICT (id) DO NOTHING
+),
+records AS (
+    INSERT INTO "usage_record" ({_COLUMNS})
+    SELECT {_COLUMNS} FROM batch, jsonb_populate_record(NULL::"usage_record", r)
+    ON CONFLICT (request_id) DO NOTHING
+)
+INSERT INTO "usage_tag" (request_id, tag)
+SELECT r->>'request_id', tag FROM batch, jsonb_array_elements_text(r->'tags') AS tag
+ON CONFLICT (request_id, tag) DO NOTHING
+"""
+
+
+async def write_postgres(connection: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
+    """One statement: atomic without a transaction around it."""
+    payload = orjson.dumps(rows)
+    if b"\\u0000" in payload:  # PostgreSQL refuses NUL in text: it becomes U+FFFD, a character that could not be kept
+        payload = orjson.dumps(_without_nul(rows))
+    await connection.execute_query(POSTGRES_BATCH, [payload.decode()])
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    return value
+
+
+# SQLite: rows per INSERT, largest first. A few fixed sizes keep the statements SQLite compiles
+# few (each stays cached), and blocks keep the executions few: each is a hand-off between
+# aiosqlite's thread and the event loop.
+BLOCK_ROWS = (64, 16, 4, 1)
+_record_values = itemgetter(*RECORD_COLUMNS)
+_CREATED_AT, _FLAGS = (
+    RECORD_COLUMNS.index("created_at"),
+    [RECORD_COLUMNS.index(c) for c in ("usage_reported", "streamed")],
+)
+
+
+def sqlite_time(text: str) -> str:
+    """A journal line's time (ISO 8601) as Tortoise stores it in SQLite: in UTC, a space for the T."""
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat(sep=" ")
+
+
+def sqlite_values(row: dict[str, Any]) -> list[Any]:
+    """The row's values in ``RECORD_COLUMNS`` order, as Tortoise stores them in SQLite."""
+    values = list(_record_values(row))
+    values[_CREATED_AT] = sqlite_time(values[_CREATED_AT])
+    for at in _FLAGS:
+        values[at] = int(values[at])
+    return values
+
+
+@cache
+def _insert(table: str, columns: tuple[str, ...], key: str, rows: int) -> str:
+    one = f"({', '.join('?' * len(columns))})"
+    names = ", ".join(f'"{column}"' for column in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * rows)} ON CONFLICT ({key}) DO NOTHING'
+
+
+def _blocks(values: Sequence[Sequence[Any]]) -> Iterator[tuple[int, list[list[Any]]]]:
+    """The values in blocks of ``BLOCK_ROWS``: (rows per block, each block's parameters)."""
+    start = 0
+    for size in BLOCK_ROWS:
+        stop = start + (len(values) - start) // size * size
+        if stop > start:
+            yield size, [list(chain.from_iterable(values[at : at + size])) for at in range(start, stop, size)]
+            start = stop
+
+
+async def write_sqlite(rows: list[dict[str, Any]]) -> None:
+    """One transaction, on Tortoise's connection (and under its lock)."""
+    cards = {row["rates_id"]: row["rates"] for row in rows if row["rates_id"] is not None}
+    tables = (
+        ("usage_rates", ("id", "rates"), "id", list(cards.items())),
+        ("usage_record", RECORD_COLUMNS, "request_id", [sqlite_values(row) for row in rows]),
+        (
+            "usage_tag",
+            ("request_id", "tag"),
+            "request_id, tag",
+            [(r["request_id"], t) for r in rows for t in r["tags"]],
+        ),
+    )
+    async with in_transaction() as connection:
+        for table, columns, key, values in tables:
+            for size, parameters in _blocks(values):
+                await connection.execute_many(_insert(table, columns, key, size), parameters)
