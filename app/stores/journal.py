@@ -1,20 +1,18 @@
-"""The usage journal: every row's line is appended to a file before its request is answered and
-stays there until the database holds the row. The writer reads its batches back from the files,
-so rows waiting out a long outage take disk, not memory.
+"""The usage journal: each row's line is appended to a file before its request is answered and
+stays there until the database holds the row; the writer reads its batches back from the file,
+so rows waiting out an outage take disk, not memory.
 
-An append is one ``write()`` on a file opened with ``O_APPEND``: once it returns the line is in
-the kernel's page cache, where it outlives the process (not a power cut: there is no fsync).
-Each line is one JSON object, so an unreadable line (a disk error, a kill mid-append) costs
-that line only; it is logged with its file and byte offset, and the file is kept aside
-(``*.damaged``) instead of removed once its readable rows are in.
+An append is one ``write()`` to a file opened with ``O_APPEND``: once it returns, the line is in
+the kernel's page cache and outlives the process (not a power cut: there is no fsync). A line is
+one JSON object, so an unreadable line (a disk error, a kill mid-append) costs that line only: it
+is logged with its file and byte offset, and the file is kept aside (``*.damaged``), not removed.
 
-Each process appends to files of its own, ``usage-journal.<pid>.<id>.jsonl``, each locked with
-``flock`` while the process lives. The file appended to is emptied whenever every row is
-committed; under steady load, once it is large and mostly committed, new lines go to a new file
-and the old one is removed when the writer has passed its end. At start a process adopts every
-journal nobody holds (left by a crash, or by a worker that has gone) as it is, without copying
-its rows anywhere: a kill during start-up leaves the same files for the next start. Inserts are
-idempotent on ``request_id``, so a row read again after a kill is stored once.
+Each process appends to files of its own (``usage-journal.<pid>.<id>.jsonl``), locked with
+``flock`` while it lives. The file is emptied whenever every row is committed; under steady load
+a large file, once half committed, is followed by a new one and removed when its rows are in. At
+start a process adopts the journals nobody holds (a crash's, a gone worker's) as they are, never
+copying their rows: a kill during start-up leaves the same files behind. Inserts are idempotent
+on ``request_id``, so a row read again after a kill is stored once.
 """
 
 from __future__ import annotations
@@ -44,8 +42,8 @@ class JournalFile:
     fd: int
     end: int = 0  # bytes of lines in the file
     done: int = 0  # where the first line not committed yet begins
-    waiting: int = 0  # lines not committed yet
     damaged: bool = False  # something in it could not be read: kept aside once done
+    legacy: bool = False  # written by an earlier version (see _extent)
     columns: list[str] | None = None  # an earlier version's header line, naming the values of its array lines
 
 
@@ -100,7 +98,6 @@ class Journal:
             log.warning("usage journal %s takes rows again", file.path)
             self._refusing = False
         file.end += written
-        file.waiting += 1
         self.waiting += 1
         return True
 
@@ -124,36 +121,24 @@ class Journal:
             if whole or file.done + len(data) >= file.end:
                 break
             size *= 2  # a line longer than what was read
-        lines = data[:whole].split(b"\n")[:-1] if whole else [data]  # no end at all: a torn last line
-        batch = Batch(file, stop=file.done)
-        for line in lines[:limit]:
-            at = batch.stop
-            batch.lines += 1
-            batch.stop = min(at + len(line) + 1, file.end)
-            record = self._record(file, at, line, torn=not whole)
-            if record is not None:
-                try:
-                    batch.rows.append(convert(record))
-                except (LookupError, TypeError, ValueError) as exc:
-                    self._unreadable(file, at, repr(exc))
-        return batch
-
-    def _record(self, file: JournalFile, at: int, line: bytes, *, torn: bool) -> Any:
-        """The record a line holds; None for a header line or an unreadable line (logged)."""
-        if torn:
-            self._unreadable(file, at, "torn last line: the process was killed while appending it")
-            return None
-        try:
-            record = orjson.loads(line)
-            if isinstance(record, dict) and record.keys() == {"columns"}:
-                file.columns = list(record["columns"])
-                return None
-            if isinstance(record, list):  # an earlier version's line: the values named by its header
-                return dict(zip(file.columns or (), record, strict=True))
-        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-            self._unreadable(file, at, repr(exc))
-            return None
-        return record
+        lines = data[: whole - 1].split(b"\n")[:limit] if whole else [data]  # no end at all: a torn last line
+        rows: list[dict[str, Any]] = []
+        at = file.done
+        for line in lines:
+            start, at = at, at + len(line) + 1
+            try:
+                if not whole:
+                    raise ValueError("torn last line: the process was killed while appending it")
+                record = orjson.loads(line)
+                if file.legacy:  # an earlier version's: arrays of values under a header line naming them
+                    if isinstance(record, dict) and record.keys() == {"columns"}:
+                        file.columns = record["columns"]
+                        continue
+                    record = dict(zip(file.columns or (), record, strict=True))
+                rows.append(convert(record))
+            except (LookupError, TypeError, ValueError) as exc:  # orjson's JSONDecodeError is a ValueError
+                self._unreadable(file, start, repr(exc))
+        return Batch(file, rows, len(lines), min(at, file.end))
 
     def _unreadable(self, file: JournalFile, at: int, reason: str) -> None:
         log.error("%s, byte %d: unreadable usage row skipped (%s)", file.path, at, reason)
@@ -164,7 +149,6 @@ class Journal:
         file = batch.file
         assert file is not None
         file.done = batch.stop
-        file.waiting -= batch.lines
         self.waiting -= batch.lines
         if file.done >= file.end and file is not self.files[-1]:
             self.files.remove(file)
@@ -173,7 +157,7 @@ class Journal:
     def empty(self) -> None:
         """Everything is committed: the file appended to starts over, empty."""
         file = self.files[-1]
-        if file.end and not self.waiting and not file.damaged:
+        if file.end and not self.waiting:
             try:
                 os.ftruncate(file.fd, 0)
             except OSError as exc:  # then it grows until it is rotated
@@ -200,16 +184,16 @@ class Journal:
                 os.close(fd)
                 continue
             file = JournalFile(path, fd)
-            file.end, file.waiting = _extent(fd)
+            file.end, lines, file.legacy = _extent(fd)
             if not file.end:
                 self._remove(file)
                 continue
             adopted.append(file)
-            self.waiting += file.waiting
+            self.waiting += lines
         self.files[:0] = adopted
         if adopted:
-            log.warning("adopted %d usage journals left by earlier runs", len(adopted))
-        return sum(f.waiting for f in adopted)
+            log.warning("adopted %d usage journals left by earlier runs: %d rows", len(adopted), self.waiting)
+        return self.waiting
 
     def close(self) -> None:
         """Close every file: one whose rows are all committed is removed (or kept aside as
@@ -235,10 +219,10 @@ class Journal:
         os.close(file.fd)
 
 
-def _extent(fd: int) -> tuple[int, int]:
-    """Where an adopted file's lines end, and how many there are (a torn last one included). A
-    file an earlier version wrote (its first line a header) ends at its first zero byte: that
-    version reused its files, and what follows the zero byte was committed before."""
+def _extent(fd: int) -> tuple[int, int, bool]:
+    """Where an adopted file's lines end, how many there are (a torn last one included), and
+    whether an earlier version wrote it (its first line a header): such a file ends at its first
+    zero byte, as that version reused its files and what follows was committed before."""
     size = os.fstat(fd).st_size
     legacy = os.pread(fd, 10, 0)[1:] == b'"columns"'
     end, lines = 0, 0
@@ -251,4 +235,4 @@ def _extent(fd: int) -> tuple[int, int]:
         end += len(chunk)
     if end and os.pread(fd, 1, end - 1) != b"\n":
         lines += 1
-    return end, lines
+    return end, lines, legacy

@@ -35,20 +35,10 @@ log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
 FIRST_BACKOFF, LAST_BACKOFF = 0.1, 10.0  # seconds between retries while the database is away
 REJECTED = "usage-rejected.jsonl"
-# Errors that mean the database refuses the rows themselves, not that it is away: such a batch
-# is split until the refused rows are found, and only they are set aside.
-REFUSALS = (
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-    IntegrityError,  # Tortoise's, raised for sqlite3's
-    sqlite3.DataError,
-    sqlite3.IntegrityError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    LookupError,
-    TypeError,
-    ValueError,
-)
+# Errors that say the database refuses the rows themselves (bad values, a constraint), not that
+# it is away: such a batch is halved until the refused rows are found, and only they are set aside.
+REFUSALS = (asyncpg.DataError, IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+NOT_VALUES = (LookupError, TypeError, ValueError)  # a row whose values cannot be converted for the database
 
 
 class UsageListener(Protocol):
@@ -63,7 +53,7 @@ class UsageListener(Protocol):
 def refused(exc: BaseException | None) -> bool:
     """Whether the error, or one it was raised from, says the rows are wrong."""
     while exc is not None:
-        if isinstance(exc, REFUSALS):
+        if isinstance(exc, REFUSALS + NOT_VALUES):
             return True
         exc = exc.__cause__
     return False
@@ -203,7 +193,7 @@ class UsageWriter:
             batch.lines += 1
             try:
                 batch.rows.append(stored_row(orjson.loads(line)))
-            except ValueError as exc:
+            except (TypeError, ValueError) as exc:
                 self.lost += 1
                 log.error("usage row lost, it cannot be read (%s): %s", exc, line.decode(errors="replace"))
         return batch
@@ -230,12 +220,21 @@ class UsageWriter:
         except Exception as exc:
             if not refused(exc):
                 raise
-            if len(rows) == 1:
-                self._set_aside(rows[0], exc)
-                return []
-            half = len(rows) // 2
-            return await self._store(rows[:half]) + await self._store(rows[half:])
+            if len(rows) > 1:
+                half = len(rows) // 2
+                return await self._store(rows[:half]) + await self._store(rows[half:])
+            if not await self._answers():  # not the row's fault after all
+                raise
+            self._set_aside(rows[0], exc)
+            return []
         return rows
+
+    async def _answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.db.connection.execute_query("SELECT 1"), WRITE_TIMEOUT)
+        except Exception:  # whatever it is, the database is not taking queries
+            return False
+        return True
 
     def _set_aside(self, row: dict[str, Any], exc: Exception) -> None:
         self.rejected += 1

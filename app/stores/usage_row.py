@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -64,6 +65,8 @@ RECORD_COLUMNS = tuple(name for name in FIELDS if name not in ("tags", "rates"))
 # The columns that must hold a value, by type (annotations are text here: see the __future__ import).
 REQUIRED = {f.name: str(f.type) for f in fields(UsageRow) if "None" not in str(f.type) and f.name != "tags"}
 _EMPTY = {"str": "", "int": 0, "bool": False}
+_NO_VALUES = dict.fromkeys(FIELDS)
+_required_values = itemgetter(*REQUIRED)
 
 
 def journal_line(row: UsageRow) -> bytes:
@@ -73,25 +76,30 @@ def journal_line(row: UsageRow) -> bytes:
 
 def stored_row(record: Any) -> dict[str, Any]:
     """The row the writer stores for a journal record (of this version or an earlier one), with
-    every field. A value missing where the database requires one is filled with an empty one and
-    named in the row's ``error`` (and logged): the row is kept, its problem visible. Raises
-    ValueError for a record that is no usage row at all."""
+    every field and its time as a datetime. A value missing where the database requires one is
+    filled with an empty one and named in the row's ``error`` (and logged): the row is kept, its
+    problem visible. Raises ValueError or TypeError for a record that is no usage row at all."""
     if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
         raise ValueError("not a usage row (no request_id)")
-    row = {name: record.get(name) for name in FIELDS}
+    row = {**_NO_VALUES, **record}
+    if len(row) > len(FIELDS):  # a field this version no longer has
+        row = {name: row[name] for name in FIELDS}
     row["tags"] = row["tags"] or []
     if isinstance(row["rates"], dict):  # journalled before rates were stored once
         row["rates_id"], row["rates"] = rate_card(row["rates"])
-    if missing := [name for name, kind in REQUIRED.items() if row[name] is None]:
+    if None in _required_values(row):
+        missing = [name for name in REQUIRED if row[name] is None]
         log.error("usage row %s with no value for %s: stored with an empty one", row["request_id"], ", ".join(missing))
         for name in missing:
             kind = REQUIRED[name]
-            row[name] = datetime.now(UTC).isoformat() if kind == "datetime" else _EMPTY[kind]
+            row[name] = datetime.now(UTC) if kind == "datetime" else _EMPTY[kind]
         problem = f"usage row had no value for {', '.join(missing)}"
         row["error"] = f"{row['error']}; {problem}" if row["error"] else problem
+    if not isinstance(row["created_at"], datetime):
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
     return row
 
 
 def usage_row(row: dict[str, Any]) -> UsageRow:
     """A stored row as a :class:`UsageRow` again (for the writer's listeners)."""
-    return UsageRow(**{**row, "created_at": datetime.fromisoformat(row["created_at"])})
+    return UsageRow(**row)
