@@ -29,8 +29,8 @@ def as_row(record: Any) -> dict[str, Any]:
 def read_all(journal: Journal, limit: int = 1000) -> list[int]:
     """Every row's ``n`` the journal gives back, each batch committed."""
     numbers: list[int] = []
-    while (batch := journal.take(limit, as_row)) is not None:
-        numbers += [row["n"] for row in batch.rows]
+    while (batch := journal.take(limit)) is not None:
+        numbers += [row["n"] for row in batch.rows(as_row)]
         journal.commit(batch)
     return numbers
 
@@ -48,12 +48,13 @@ def test_a_line_is_in_the_file_when_append_returns_and_batches_come_back_in_orde
     for each in lines:
         assert journal.append(each)
     assert journal.path.read_bytes() == b"".join(lines)  # read through a file of its own
-    first = journal.take(4, as_row)
-    assert first is not None and [r["n"] for r in first.rows] == [0, 1, 2, 3]
-    assert journal.take(4, as_row) is not None  # not committed: the same rows again
+    first = journal.take(4)
+    assert first is not None and [r["n"] for r in first.rows(as_row)] == [0, 1, 2, 3]
+    again = journal.take(4)  # not committed: the same rows again
+    assert again is not None and [r["n"] for r in again.rows(as_row)] == [0, 1, 2, 3]
     journal.commit(first)
     assert journal.waiting == 6 and read_all(journal) == [4, 5, 6, 7, 8, 9]
-    assert journal.waiting == 0 and journal.take(4, as_row) is None
+    assert journal.waiting == 0 and journal.take(4) is None
     journal.empty()  # everything committed: the file starts over
     assert journal.path.stat().st_size == 0
     journal.append(line(10))
@@ -104,12 +105,12 @@ def test_a_large_mostly_committed_file_is_followed_by_a_new_one(tmp_path: Path) 
     for n in range(100):
         journal.append(line(n, 50))
     first = journal.path
-    batch = journal.take(40, as_row)
+    batch = journal.take(40)
     assert batch is not None
     journal.commit(batch)
     journal.append(line(100, 50))
     assert journal.path == first  # most of it still to be written: the same file
-    batch = journal.take(20, as_row)
+    batch = journal.take(20)
     assert batch is not None
     journal.commit(batch)
     journal.append(line(101, 50))

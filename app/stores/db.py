@@ -25,9 +25,15 @@ log = logging.getLogger("llm_relay.db")
 # SQLite's write-ahead log: commits append to it without waiting for the disk (rows survive a
 # killed process, as the usage journal does, not a power cut), it is copied into the database
 # every 10,000 pages instead of every 1,000, and the file is kept for reuse instead of cut back.
-# A setting the URL names itself is left as given.
+# A multi-row insert keeps a statement journal (to undo itself alone, should it fail half-way):
+# in memory, not in a temporary file. A setting the URL names itself is left as given.
 JOURNAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept after a checkpoint
-SQLITE_PRAGMAS = {"synchronous": "NORMAL", "wal_autocheckpoint": "10000", "journal_size_limit": str(JOURNAL_SIZE_LIMIT)}
+SQLITE_PRAGMAS = {
+    "synchronous": "NORMAL",
+    "wal_autocheckpoint": "10000",
+    "journal_size_limit": str(JOURNAL_SIZE_LIMIT),
+    "temp_store": "MEMORY",
+}
 
 
 def with_sqlite_pragmas(db_url: str) -> str:

@@ -22,8 +22,8 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class JournalFile:
     fd: int
     end: int = 0  # bytes of lines in the file
     done: int = 0  # where the first line not committed yet begins
+    read: int = 0  # lines before this offset were read once (their damage, if any, logged)
     damaged: bool = False  # something in it could not be read: kept aside once done
     legacy: bool = False  # written by an earlier version (see _extent)
     columns: list[str] | None = None  # an earlier version's header line, naming the values of its array lines
@@ -49,12 +50,38 @@ class JournalFile:
 
 @dataclass
 class Batch:
-    """Rows read back from a journal file, and where the writer is in the file once they are committed."""
+    """Lines read back, and where the writer is in their file once their rows are committed."""
 
-    file: JournalFile | None  # None: rows held in memory (app/stores/usage.py)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    lines: int = 0  # lines read, rows and unreadable ones
+    file: JournalFile | None  # None: lines held in memory (app/stores/usage.py)
+    lines: list[bytes]
+    start: int = 0
     stop: int = 0
+
+    def rows(self, convert: Callable[[Any], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The rows, decoded one at a time as they are written (a batch of decoded rows takes
+        several times the memory of its lines), each record made a row by ``convert`` (which
+        raises for one it cannot take). An unreadable line is skipped, and logged once."""
+        file, at = self.file, self.start
+        for line in self.lines:
+            start, at = at, at + len(line) + 1
+            try:
+                if file is not None and at > file.end:
+                    raise ValueError("torn last line: the process was killed while appending it")
+                record = orjson.loads(line)
+                if file is not None and file.legacy:  # arrays of values under a header line naming them
+                    if isinstance(record, dict) and record.keys() == {"columns"}:
+                        file.columns = record["columns"]
+                        continue
+                    record = dict(zip(file.columns or (), record, strict=True))
+                yield convert(record)
+            except (LookupError, TypeError, ValueError) as exc:  # orjson's JSONDecodeError is a ValueError
+                if file is None:
+                    log.error("usage row held in memory skipped, it cannot be read (%r): %r", exc, line)
+                elif start >= file.read:
+                    log.error("%s, byte %d: unreadable usage row skipped (%r)", file.path, start, exc)
+                    file.damaged = True
+        if file is not None:
+            file.read = max(file.read, self.stop)
 
 
 class Journal:
@@ -108,9 +135,9 @@ class Journal:
             log.error("usage journal: no new file in %s (%r)", self.directory, exc)
         return self.files[-1]
 
-    def take(self, limit: int, convert: Callable[[Any], dict[str, Any]]) -> Batch | None:
-        """Up to ``limit`` rows not committed yet, from the oldest file that has any, each record
-        made a row by ``convert`` (which raises for one it cannot take); None when all are committed."""
+    def take(self, limit: int) -> Batch | None:
+        """Up to ``limit`` lines not committed yet, from the oldest file that has any; None when
+        all are committed."""
         file = next((f for f in self.files if f.done < f.end), None)
         if file is None:
             return None
@@ -122,34 +149,15 @@ class Journal:
                 break
             size *= 2  # a line longer than what was read
         lines = data[: whole - 1].split(b"\n")[:limit] if whole else [data]  # no end at all: a torn last line
-        rows: list[dict[str, Any]] = []
-        at = file.done
-        for line in lines:
-            start, at = at, at + len(line) + 1
-            try:
-                if not whole:
-                    raise ValueError("torn last line: the process was killed while appending it")
-                record = orjson.loads(line)
-                if file.legacy:  # an earlier version's: arrays of values under a header line naming them
-                    if isinstance(record, dict) and record.keys() == {"columns"}:
-                        file.columns = record["columns"]
-                        continue
-                    record = dict(zip(file.columns or (), record, strict=True))
-                rows.append(convert(record))
-            except (LookupError, TypeError, ValueError) as exc:  # orjson's JSONDecodeError is a ValueError
-                self._unreadable(file, start, repr(exc))
-        return Batch(file, rows, len(lines), min(at, file.end))
-
-    def _unreadable(self, file: JournalFile, at: int, reason: str) -> None:
-        log.error("%s, byte %d: unreadable usage row skipped (%s)", file.path, at, reason)
-        file.damaged = True
+        stop = min(file.done + sum(map(len, lines)) + len(lines), file.end)
+        return Batch(file, lines, file.done, stop)
 
     def commit(self, batch: Batch) -> None:
         """The batch's rows are in the database; a file read to its end is done with."""
         file = batch.file
         assert file is not None
         file.done = batch.stop
-        self.waiting -= batch.lines
+        self.waiting -= len(batch.lines)
         if file.done >= file.end and file is not self.files[-1]:
             self.files.remove(file)
             self._remove(file)

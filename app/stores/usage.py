@@ -17,7 +17,7 @@ import contextlib
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
@@ -167,7 +167,7 @@ class UsageWriter:
                 batch = self._take()
                 if batch is None:
                     continue
-                stored = await self._write(batch.rows)
+                written = await self._write(batch)
             except Exception as exc:  # the database is away (or the journal unreadable): the rows wait
                 self.failures += 1
                 log.error("writing usage rows failed (%r); retrying in %.1fs", exc, backoff)
@@ -178,45 +178,46 @@ class UsageWriter:
                 continue
             backoff = FIRST_BACKOFF
             if batch.file is None:
-                for _ in range(batch.lines):
+                for _ in batch.lines:
                     self._memory.popleft()
             elif self.journal is not None:
                 self.journal.commit(batch)
-            self.written += len(stored)
+            self.written += written
 
     def _take(self) -> Batch | None:
-        """The next batch: rows held in memory first (a kill would lose them), then the journal's."""
-        if not self._memory:
-            return None if self.journal is None else self.journal.take(self.batch_size, stored_row)
-        batch = Batch(None)
-        for line in islice(self._memory, self.batch_size):
-            batch.lines += 1
-            try:
-                batch.rows.append(stored_row(orjson.loads(line)))
-            except (TypeError, ValueError) as exc:
-                self.lost += 1
-                log.error("usage row lost, it cannot be read (%s): %s", exc, line.decode(errors="replace"))
-        return batch
+        """The next batch: lines held in memory first (a kill would lose them), then the journal's."""
+        if self._memory:
+            return Batch(None, list(islice(self._memory, self.batch_size)))
+        return None if self.journal is None else self.journal.take(self.batch_size)
 
-    async def _write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store the rows; returns those stored (the rest were refused and set aside)."""
-        if rows and self.resolve_hostnames():
-            await self._hostnames(rows)
-        stored = await self._store(rows) if rows else []
-        if self.listeners and stored:
-            committed = [usage_row(row) for row in stored]
+    async def _write(self, batch: Batch) -> int:
+        """Store the batch's rows; returns how many went in (a row the database refuses is set aside)."""
+        rows: Iterable[dict[str, Any]] = batch.rows(stored_row)
+        if self.resolve_hostnames():
+            rows = await self._hostnames(list(rows))
+        try:
+            written = await self._insert(rows)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            rows = await self._store(rows if isinstance(rows, list) else list(batch.rows(stored_row)))
+            written = len(rows)
+        if self.listeners:
+            committed = [usage_row(row) for row in (rows if isinstance(rows, list) else batch.rows(stored_row))]
             for listener in self.listeners:
                 listener.committed(committed)
-        return stored
+        return written
+
+    async def _insert(self, rows: Iterable[dict[str, Any]]) -> int:
+        if self.db.backend == "postgres":
+            return await asyncio.wait_for(write_postgres(self.db.connection, rows), WRITE_TIMEOUT)
+        return await asyncio.wait_for(write_sqlite(rows), WRITE_TIMEOUT)
 
     async def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Raises while the database is away; a batch it refuses is halved until the refused
-        rows are found and set aside."""
+        """The rows stored, half a batch at a time until those the database refuses are found
+        and set aside; raises while the database is away."""
         try:
-            if self.db.backend == "postgres":
-                await asyncio.wait_for(write_postgres(self.db.connection, rows), WRITE_TIMEOUT)
-            else:
-                await asyncio.wait_for(write_sqlite(rows), WRITE_TIMEOUT)
+            await self._insert(rows)
         except Exception as exc:
             if not refused(exc):
                 raise
@@ -249,7 +250,7 @@ class UsageWriter:
             return
         log.error("usage row %s refused by the database (%s): set aside in %s", row["request_id"], reason, path)
 
-    async def _hostnames(self, rows: list[dict[str, Any]]) -> None:
+    async def _hostnames(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Reverse DNS for client addresses, here in the writer and never on the request path;
         cached, and bounded in time so a slow resolver only delays the batch."""
         loop = asyncio.get_running_loop()
@@ -263,3 +264,4 @@ class UsageWriter:
             self._hosts[address] = host if host and host != address else None
         for row in rows:
             row["client_host"] = self._hosts.get(row["client"])
+        return rows

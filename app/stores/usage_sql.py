@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
@@ -38,12 +38,18 @@ ON CONFLICT (request_id, tag) DO NOTHING
 """
 
 
-async def write_postgres(connection: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
-    """One statement: atomic without a transaction around it."""
-    payload = orjson.dumps(rows)
-    if b"\\u0000" in payload:  # PostgreSQL refuses NUL in text: it becomes U+FFFD, a character that could not be kept
-        payload = orjson.dumps(_without_nul(rows))
-    await connection.execute_query(POSTGRES_BATCH, [payload.decode()])
+async def write_postgres(connection: BaseDBAsyncClient, rows: Iterable[dict[str, Any]]) -> int:
+    """One statement, atomic without a transaction around it; returns how many rows it took."""
+    lines = [_postgres_json(row) for row in rows]
+    await connection.execute_query(POSTGRES_BATCH, [(b"[%b]" % b",".join(lines)).decode()])
+    return len(lines)
+
+
+def _postgres_json(row: dict[str, Any]) -> bytes:
+    line = orjson.dumps(row)
+    if b"\\u0000" in line:  # PostgreSQL refuses NUL in text: it becomes U+FFFD, a character that could not be kept
+        line = orjson.dumps(_without_nul(row))
+    return line
 
 
 def _without_nul(value: Any) -> Any:
@@ -60,6 +66,7 @@ def _without_nul(value: Any) -> Any:
 # few (each stays cached), and blocks keep the executions few: each is a hand-off between
 # aiosqlite's thread and the event loop.
 BLOCK_ROWS = (64, 16, 4, 1)
+CHUNK_ROWS = 2 * BLOCK_ROWS[0]
 _record_values = itemgetter(*RECORD_COLUMNS)
 _CREATED_AT, _FLAGS = (
     RECORD_COLUMNS.index("created_at"),
@@ -98,20 +105,22 @@ def _blocks(values: Sequence[Sequence[Any]]) -> Iterator[tuple[int, list[list[An
             start = stop
 
 
-async def write_sqlite(rows: list[dict[str, Any]]) -> None:
-    """One transaction, on Tortoise's connection (and under its lock)."""
-    cards = {row["rates_id"]: row["rates"] for row in rows if row["rates_id"] is not None}
-    tables = (
-        ("usage_rates", ("id", "rates"), "id", list(cards.items())),
-        ("usage_record", RECORD_COLUMNS, "request_id", [sqlite_values(row) for row in rows]),
-        (
-            "usage_tag",
-            ("request_id", "tag"),
-            "request_id, tag",
-            [(r["request_id"], t) for r in rows for t in r["tags"]],
-        ),
-    )
+async def write_sqlite(rows: Iterable[dict[str, Any]]) -> int:
+    """One transaction, on Tortoise's connection (and under its lock), ``CHUNK_ROWS`` rows at a
+    time (fewer of them in memory at once); returns how many rows it took."""
+    count = 0
+    rows = iter(rows)
     async with in_transaction() as connection:
-        for table, columns, key, values in tables:
-            for size, parameters in _blocks(values):
-                await connection.execute_many(_insert(table, columns, key, size), parameters)
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            count += len(chunk)
+            cards = {row["rates_id"]: row["rates"] for row in chunk if row["rates_id"] is not None}
+            tags = [(row["request_id"], tag) for row in chunk for tag in row["tags"]]
+            tables = (
+                ("usage_rates", ("id", "rates"), "id", list(cards.items())),
+                ("usage_record", RECORD_COLUMNS, "request_id", [sqlite_values(row) for row in chunk]),
+                ("usage_tag", ("request_id", "tag"), "request_id, tag", tags),
+            )
+            for table, columns, key, values in tables:
+                for size, parameters in _blocks(values):
+                    await connection.execute_many(_insert(table, columns, key, size), parameters)
+    return count
