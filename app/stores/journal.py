@@ -44,6 +44,7 @@ class JournalFile:
     done: int = 0  # where the first line not committed yet begins
     read: int = 0  # lines before this offset were read once (their damage, if any, logged)
     damaged: bool = False  # something in it could not be read: kept aside once done
+    adopted: bool = False  # left by another process: its lines are read as they are, never trusted
     legacy: bool = False  # written by an earlier version (see _extent)
     columns: list[str] | None = None  # an earlier version's header line, naming the values of its array lines
 
@@ -56,6 +57,11 @@ class Batch:
     lines: list[bytes]
     start: int = 0
     stop: int = 0
+
+    @property
+    def own(self) -> bool:
+        """Lines this process wrote: each is whole and one usage row's JSON object."""
+        return self.file is None or not self.file.adopted
 
     def rows(self, convert: Callable[[Any], dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """The rows, decoded one at a time as they are written (a batch of decoded rows takes
@@ -191,7 +197,7 @@ class Journal:
             except BlockingIOError:  # a live process holds it
                 os.close(fd)
                 continue
-            file = JournalFile(path, fd)
+            file = JournalFile(path, fd, adopted=True)
             file.end, lines, file.legacy = _extent(fd)
             if not file.end:
                 self._remove(file)

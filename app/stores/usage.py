@@ -192,23 +192,30 @@ class UsageWriter:
 
     async def _write(self, batch: Batch) -> int:
         """Store the batch's rows; returns how many went in (a row the database refuses is set aside)."""
-        rows: Iterable[dict[str, Any]] = batch.rows(stored_row)
-        if self.resolve_hostnames():
-            rows = await self._hostnames(list(rows))
+        decoded = await self._hostnames(list(batch.rows(stored_row))) if self.resolve_hostnames() else None
+        rows: Iterable[bytes | dict[str, Any]]
+        if decoded is not None:
+            rows = decoded
+        elif batch.own and self.db.backend == "postgres":
+            rows = batch.lines  # PostgreSQL reads the JSON objects itself
+        else:
+            rows = batch.rows(stored_row)  # decoded one at a time, as they are written
         try:
             written = await self._insert(rows)
+            stored = decoded
         except Exception as exc:
             if not refused(exc):
                 raise
-            rows = await self._store(rows if isinstance(rows, list) else list(batch.rows(stored_row)))
-            written = len(rows)
+            stored = await self._store(decoded if decoded is not None else list(batch.rows(stored_row)))
+            written = len(stored)
         if self.listeners:
-            committed = [usage_row(row) for row in (rows if isinstance(rows, list) else batch.rows(stored_row))]
+            committed = [usage_row(row) for row in (stored if stored is not None else batch.rows(stored_row))]
             for listener in self.listeners:
                 listener.committed(committed)
         return written
 
-    async def _insert(self, rows: Iterable[dict[str, Any]]) -> int:
+    async def _insert(self, rows: Iterable[Any]) -> int:
+        """Rows as dicts, or (for PostgreSQL) as the JSON objects their journal lines hold."""
         if self.db.backend == "postgres":
             return await asyncio.wait_for(write_postgres(self.db.connection, rows), WRITE_TIMEOUT)
         return await asyncio.wait_for(write_sqlite(rows), WRITE_TIMEOUT)

@@ -38,17 +38,18 @@ ON CONFLICT (request_id, tag) DO NOTHING
 """
 
 
-async def write_postgres(connection: BaseDBAsyncClient, rows: Iterable[dict[str, Any]]) -> int:
-    """One statement, atomic without a transaction around it; returns how many rows it took."""
+async def write_postgres(connection: BaseDBAsyncClient, rows: Iterable[bytes | dict[str, Any]]) -> int:
+    """One statement, atomic without a transaction around it; returns how many rows it took.
+    A row is a dict, or the JSON object of one as its journal line holds it."""
     lines = [_postgres_json(row) for row in rows]
     await connection.execute_query(POSTGRES_BATCH, [(b"[%b]" % b",".join(lines)).decode()])
     return len(lines)
 
 
-def _postgres_json(row: dict[str, Any]) -> bytes:
-    line = orjson.dumps(row)
+def _postgres_json(row: bytes | dict[str, Any]) -> bytes:
+    line = row if isinstance(row, bytes) else orjson.dumps(row)
     if b"\\u0000" in line:  # PostgreSQL refuses NUL in text: it becomes U+FFFD, a character that could not be kept
-        line = orjson.dumps(_without_nul(row))
+        line = orjson.dumps(_without_nul(orjson.loads(line)))
     return line
 
 
