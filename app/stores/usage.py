@@ -198,6 +198,8 @@ class UsageWriter:
             rows = decoded
         elif batch.own and self.db.backend == "postgres":
             rows = batch.lines  # PostgreSQL reads the JSON objects itself
+        elif batch.own:
+            rows = map(orjson.loads, batch.lines)  # whole rows: a value one lacks is found when SQLite refuses it
         else:
             rows = batch.rows(stored_row)  # decoded one at a time, as they are written
         try:

@@ -76,7 +76,7 @@ def journal_line(row: UsageRow) -> bytes:
 
 def stored_row(record: Any) -> dict[str, Any]:
     """The row the writer stores for a journal record (of this version or an earlier one), with
-    every field and its time as a datetime. A value missing where the database requires one is
+    every field. A value missing where the database requires one is
     filled with an empty one and named in the row's ``error`` (and logged): the row is kept, its
     problem visible. Raises ValueError or TypeError for a record that is no usage row at all."""
     if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
@@ -92,14 +92,13 @@ def stored_row(record: Any) -> dict[str, Any]:
         log.error("usage row %s with no value for %s: stored with an empty one", row["request_id"], ", ".join(missing))
         for name in missing:
             kind = REQUIRED[name]
-            row[name] = datetime.now(UTC) if kind == "datetime" else _EMPTY[kind]
+            row[name] = datetime.now(UTC).isoformat() if kind == "datetime" else _EMPTY[kind]
         problem = f"usage row had no value for {', '.join(missing)}"
         row["error"] = f"{row['error']}; {problem}" if row["error"] else problem
-    if not isinstance(row["created_at"], datetime):
-        row["created_at"] = datetime.fromisoformat(row["created_at"])
+    datetime.fromisoformat(row["created_at"])  # raises for a row whose time is no time
     return row
 
 
 def usage_row(row: dict[str, Any]) -> UsageRow:
     """A stored row as a :class:`UsageRow` again (for the writer's listeners)."""
-    return UsageRow(**row)
+    return UsageRow(**{**row, "created_at": datetime.fromisoformat(row["created_at"])})

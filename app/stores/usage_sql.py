@@ -75,9 +75,11 @@ _CREATED_AT, _FLAGS = (
 )
 
 
-def sqlite_time(at: datetime) -> str:
-    """A row's time as Tortoise stores it in SQLite: ISO 8601 in UTC, a space for the T."""
-    return at.astimezone(UTC).isoformat(sep=" ")
+def sqlite_time(text: str) -> str:
+    """A journal line's time (ISO 8601) as Tortoise stores it in SQLite: in UTC, a space for the T."""
+    if isinstance(text, str) and text.endswith("+00:00"):  # as rows' times are
+        return text.replace("T", " ", 1)
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat(sep=" ")
 
 
 def sqlite_values(row: dict[str, Any]) -> list[Any]:
