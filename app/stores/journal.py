@@ -154,7 +154,7 @@ class Journal:
             if whole or file.done + len(data) >= file.end:
                 break
             size *= 2  # a line longer than what was read
-        lines = data[: whole - 1].split(b"\n")[:limit] if whole else [data]  # no end at all: a torn last line
+        lines = data.split(b"\n")[:-1][:limit] if whole else [data]  # no end at all: a torn last line
         stop = min(file.done + sum(map(len, lines)) + len(lines), file.end)
         return Batch(file, lines, file.done, stop)
 

@@ -63,11 +63,12 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-# SQLite: rows per INSERT, largest first. A few fixed sizes keep the statements SQLite compiles
-# few (each stays cached), and blocks keep the executions few: each is a hand-off between
-# aiosqlite's thread and the event loop.
-BLOCK_ROWS = (64, 16, 4, 1)
-CHUNK_ROWS = 2 * BLOCK_ROWS[0]
+# SQLite: rows per INSERT, largest first; a few fixed sizes keep the statements SQLite compiles
+# few (each stays cached). A batch is decoded and inserted a chunk at a time, the event loop
+# taking turns in between: larger chunks made the relay pay more per row (bench/RESULTS.md).
+BLOCK_ROWS = (16, 4, 1)
+CHUNK_ROWS = BLOCK_ROWS[0]
+_KEYS = {"usage_record": "request_id", "usage_tag": "request_id, tag", "usage_rates": "id"}  # unique: replays skip
 _record_values = itemgetter(*RECORD_COLUMNS)
 _NULLABLE = {at for at, column in enumerate(RECORD_COLUMNS) if column not in REQUIRED}
 _CREATED_AT, _FLAGS = (
@@ -103,10 +104,10 @@ def _present(values: list[list[Any]]) -> tuple[tuple[str, ...], Sequence[Sequenc
 
 
 @cache
-def _insert(table: str, columns: tuple[str, ...], key: str, rows: int) -> str:
+def _insert(table: str, columns: tuple[str, ...], rows: int) -> str:
     one = f"({', '.join('?' * len(columns))})"
     names = ", ".join(f'"{column}"' for column in columns)
-    return f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * rows)} ON CONFLICT ({key}) DO NOTHING'
+    return f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * rows)} ON CONFLICT ({_KEYS[table]}) DO NOTHING'
 
 
 def _blocks(values: Sequence[Sequence[Any]]) -> Iterator[tuple[int, list[list[Any]]]]:
@@ -121,21 +122,22 @@ def _blocks(values: Sequence[Sequence[Any]]) -> Iterator[tuple[int, list[list[An
 
 async def write_sqlite(rows: Iterable[dict[str, Any]]) -> int:
     """One transaction, on Tortoise's connection (and under its lock), ``CHUNK_ROWS`` rows at a
-    time (fewer of them in memory at once); returns how many rows it took."""
+    time; returns how many rows it took."""
     count = 0
+    cards: dict[int, str] = {}
     rows = iter(rows)
     async with in_transaction() as connection:
+
+        async def insert(table: str, columns: tuple[str, ...], values: Sequence[Sequence[Any]]) -> None:
+            for size, parameters in _blocks(values):
+                await connection.execute_many(_insert(table, columns, size), parameters)
+
         while chunk := list(islice(rows, CHUNK_ROWS)):
             count += len(chunk)
-            cards = {row["rates_id"]: row["rates"] for row in chunk if row["rates_id"] is not None}
-            tags = [(row["request_id"], tag) for row in chunk for tag in row["tags"]]
-            columns, values = _present([sqlite_values(row) for row in chunk])
-            tables = (
-                ("usage_rates", ("id", "rates"), "id", list(cards.items())),
-                ("usage_record", columns, "request_id", values),
-                ("usage_tag", ("request_id", "tag"), "request_id, tag", tags),
+            cards.update((row["rates_id"], row["rates"]) for row in chunk if row["rates_id"] is not None)
+            await insert("usage_record", *_present([sqlite_values(row) for row in chunk]))
+            await insert(
+                "usage_tag", ("request_id", "tag"), [(row["request_id"], tag) for row in chunk for tag in row["tags"]]
             )
-            for table, columns, key, values in tables:
-                for size, parameters in _blocks(values):
-                    await connection.execute_many(_insert(table, columns, key, size), parameters)
+        await insert("usage_rates", ("id", "rates"), list(cards.items()))
     return count
