@@ -105,8 +105,10 @@ class Journal:
 
     def _new_file(self) -> JournalFile:
         path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        new = path.with_suffix(".new")  # locked before it is named as a journal, so no other process adopts it
+        fd = os.open(new, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        new.rename(path)
         return JournalFile(path, fd)
 
     def append(self, line: bytes) -> bool:

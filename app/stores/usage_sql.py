@@ -49,18 +49,14 @@ async def write_postgres(connection: BaseDBAsyncClient, rows: Iterable[bytes | d
 def _postgres_json(row: bytes | dict[str, Any]) -> bytes:
     line = row if isinstance(row, bytes) else orjson.dumps(row)
     if b"\\u0000" in line:  # PostgreSQL refuses NUL in text: it becomes U+FFFD, a character that could not be kept
-        line = orjson.dumps(_without_nul(orjson.loads(line)))
+        line = orjson.dumps({key: _without_nul(value) for key, value in orjson.loads(line).items()})
     return line
 
 
 def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
+    if isinstance(value, list):  # the tags
         return [_without_nul(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _without_nul(item) for key, item in value.items()}
-    return value
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 # SQLite: rows per INSERT, largest first; a few fixed sizes keep the statements SQLite compiles
