@@ -14,7 +14,7 @@ import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from app.stores.usage_row import RECORD_COLUMNS, REQUIRED
+from app.stores.usage_row import RECORD_COLUMNS
 
 _COLUMNS = ", ".join(f'"{column}"' for column in RECORD_COLUMNS)
 
@@ -66,7 +66,6 @@ BLOCK_ROWS = (16, 4, 1)
 CHUNK_ROWS = BLOCK_ROWS[0]
 _KEYS = {"usage_record": "request_id", "usage_tag": "request_id, tag", "usage_rates": "id"}  # unique: replays skip
 _record_values = itemgetter(*RECORD_COLUMNS)
-_NULLABLE = {at for at, column in enumerate(RECORD_COLUMNS) if column not in REQUIRED}
 _CREATED_AT, _FLAGS = (
     RECORD_COLUMNS.index("created_at"),
     [RECORD_COLUMNS.index(c) for c in ("usage_reported", "streamed")],
@@ -87,16 +86,6 @@ def sqlite_values(row: dict[str, Any]) -> list[Any]:
     for at in _FLAGS:
         values[at] = int(values[at])
     return values
-
-
-def _present(values: list[list[Any]]) -> tuple[tuple[str, ...], Sequence[Sequence[Any]]]:
-    """The columns to insert and their values: a nullable column NULL in every row is left out
-    (it is NULL by default), as the sqlite3 module looks for an adapter for every NULL it binds."""
-    present = [at for at in range(len(RECORD_COLUMNS)) if at not in _NULLABLE or any(v[at] is not None for v in values)]
-    if len(present) == len(RECORD_COLUMNS):
-        return RECORD_COLUMNS, values
-    take = itemgetter(*present)
-    return tuple(RECORD_COLUMNS[at] for at in present), [take(v) for v in values]
 
 
 @cache
@@ -131,7 +120,7 @@ async def write_sqlite(rows: Iterable[dict[str, Any]]) -> int:
         while chunk := list(islice(rows, CHUNK_ROWS)):
             count += len(chunk)
             cards.update((row["rates_id"], row["rates"]) for row in chunk if row["rates_id"] is not None)
-            await insert("usage_record", *_present([sqlite_values(row) for row in chunk]))
+            await insert("usage_record", RECORD_COLUMNS, [sqlite_values(row) for row in chunk])
             await insert(
                 "usage_tag", ("request_id", "tag"), [(row["request_id"], tag) for row in chunk for tag in row["tags"]]
             )
