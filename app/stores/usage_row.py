@@ -76,9 +76,9 @@ def journal_line(row: UsageRow) -> bytes:
 
 def stored_row(record: Any) -> dict[str, Any]:
     """The row the writer stores for a journal record (of this version or an earlier one), with
-    every field. A value missing where the database requires one is
-    filled with an empty one and named in the row's ``error`` (and logged): the row is kept, its
-    problem visible. Raises ValueError or TypeError for a record that is no usage row at all."""
+    every field. A value missing where the database requires one is filled with an empty one and
+    named in the row's ``error`` (and logged): the row is kept, its problem visible. Raises
+    ValueError or TypeError for a record that is no usage row at all."""
     if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
         raise ValueError("not a usage row (no request_id)")
     row = {**_NO_VALUES, **record}
