@@ -2,9 +2,9 @@
 usage writer's batched insert, run outside the requests after their responses went out.
 
 Queries are seen through Tortoise's own query log (``tortoise.db_client`` at DEBUG, the same on
-SQLite and PostgreSQL) and the log of the connection SQLite's usage inserts use
-(``llm_relay.usage.sql``). An ASGI wrapper marks everything a request runs, including any task it
-starts, with a context variable, so a query is known to come from a request or from elsewhere.
+SQLite and PostgreSQL), which the usage writer's inserts go through too. An ASGI wrapper marks
+everything a request runs, including any task it starts, with a context variable, so a query is
+known to come from a request or from elsewhere.
 Not a timing test.
 """
 
@@ -57,8 +57,7 @@ class QueryLog(logging.Handler):
 
 @pytest.fixture
 def query_log():
-    # Tortoise's own log, and that of the connection SQLite's usage inserts go through.
-    loggers = [logging.getLogger(name) for name in ("tortoise.db_client", "llm_relay.usage.sql")]
+    loggers = [logging.getLogger("tortoise.db_client")]
     handler = QueryLog()
     levels = [logger.level for logger in loggers]
     for logger in loggers:

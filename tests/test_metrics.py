@@ -72,6 +72,7 @@ def test_counts_tokens_cost_and_histograms_match_the_rows(make_relay, upstream, 
     assert gpt + "}" not in m.get("llm_relay_time_to_first_token_seconds_count", {})  # not streamed
     assert "llm_relay_tag_requests_total" not in m  # tags only when asked for
     assert "llm_relay_usage_pending_rows" in m
+    assert "llm_relay_usage_rows_rejected_total" in m
 
 
 def test_tags_when_enabled(make_relay) -> None:

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import orjson
 
-from app.stores.journal_file import read_records
 from app.stores.models import UsageRates, UsageRecord
 from app.stores.queries import usage_rows
 from app.stores.rate_cards import RateCards, rate_card
-from tests.test_journal_rotation import row
-from tests.test_usage_writer import running_writer
+from tests.test_usage_writer import row, running_writer
 
 PLAN = {"input_cost_per_token": "1.5E-7", "output_cost_per_token": "6E-7"}
 
@@ -79,23 +77,30 @@ def test_rows_store_their_rates_once_and_read_back_with_them(db_url: str, tmp_pa
 
 def test_a_journal_from_before_rate_cards_is_adopted_with_its_rates(db_url: str, tmp_path: Path) -> None:
     """An earlier version journalled each row's rates as a JSON object and had no rates_id: a
-    crash's journal left by it is written with the rates stored as a card."""
+    crash's journal left by it is written with the rates stored as a card. That version wrote
+    arrays under a header line into a file it reused: its lines end at the first zero byte, and
+    what follows (rows committed before, then the zeros of reserved blocks) is not read."""
     rates = {"rates": PLAN, "tier": None, "service_tier": None}
-    old = dataclasses.asdict(row("old-journal"))
-    del old["rates_id"]
-    old["rates"] = rates
-    old["created_at"] = old["created_at"].isoformat()
-    orphan = tmp_path / "usage-journal.1.old.jsonl"
-    orphan.write_bytes(orjson.dumps({"columns": list(old)}) + b"\n" + orjson.dumps(list(old.values())) + b"\n")
-    assert list(read_records(orphan)) == [old]
 
-    async def scenario() -> list[object]:
+    def old_line(tag: str) -> tuple[str, bytes]:
+        old = dataclasses.asdict(row(tag))
+        del old["rates_id"]
+        old["rates"] = rates
+        old["created_at"] = old["created_at"].isoformat()
+        return old["request_id"], orjson.dumps({"columns": list(old)}) + b"\n" + orjson.dumps(list(old.values()))
+
+    adopted, lines = old_line("old-journal")
+    committed_before, stale = old_line("old-journal")
+    orphan = tmp_path / "usage-journal.1.old.jsonl"
+    orphan.write_bytes(lines + b"\n\0" + stale[1:] + b"\n" + bytes(4096))
+
+    async def scenario() -> tuple[list[object], bool]:
         async with running_writer(db_url, tmp_path) as (_, writer):
             await asyncio.wait_for(writer.flush(), 30)
-            listed = [r["rates"] async for r in usage_rows(request_ids=[old["request_id"]])]
-            record = await UsageRecord.get(request_id=old["request_id"])
+            listed = [r["rates"] async for r in usage_rows(request_ids=[adopted])]
+            record = await UsageRecord.get(request_id=adopted)
             assert record.rates_id == rate_card(rates)[0]
-        return listed
+            return listed, await UsageRecord.exists(request_id=committed_before)
 
-    assert asyncio.run(scenario()) == [rates]
-    assert not orphan.exists()
+    assert asyncio.run(scenario()) == ([rates], False)
+    assert list(tmp_path.iterdir()) == []  # read, written and removed: nothing in it was unreadable

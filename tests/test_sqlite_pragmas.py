@@ -9,10 +9,10 @@ from app.stores.db import SQLITE_PRAGMAS, Database, with_sqlite_pragmas
 
 def test_pragmas_are_added_to_sqlite_urls_only() -> None:
     assert with_sqlite_pragmas("sqlite:///data/relay.db") == (
-        "sqlite:///data/relay.db?wal_autocheckpoint=10000&journal_size_limit=67108864"
+        "sqlite:///data/relay.db?synchronous=NORMAL&wal_autocheckpoint=10000&journal_size_limit=67108864&temp_store=MEMORY"
     )
     assert with_sqlite_pragmas("sqlite:///data/relay.db?wal_autocheckpoint=50") == (
-        "sqlite:///data/relay.db?wal_autocheckpoint=50&journal_size_limit=67108864"
+        "sqlite:///data/relay.db?synchronous=NORMAL&wal_autocheckpoint=50&journal_size_limit=67108864&temp_store=MEMORY"
     )
     assert with_sqlite_pragmas("sqlite://:memory:") == "sqlite://:memory:"
     url = "postgres://postgres@127.0.0.1:5432/relay"
@@ -35,8 +35,10 @@ async def _pragmas(url: str) -> dict[str, int]:
 
 async def test_an_opened_database_runs_with_them(tmp_path: Path) -> None:
     assert await _pragmas(f"sqlite://{tmp_path / 'relay.db'}") == {
+        "synchronous": 1,  # NORMAL
         "wal_autocheckpoint": 10000,
         "journal_size_limit": 67108864,
+        "temp_store": 2,  # MEMORY
     }
     given = await _pragmas(f"sqlite://{tmp_path / 'own.db'}?wal_autocheckpoint=50")
     assert given["wal_autocheckpoint"] == 50

@@ -1,14 +1,13 @@
-"""The usage writer inserts a batch its own way (on SQLite a parameter per column, on PostgreSQL
-one JSON array of the rows' journal lines): every column must hold exactly what Tortoise itself
-stores for the same values, on both, or the admin's filters (which compare SQLite's datetime
-text) and totals would quietly go wrong."""
+"""The usage writer inserts a batch its own way (on SQLite multi-row inserts, on PostgreSQL one
+JSON array of the rows): every column must hold exactly what Tortoise itself stores for the same
+values, on both, or the admin's filters (which compare SQLite's datetime text) and totals would
+quietly go wrong."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import math
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -24,9 +23,8 @@ from app.stores.db import Database
 from app.stores.models import UsageRates, UsageRecord, UsageTag
 from app.stores.queries import usage_rows
 from app.stores.rate_cards import rate_card
-from app.stores.sqlite_values import sqlite_inserts
 from app.stores.usage import UsageWriter
-from app.stores.usage_row import RECORD_COLUMNS, UsageRow, decode_lines, journal_line
+from app.stores.usage_row import RECORD_COLUMNS, UsageRow
 
 RATES = rate_card({"rates": {"input": "0.00000015", "output": "6E-7"}, "tier": None, "service_tier": "priority"})
 
@@ -49,14 +47,19 @@ def full_row(**changes: Any) -> UsageRow:
     return dataclasses.replace(row, **changes)
 
 
-def lines(rows: list[UsageRow]) -> bytes:
-    """The rows' journal lines, as the writer takes them."""
-    return b"".join(journal_line(row) for row in rows)
-
-
-def journalled(rows: list[UsageRow]) -> list[list[Any]]:
-    """The rows as the writer decodes them from their journal lines."""
-    return decode_lines(lines(rows))
+def row(tag: str) -> UsageRow:
+    """A plain row of a successful request, tagged."""
+    return UsageRow(
+        request_id=uuid.uuid4().hex, created_at=datetime.now(UTC), endpoint="/v1/chat/completions",
+        dialect="openai", client="127.0.0.1", requested_model="m", resolved_model="p/m", provider="p",
+        route="direct", input_tokens=3, output_tokens=5, reasoning_tokens=0, cached_input_tokens=0,
+        cache_read_tokens=0, cache_write_tokens=0, usage_reported=True, cache_write_1h_tokens=0,
+        web_search_requests=0, service_tier=None, cost_nanousd=7, cost_source="catalog", computed_cost_nanousd=7,
+        provider_cost_nanousd=None, cost_input_nanousd=None, cost_cached_input_nanousd=None,
+        cost_cache_read_nanousd=None, cost_cache_write_nanousd=None, cost_output_nanousd=None,
+        cost_request_nanousd=None, cost_search_nanousd=None, pricing_tier=None, rates_id=None, rates=None, latency_ms=1,
+        ttft_ms=None, streamed=False, status=200, outcome="ok", error=None, tags=[tag],
+    )  # fmt: skip
 
 
 async def stored(database: Database, request_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -151,29 +154,6 @@ def test_a_nul_in_a_callers_text_does_not_hold_up_the_writer(db_url: str, tmp_pa
     assert tags == [f"team:{nul}"] and after_written
 
 
-def test_sqlite_inserts_bind_only_plain_values() -> None:
-    """The sqlite3 module binds other values than ints, floats and strings through a slow
-    adapter lookup: booleans become 0/1 and NULLs NaN (which SQLite stores as NULL). Every
-    row takes the same statement, whichever of its columns are NULL."""
-    rows = [full_row(), full_row(error=None, ttft_ms=None), full_row(), full_row(usage_reported=False)]
-    [(statement, values)] = sqlite_inserts(journalled(rows))
-    assert len(values) == 4 and statement.count("?") == len(RECORD_COLUMNS)
-    for row in values:
-        assert {type(value) for value in row} <= {int, str, float}
-        assert all(math.isnan(value) for value in row if isinstance(value, float))
-    error, ttft = RECORD_COLUMNS.index("error"), RECORD_COLUMNS.index("ttft_ms")
-    assert math.isnan(values[1][error]) and math.isnan(values[1][ttft]) and values[0][error] == rows[0].error
-    assert values[3][RECORD_COLUMNS.index("usage_reported")] == 0
-
-
-def test_a_row_with_a_missing_flag_still_converts() -> None:
-    """A flag that is None, however a row came to hold it, is stored as 0: a conversion that
-    raised would fail its batch on every retry and hold up every row behind it."""
-    [(_, values)] = sqlite_inserts(journalled([full_row(usage_reported=None, streamed=None)]))
-    assert values[0][RECORD_COLUMNS.index("usage_reported")] == 0
-    assert values[0][RECORD_COLUMNS.index("streamed")] == 0
-
-
 def test_rows_with_missing_flags_are_written(db_url: str, tmp_path: Path) -> None:
     """The same on the way into the database, on both backends."""
 
@@ -192,8 +172,8 @@ def test_a_row_missing_a_required_value_is_stored_and_holds_nothing_up(
     db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A row that somehow holds None where a value is required (a NOT NULL column) is stored
-    with an empty value and an error logged: it is neither dropped nor left to fail its batch
-    on every retry (the inserts ignore only a request id already written)."""
+    with an empty value, its error column saying which values were missing, and an error
+    logged: it is neither skipped in silence nor left to fail its batch on every retry."""
 
     async def scenario() -> tuple[dict[str, Any], bool]:
         async with running_writer(db_url, tmp_path) as (database, writer):
@@ -208,8 +188,35 @@ def test_a_row_missing_a_required_value_is_stored_and_holds_nothing_up(
     with caplog.at_level("ERROR", logger="llm_relay.usage"):
         record, after_written = asyncio.run(scenario())
     assert after_written and record["endpoint"] == "" and record["input_tokens"] == 0
-    if not db_url.startswith("postgres"):  # PostgreSQL's batch is never decoded on our side
-        assert "no value for endpoint, input_tokens" in caplog.text
+    assert record["error"] == "line\nbreak 'q'; usage row had no value for endpoint, input_tokens"
+    assert "no value for endpoint, input_tokens" in caplog.text
+
+
+def test_a_row_the_database_refuses_is_set_aside_and_holds_nothing_up(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value the database will not take (here a list where a number goes: PostgreSQL refuses
+    the text, SQLite cannot bind it) once failed its batch on every retry, holding up every row
+    behind it. Now the batch is split until the refused row is found, and that row alone goes
+    to ``usage-rejected.jsonl`` beside the journal, with the reason."""
+    rows = [full_row() for _ in range(9)]
+    refused = full_row(input_tokens=[1, 2])  # type: ignore[arg-type]
+    rows.insert(4, refused)
+
+    async def scenario() -> tuple[int, int, int, int]:
+        async with running_writer(db_url, tmp_path) as (_, writer):
+            for r in rows:
+                writer.submit(r)
+            await asyncio.wait_for(writer.flush(), 10)
+            written = await UsageRecord.filter(request_id__in=[r.request_id for r in rows]).count()
+            return written, writer.written, writer.rejected, writer.pending
+
+    with caplog.at_level("ERROR", logger="llm_relay.usage"):
+        assert asyncio.run(scenario()) == (9, 9, 1, 0)
+    [set_aside] = [orjson.loads(line) for line in (tmp_path / "usage-rejected.jsonl").read_bytes().splitlines()]
+    assert set_aside["row"]["request_id"] == refused.request_id and set_aside["row"]["input_tokens"] == [1, 2]
+    assert set_aside["reason"]
+    assert f"usage row {refused.request_id} refused by the database" in caplog.text
 
 
 def test_a_row_without_its_time_is_stored_with_the_time_it_was_written(db_url: str, tmp_path: Path) -> None:

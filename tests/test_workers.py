@@ -139,5 +139,4 @@ def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
     assert relay.process.returncode == 0, log[-3000:]
     rows = [r for r in relay.rows() if tag in r["tags"]]
     assert sorted(r["request_id"] for r in rows) == sorted(ids)
-    journals = list(tmp_path.glob("usage-journal.*.jsonl"))
-    assert all(j.stat().st_size == 0 for j in journals), journals
+    assert list(tmp_path.glob("usage-journal.*")) == []  # every row written: nothing left to replay

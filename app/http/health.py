@@ -54,6 +54,10 @@ class MetricsResource:
                 "Usage rows this worker could keep neither in memory nor on disk (buffer full, disk full).",
                 usage.lost,
             ),
+            "llm_relay_usage_rows_rejected_total": (
+                "Usage rows the database refused, set aside in usage-rejected.jsonl beside the journal.",
+                usage.rejected,
+            ),
         }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"

@@ -22,14 +22,18 @@ APP_LABEL = "relay"
 log = logging.getLogger("llm_relay.db")
 
 
-# SQLite's write-ahead log on Tortoise's connection, in step with the usage writer's own
-# (app/stores/usage_sqlite.py), which copies the log into the database every 10,000 rows and
-# reuses the file. With SQLite's and Tortoise's defaults a commit of Tortoise's would copy it
-# every 1,000 pages and then cut the file back to 16 KB, for the next batches to grow it again
-# (when usage rows still went through Tortoise, these two settings saved ~3 us a row, bench
-# A/B). A setting the URL names itself is left as given.
-JOURNAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept after a checkpoint (the file is reused)
-SQLITE_PRAGMAS = {"wal_autocheckpoint": "10000", "journal_size_limit": str(JOURNAL_SIZE_LIMIT)}
+# SQLite's write-ahead log: commits append to it without waiting for the disk (rows survive a
+# killed process, as the usage journal does, not a power cut), it is copied into the database
+# every 10,000 pages instead of every 1,000, and the file is kept for reuse instead of cut back.
+# A multi-row insert keeps a statement journal (to undo itself alone, should it fail half-way):
+# in memory, not in a temporary file. A setting the URL names itself is left as given.
+JOURNAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept after a checkpoint
+SQLITE_PRAGMAS = {
+    "synchronous": "NORMAL",
+    "wal_autocheckpoint": "10000",
+    "journal_size_limit": str(JOURNAL_SIZE_LIMIT),
+    "temp_store": "MEMORY",
+}
 
 
 def with_sqlite_pragmas(db_url: str) -> str:

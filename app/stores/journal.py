@@ -1,257 +1,254 @@
-"""The usage journal: every usage row is copied into a file before anything else happens to
-it, so a row survives the database being away, the memory buffer being full, and the process
-being killed. The writer empties the journal once its rows are committed.
+"""The usage journal: each row's line is appended to a file before its request is answered and
+stays there until the database holds the row; the writer reads its batches back from the file,
+so rows waiting out an outage take disk, not memory.
 
-Each process writes its own files (``usage-journal.<pid>.<id>.jsonl``) and holds an exclusive
-``flock`` on them; at start a process adopts every journal in the directory that nobody holds
-(left by a crash, or by a worker that has gone), so their rows are written exactly once
-(inserts are idempotent on ``request_id``). A line is one record: a JSON object, or an array
-under the file's header line ``{"columns": [...]}``. A file's lines end at its first zero byte.
+An append is one ``write()`` to a file opened with ``O_APPEND``: once it returns, the line is in
+the kernel's page cache and outlives the process (not a power cut: there is no fsync). A line is
+one JSON object, so an unreadable line (a disk error, a kill mid-append) costs that line only: it
+is logged with its file and byte offset, and the file is kept aside (``*.damaged``), not removed.
 
-How a file keeps its lines (mapped into memory, its pages reused): :mod:`app.stores.journal_file`.
-
-The journal is also the writer's queue: it keeps where each line of its current file ends, and
-the writer reads its batches (:meth:`Journal.peek`) straight out of the mapping. Keeping a
-second copy of every line in a buffer of the writer's own cost the relay ~1% of its throughput
-(bench.ab side by side, 1.012x without it).
+Each process appends to files of its own (``usage-journal.<pid>.<id>.jsonl``), locked with
+``flock`` while it lives. The file is emptied whenever every row is committed; under steady load
+a large file, once half committed, is followed by a new one and removed when its rows are in. At
+start a process adopts the journals nobody holds (a crash's, a gone worker's) as they are, never
+copying their rows: a kill during start-up leaves the same files behind. Inserts are idempotent
+on ``request_id``, so a row read again after a kill is stored once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
-import time
-from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from app.stores.journal_file import PATTERN, JournalFile, read_records
-
 log = logging.getLogger("llm_relay.journal")
-RETRY_SECONDS = 1.0  # after a failed reservation (disk full), rows stay in memory this long before trying again
+PATTERN = "usage-journal.*.jsonl"
+ROTATE_BYTES = 4 << 20  # a file this large and at least half committed is followed by a new one
+READ_BYTES = 1 << 10  # per row of a batch read back (a line is ~1 KB; a longer one is read whole)
+SCAN_BYTES = 1 << 20  # read at a time when an adopted file's lines are counted
+
+
+@dataclass(eq=False)
+class JournalFile:
+    path: Path
+    fd: int
+    end: int = 0  # bytes of lines in the file
+    done: int = 0  # where the first line not committed yet begins
+    read: int = 0  # lines before this offset were read once (their damage, if any, logged)
+    damaged: bool = False  # something in it could not be read: kept aside once done
+    adopted: bool = False  # left by another process: its lines are read as they are, never trusted
+    legacy: bool = False  # written by an earlier version (see _extent)
+    columns: list[str] | None = None  # an earlier version's header line, naming the values of its array lines
+
+
+@dataclass
+class Batch:
+    """Lines read back, and where the writer is in their file once their rows are committed."""
+
+    file: JournalFile | None  # None: lines held in memory (app/stores/usage.py)
+    lines: list[bytes]
+    start: int = 0
+    stop: int = 0
+
+    @property
+    def own(self) -> bool:
+        """Lines this process wrote: each is whole and one usage row's JSON object."""
+        return self.file is None or not self.file.adopted
+
+    def rows(self, convert: Callable[[Any], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The rows, decoded one at a time as they are written (a batch of decoded rows takes
+        several times the memory of its lines), each record made a row by ``convert`` (which
+        raises for one it cannot take). An unreadable line is skipped, and logged once."""
+        file, at = self.file, self.start
+        for line in self.lines:
+            start, at = at, at + len(line) + 1
+            try:
+                if file is not None and at > file.end:
+                    raise ValueError("torn last line: the process was killed while appending it")
+                record = orjson.loads(line)
+                if file is not None and file.legacy:  # arrays of values under a header line naming them
+                    if isinstance(record, dict) and record.keys() == {"columns"}:
+                        file.columns = record["columns"]
+                        continue
+                    record = dict(zip(file.columns or (), record, strict=True))
+                yield convert(record)
+            except (LookupError, TypeError, ValueError) as exc:  # orjson's JSONDecodeError is a ValueError
+                if file is None:
+                    log.error("usage row held in memory skipped, it cannot be read (%r): %r", exc, line)
+                elif start >= file.read:
+                    log.error("%s, byte %d: unreadable usage row skipped (%r)", file.path, start, exc)
+                    file.damaged = True
+        if file is not None:
+            file.read = max(file.read, self.stop)
 
 
 class Journal:
-    """``columns`` and ``values`` (the record's values in that order) make records that are not
-    dicts go in as JSON arrays, under a header line naming the columns: orjson encodes a
-    40-field dataclass in about twice the time it takes for its values as a tuple."""
-
-    def __init__(
-        self,
-        directory: str | Path,
-        columns: Sequence[str] = (),
-        values: Callable[[Any], Sequence[Any]] | None = None,
-    ) -> None:
+    def __init__(self, directory: str | Path, rotate_bytes: int = ROTATE_BYTES) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.size = 0  # where the next line goes in the current file
-        self.unjournalled = 0  # rows refused for lack of room on disk since the last emptying or rotation
-        self._values = values
-        self._header = orjson.dumps({"columns": list(columns)}) + b"\n" if values is not None else b""
-        self._file = JournalFile(self.directory, self._header)
-        self._spare: JournalFile | None = None  # emptied, for the next rotation
-        self._retry_at = 0.0
-        # Where the current file's lines begin and end: where the first begins, then where each
-        # ends (empty before the first line). The first ``_done`` lines are committed.
-        self._bounds = array("q")
-        self._done = 0
+        self.rotate_bytes = rotate_bytes
+        self.files = [self._new_file()]  # oldest first; lines are appended to the last one
+        self.waiting = 0  # lines in all files not committed yet
+        self._refusing = False  # the last append found no room on disk (said once, until one fits)
 
     @property
     def path(self) -> Path:
-        return self._file.path
+        return self.files[-1].path
 
-    @property
-    def lines(self) -> int:
-        """Rows in the current file, committed or not."""
-        return max(len(self._bounds) - 1, 0)
+    def _new_file(self) -> JournalFile:
+        path = self.directory / f"usage-journal.{os.getpid()}.{uuid.uuid4().hex[:8]}.jsonl"
+        new = path.with_suffix(".new")  # locked before it is named as a journal, so no other process adopts it
+        fd = os.open(new, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        new.rename(path)
+        return JournalFile(path, fd)
 
-    @property
-    def waiting(self) -> int:
-        """Rows in the current file not committed yet."""
-        return max(len(self._bounds) - 1 - self._done, 0)
-
-    def encode(self, record: Any) -> bytes:
-        """The record's line: a dict as an object, anything else as the array of its values."""
-        if self._values is None or isinstance(record, dict):
-            return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-        return orjson.dumps(self._values(record), option=orjson.OPT_APPEND_NEWLINE)
-
-    def append(self, record: Any) -> None:
-        """A dict or a dataclass instance (orjson encodes those natively, far faster than asdict)."""
-        self.add_line(self.encode(record))
-
-    def add_line(self, line: bytes) -> bool:
-        """Copy a line made by :meth:`encode` into the file, to wait there until :meth:`drop`;
-        False when the disk had no room for it (the caller still holds it in memory)."""
-        start = self.size
-        end = start + len(line)
-        mapped = self._file.map
-        if mapped is None or end >= len(mapped) or not self._file.headed:
-            start = self._copy(line)
-            if start < 0:
-                return False
-            end = start + len(line)
+    def append(self, line: bytes) -> bool:
+        """Append one line; False when the disk has no room for it (nothing of it stays on file)."""
+        file = self.files[-1]
+        if file.end >= self.rotate_bytes and 2 * file.done >= file.end:
+            file = self._rotate()
+        try:
+            written = os.write(file.fd, line)
+        except OSError as exc:
+            written, reason = 0, repr(exc)
         else:
-            mapped[end] = 0  # the line's end first: a copy cut short is a torn last line
-            mapped[start:end] = line
-            self.size = end
-        bounds = self._bounds
-        if not bounds:
-            bounds.append(start)
-        bounds.append(end)
+            reason = "written in part"
+        if written != len(line):
+            with contextlib.suppress(OSError):  # shrinking needs no room on disk
+                os.ftruncate(file.fd, file.end)  # a line cut short would be a torn line mid-file
+            if not self._refusing:
+                log.error("usage journal %s: no room on disk (%s); rows wait in memory only", file.path, reason)
+            self._refusing = True
+            return False
+        if self._refusing:
+            log.warning("usage journal %s takes rows again", file.path)
+            self._refusing = False
+        file.end += written
+        self.waiting += 1
         return True
 
-    def peek(self, count: int) -> tuple[bytes, int]:
-        """A copy of the first ``count`` rows' lines not committed yet (or all, when fewer
-        wait), and how many those are."""
-        count = min(count, self.waiting)
-        if count == 0:
-            return b"", 0
-        assert self._file.map is not None
-        return self._file.map[self._bounds[self._done] : self._bounds[self._done + count]], count
+    def _rotate(self) -> JournalFile:
+        try:
+            self.files.append(self._new_file())
+        except OSError as exc:  # no room for a new file: keep appending to this one
+            log.error("usage journal: no new file in %s (%r)", self.directory, exc)
+        return self.files[-1]
 
-    def cuts(self, count: int, every: int) -> list[int]:
-        """Where, in what :meth:`peek` gives for ``count``, each ``every`` lines end (the
-        writer's chunks, without a search for every line's end in Python)."""
-        first = self._done
-        start = self._bounds[first] if count else 0
-        return [end - start for end in self._bounds[first + every : first + min(count, self.waiting) + 1 : every]]
-
-    def drop(self, count: int) -> None:
-        """The first ``count`` rows not committed yet are now committed."""
-        self._done += max(min(count, self.waiting), 0)
-
-    def _copy(self, data: bytes) -> int:
-        """Copy whole lines after the last one (the file's header first, when it has none yet),
-        reserving room when needed; where they begin, or -1 when the disk has no room."""
-        file = self._file
-        header = b"" if file.headed else file.header
-        needed = self.size + len(header) + len(data) + 1
-        if needed > file.capacity:
-            if time.monotonic() < self._retry_at:
-                self.unjournalled += 1
-                return -1
-            try:
-                file.reserve(needed)
-            except OSError as exc:
-                self._retry_at = time.monotonic() + RETRY_SECONDS
-                self.unjournalled += 1
-                log.error("usage journal %s: no room on disk (%s); rows wait in memory only", file.path, exc)
-                return -1
-        assert file.map is not None
-        if header:
-            file.map[self.size + len(header)] = 0
-            file.map[self.size : self.size + len(header)] = header
-            self.size += len(header)
-        file.headed = True
-        start, end = self.size, self.size + len(data)
-        file.map[end] = 0
-        file.map[start:end] = data
-        self.size = end
-        return start
-
-    def rotate(self, memory: Iterable[bytes] = ()) -> int:
-        """Move the rows not committed yet to the other file, then empty this one: under steady
-        load the journal is never empty, and would grow forever. ``memory`` (lines the disk had
-        no room for) follow them, as far as there is room now; returns how many of those it
-        took. A crash in between leaves both files; their rows are replayed once each, as
-        inserts skip request ids already written. When the other file has no room for the
-        waiting rows, the journal stays on this one."""
-        old, old_size, bounds, done = self._file, self.size, self._bounds, self._done
-        waiting = self.waiting
-        self._file = self._spare or JournalFile(self.directory, self._header)
-        self._spare = None
-        self.size = self.unjournalled = self._done = 0
-        self._bounds = array("q")
-        if waiting:
-            assert old.map is not None
-            start = self._copy(old.map[bounds[done] : old_size])
-            if start < 0:  # back to the old file, which still holds them
-                self._spare = self._file
-                self._file, self.size, self._bounds, self._done = old, old_size, bounds, done
-                return 0
-            shift = start - bounds[done]
-            self._bounds = array("q", [at + shift for at in bounds[done:]])
-        old.empty()
-        self._spare = old
-        taken = 0
-        for line in memory:
-            if not self.add_line(line):
+    def take(self, limit: int) -> Batch | None:
+        """Up to ``limit`` lines not committed yet, from the oldest file that has any; None when
+        all are committed."""
+        file = next((f for f in self.files if f.done < f.end), None)
+        if file is None:
+            return None
+        size = limit * READ_BYTES
+        while True:
+            data = os.pread(file.fd, min(size, file.end - file.done), file.done)
+            whole = data.rfind(b"\n") + 1
+            if whole or file.done + len(data) >= file.end:
                 break
-            taken += 1
-        return taken
+            size *= 2  # a line longer than what was read
+        lines = data.split(b"\n")[:-1][:limit] if whole else [data]  # no end at all: a torn last line
+        stop = min(file.done + sum(map(len, lines)) + len(lines), file.end)
+        return Batch(file, lines, file.done, stop)
 
-    def worth_rotating(self, limit: int, in_memory: int = 0) -> bool:
-        """Past ``limit`` bytes, with at most half of its rows still to be committed: a writer
-        that lags would otherwise copy its whole backlog into every new file. Or rows are held
-        in memory (``in_memory``) for lack of room on disk and it is time to try again."""
-        if in_memory and time.monotonic() >= self._retry_at:
-            return True
-        return self.size > limit and 2 * self.waiting <= self.lines
+    def commit(self, batch: Batch) -> None:
+        """The batch's rows are in the database; a file read to its end is done with."""
+        file = batch.file
+        assert file is not None
+        file.done = batch.stop
+        self.waiting -= len(batch.lines)
+        if file.done >= file.end and file is not self.files[-1]:
+            self.files.remove(file)
+            self._remove(file)
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        yield from read_records(self.path)
+    def empty(self) -> None:
+        """Everything is committed: the file appended to starts over, empty."""
+        file = self.files[-1]
+        if file.end and not self.waiting:
+            try:
+                os.ftruncate(file.fd, 0)
+            except OSError as exc:  # then it grows until it is rotated
+                log.error("usage journal %s could not be emptied: %r", file.path, exc)
+                return
+            file.end = file.done = 0
 
-    def truncate(self) -> None:
-        """Empty the file: everything in it is committed."""
-        self._file.empty()
-        self.size = self.unjournalled = self._done = 0
-        self._bounds = array("q")
-
-    def adopt_orphans(self, line_of: Callable[[dict[str, Any]], bytes] | None = None) -> int:
-        """Move the records of journals no live process holds into this one, as lines made by
-        ``line_of`` (by default :meth:`encode`), to wait for the writer; returns how many. A
-        record ``line_of`` cannot take is logged and skipped; a journal whose rows find no
-        room on disk stays, for the next start."""
-        adopted = 0
-        own = {self._file.path} | ({self._spare.path} if self._spare else set())
-        for other in sorted(self.directory.glob(PATTERN)):
-            if other in own:
+    def adopt_orphans(self) -> int:
+        """Take on, as they are, the journals no live process holds; returns their lines."""
+        own = {f.path for f in self.files}
+        adopted: list[JournalFile] = []
+        for path in sorted(self.directory.glob(PATTERN)):
+            if path in own:
                 continue
             try:
-                fd = os.open(other, os.O_RDWR)
-            except FileNotFoundError:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:  # removed meanwhile by the process that adopted it
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                if os.fstat(fd).st_nlink == 0:  # adopted, written and removed by another process meanwhile
+                    raise BlockingIOError
+            except BlockingIOError:  # a live process holds it
                 os.close(fd)
-                continue  # a live process owns it
-            try:
-                taken = self._adopt(other, line_of or self.encode)
-                if taken < 0:
-                    break
-                adopted += taken
-                other.unlink()
-            finally:
-                os.close(fd)
-        if adopted:
-            log.warning("adopted %d usage rows from journals left by earlier runs", adopted)
-        return adopted
-
-    def _adopt(self, other: Path, line_of: Callable[[dict[str, Any]], bytes]) -> int:
-        """The records of one orphaned journal, added; -1 when the disk had no room for them all
-        (those added are written, and written again, harmlessly, when it is adopted next time)."""
-        taken = 0
-        for record in read_records(other):
-            try:
-                line = line_of(record)
-            except (LookupError, TypeError, ValueError) as exc:  # a record of another version, or torn
-                log.error("%s: usage row that cannot be read skipped (%r): %r", other, exc, record)
                 continue
-            if not self.add_line(line):
-                log.error("usage journal %s left for the next start: no room on disk for its rows", other)
-                return -1
-            taken += 1
-        return taken
+            file = JournalFile(path, fd, adopted=True)
+            file.end, lines, file.legacy = _extent(fd)
+            if not file.end:
+                self._remove(file)
+                continue
+            adopted.append(file)
+            self.waiting += lines
+        self.files[:0] = adopted
+        if adopted:
+            log.warning("adopted %d usage journals left by earlier runs: %d rows", len(adopted), self.waiting)
+        return self.waiting
 
     def close(self) -> None:
-        """Close; a journal with no line is removed, one with lines stays for the next start,
-        cut to what it holds."""
-        self._file.close(self.size if self.lines else 0)
-        if self._spare is not None:
-            self._spare.close(0)
+        """Close every file: one whose rows are all committed is removed (or kept aside as
+        damaged); one with rows waiting stays for the next start."""
+        for file in self.files:
+            if file.done >= file.end:
+                self._remove(file)
+            else:
+                os.close(file.fd)
+        self.files = []
+
+    def _remove(self, file: JournalFile) -> None:
+        """Removed while still locked, so no other process adopts it meanwhile."""
+        try:
+            if file.damaged:
+                aside = file.path.with_name(file.path.name + ".damaged")
+                file.path.rename(aside)
+                log.error("usage journal %s had unreadable lines (logged above): kept aside as %s", file.path, aside)
+            else:
+                file.path.unlink(missing_ok=True)
+        except OSError as exc:  # it stays, and is read again at the next start: its rows are stored once
+            log.error("usage journal %s could not be removed: %r", file.path, exc)
+        os.close(file.fd)
+
+
+def _extent(fd: int) -> tuple[int, int, bool]:
+    """Where an adopted file's lines end, how many there are (a torn last one included), and
+    whether an earlier version wrote it (its first line a header): such a file ends at its first
+    zero byte, as that version reused its files and what follows was committed before."""
+    size = os.fstat(fd).st_size
+    legacy = os.pread(fd, 10, 0)[1:] == b'"columns"'
+    end, lines = 0, 0
+    while end < size:
+        chunk = os.pread(fd, min(SCAN_BYTES, size - end), end)
+        stop = chunk.find(b"\0") if legacy else -1
+        if stop >= 0:
+            chunk, size = chunk[:stop], end + stop
+        lines += chunk.count(b"\n")
+        end += len(chunk)
+    if end and os.pread(fd, 1, end - 1) != b"\n":
+        lines += 1
+    return end, lines, legacy

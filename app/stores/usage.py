@@ -1,50 +1,44 @@
-"""Usage rows leave the request path here: journalled, buffered, written in batches.
+"""Usage rows leave the request path here: journalled, then written in batches.
 
-``submit`` appends the row's line to the journal (:mod:`app.stores.journal`), which is also
-the queue: it never blocks and never awaits, so it is safe in a ``finally`` of a cancelled
-request. One task writes the journal's waiting lines in batches, one transaction each,
-idempotent on ``request_id``. When the database is down, locked or slow the batch is retried
-with backoff, and the rows wait in the journal meanwhile; a row the journal has no room for (a
-full disk) waits in a bounded buffer in memory. After a crash the next start adopts the
-journal's rows. Nothing is lost and nothing is written twice.
+``submit`` appends the row's line to the journal (:mod:`app.stores.journal`) and returns: it
+never blocks and never awaits, so it is safe in a ``finally`` of a cancelled request. One task
+reads the waiting rows back in batches and writes each batch in one transaction (or one
+statement), idempotent on ``request_id``. While the database is away or locked the batch is
+retried with backoff and its rows wait on disk. A row the database refuses is set aside with the
+reason in ``usage-rejected.jsonl`` beside the journal, and holds up nothing behind it. A row the
+disk has no room for waits in memory (at most ``queue_size`` of them; beyond that a row is lost,
+counted and logged) and is written first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
-from collections.abc import Callable
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
-from tortoise.transactions import in_transaction
+import asyncpg
+import orjson
+from tortoise.exceptions import IntegrityError
 
-from app.stores.db import Database, sqlite_file
-from app.stores.journal import Journal
-from app.stores.pending import PendingLines
-from app.stores.sqlite_values import CARD_INSERT, sqlite_cards, sqlite_inserts, sqlite_missing, sqlite_tags
-from app.stores.usage_row import (
-    JOURNAL_COLUMNS,
-    POSTGRES_BATCH,
-    UsageRow,
-    decode,
-    decode_lines,
-    encode_values,
-    journal_line,
-    journal_values,
-    postgres_batch,
-    row_of_values,
-)
-from app.stores.usage_sqlite import CHUNK_ROWS, SqliteBusy, SqliteRows
+from app.stores.db import Database
+from app.stores.journal import ROTATE_BYTES, Batch, Journal
+from app.stores.usage_row import UsageRow, journal_line, stored_row, usage_row
+from app.stores.usage_sql import write_postgres, write_sqlite
 
 log = logging.getLogger("llm_relay.usage")
 WRITE_TIMEOUT = 30.0  # seconds a batch may take before the writer gives up on the connection
-JOURNAL_ROTATE_BYTES = 512 << 10  # the other file once this much is in one and mostly committed (journal.py)
-BUSY_RETRY_SECONDS = 0.02  # another connection was writing to SQLite: try again this soon
-BUSY_WARN_SECONDS = 5.0  # locked out for this long: say so once
-_CLIENT = JOURNAL_COLUMNS.index("client")
-_CLIENT_HOST = JOURNAL_COLUMNS.index("client_host")
+FIRST_BACKOFF, LAST_BACKOFF = 0.1, 10.0  # seconds between retries while the database is away
+REJECTED = "usage-rejected.jsonl"
+# Errors that say the database refuses the rows themselves (bad values, a constraint), not that
+# it is away: such a batch is halved until the refused rows are found, and only they are set aside.
+REFUSALS = (asyncpg.DataError, IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+NOT_VALUES = (LookupError, TypeError, ValueError)  # a row whose values cannot be converted for the database
 
 
 class UsageListener(Protocol):
@@ -54,6 +48,15 @@ class UsageListener(Protocol):
     def submitted(self, row: UsageRow) -> None: ...
 
     def committed(self, rows: list[UsageRow]) -> None: ...
+
+
+def refused(exc: BaseException | None) -> bool:
+    """Whether the error, or one it was raised from, says the rows are wrong."""
+    while exc is not None:
+        if isinstance(exc, REFUSALS + NOT_VALUES):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class UsageWriter:
@@ -66,69 +69,65 @@ class UsageWriter:
         flush_seconds: float,
         journal_dir: str | Path,
         resolve_hostnames: Callable[[], bool] = lambda: False,
-        journal_rotate_bytes: int = JOURNAL_ROTATE_BYTES,
+        journal_rotate_bytes: int = ROTATE_BYTES,
     ) -> None:
         self.db = db
-        self.journal_rotate_bytes = journal_rotate_bytes
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
-        self.journal_dir = journal_dir
+        self.journal_dir = Path(journal_dir)
+        self.journal_rotate_bytes = journal_rotate_bytes
         self.journal: Journal | None = None
         self.resolve_hostnames = resolve_hostnames
+        self.listeners: list[UsageListener] = []
+        self._memory: deque[bytes] = deque()  # lines the disk had no room for
         self._hosts: dict[str, str | None] = {}
-        self._memory = PendingLines()  # lines the journal had no room for (see app/stores/pending.py)
-        # Rows waiting when the writer last took a batch, and submitted since: a batch is
-        # full once this reaches batch_size (counted: working out what waits costs ~0.45 us).
-        self._fresh = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
-        self.failures = 0
-        self.lost = 0  # rows neither the buffer nor the journal could take
-        self.listeners: list[UsageListener] = []
-        self._sqlite: SqliteRows | None = None  # SQLite's inserts, unless the database is in memory
-        self._busy_since: float | None = None  # when SQLite's write lock was first found taken
+        self.failures = 0  # batches that failed and were retried
+        self.lost = 0  # rows neither the journal nor memory could take
+        self.rejected = 0  # rows the database refused, set aside
 
     @property
     def pending(self) -> int:
-        """Rows taken and not yet written (buffered, or only in the journal)."""
-        return (0 if self.journal is None else self.journal.waiting) + len(self._memory)
+        """Rows taken and not in the database yet (in the journal, or in memory)."""
+        return (self.journal.waiting if self.journal is not None else 0) + len(self._memory)
+
+    @property
+    def journal_path(self) -> Path | None:
+        return self.journal.path if self.journal is not None else None
 
     def submit(self, row: UsageRow) -> None:
-        """Journal the row, where it waits for the writer; never blocks, never awaits. The
-        journal holds the row once this returns, before any reply leaves (see
-        :mod:`app.stores.journal`)."""
+        """Journal the row; never blocks, never awaits. The row is on file once this returns,
+        before any reply leaves."""
         line = journal_line(row)
-        journal = self.journal
-        if journal is None or not journal.add_line(line):
+        if self.journal is None or not self.journal.append(line):
             if len(self._memory) < self.queue_size:
-                self._memory.add(line)
+                self._memory.append(line)
             else:
                 self.lost += 1
-                log.error("usage row %s lost: the disk has no room and the buffer is full", row.request_id)
+                log.error(
+                    "usage row %s lost: the disk has no room and memory holds %d rows", row.request_id, self.queue_size
+                )
         for listener in self.listeners:
             listener.submitted(row)
         self._idle.clear()
-        self._fresh += 1
-        if self._fresh >= self.batch_size:
+        if self.pending >= self.batch_size:
             self._wake.set()
 
     def start(self) -> None:
-        self.journal = Journal(self.journal_dir, JOURNAL_COLUMNS, journal_values)
-        path = sqlite_file(self.db.url)
-        if path is not None:
-            self._sqlite = SqliteRows(path)
-        if self.journal.adopt_orphans(lambda record: journal_line(decode(record))):
+        self.journal = Journal(self.journal_dir, self.journal_rotate_bytes)
+        if self.journal.adopt_orphans():
             self._idle.clear()
         with self.db.context:
             self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def flush(self) -> None:
-        """Wait until every row submitted so far is written."""
+        """Wait until every row submitted so far is written (or set aside)."""
         self._wake.set()
         await self._idle.wait()
 
@@ -141,85 +140,130 @@ class UsageWriter:
             try:
                 await asyncio.wait_for(self._task, timeout)
             except TimeoutError:
-                log.error("usage writer: %d rows left in the journal %s", self.pending, self.journal_path)
-        if self._sqlite is not None:
-            await self._sqlite.close()
+                log.error("usage writer: %d rows left in the journal in %s", self.pending, self.journal_dir)
         if self.journal is not None:
+            for line in self._memory:
+                if not self.journal.append(line):
+                    self.lost += 1
+                    log.error("usage row lost at stop, the disk has no room: %s", line.decode(errors="replace"))
+            self._memory.clear()
             self.journal.close()
-
-    @property
-    def journal_path(self) -> Path | None:
-        return None if self.journal is None else self.journal.path
+            self.journal = None
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = FIRST_BACKOFF
         while True:
-            journal = self.journal
             if not self.pending:
-                if journal is not None:
-                    journal.truncate()  # everything it holds is committed
+                if self.journal is not None:
+                    self.journal.empty()
                 self._idle.set()
                 if self._stopping:
                     return
-                self._wake.clear()
-                self._fresh = 0
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
-                except TimeoutError:
-                    pass
-                continue
-            if self.pending < self.batch_size and not self._stopping and not self._wake.is_set():
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_seconds)
-                except TimeoutError:
-                    pass
-            source: Journal | PendingLines = journal if journal is not None and journal.waiting else self._memory
-            lines, count = source.peek(self.batch_size)
-            try:
-                await asyncio.wait_for(self._write(lines, source.cuts(count, CHUNK_ROWS)), WRITE_TIMEOUT)
-            except SqliteBusy:
-                await self._busy()
-                continue
-            except Exception as exc:
-                self.failures += 1
-                log.error("writing %d usage rows failed (%s); retrying in %.1fs", count, repr(exc), backoff)
-                await self._reset()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            source.drop(count)
-            backoff = 0.1
-            self._busy_since = None
-            self.written += count
+            if self.pending < self.batch_size and not self._stopping:
+                with contextlib.suppress(TimeoutError):  # a full batch, or a flush, wakes the writer sooner
+                    await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
             self._wake.clear()
-            self._fresh = self.pending
-            if journal is not None and journal.worth_rotating(self.journal_rotate_bytes, len(self._memory)):
-                self._memory.drop(journal.rotate(self._memory.lines()))
+            try:
+                batch = self._take()
+                if batch is None:
+                    continue
+                written = await self._write(batch)
+            except Exception as exc:  # the database is away (or the journal unreadable): the rows wait
+                self.failures += 1
+                log.error("writing usage rows failed (%r); retrying in %.1fs", exc, backoff)
+                if self.db.backend == "postgres":
+                    await self.db.reset()  # a restarted server leaves dead connections in the pool
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, LAST_BACKOFF)
+                continue
+            backoff = FIRST_BACKOFF
+            if batch.file is None:
+                for _ in batch.lines:
+                    self._memory.popleft()
+            elif self.journal is not None:
+                self.journal.commit(batch)
+            self.written += written
 
-    async def _busy(self) -> None:
-        """Another connection holds SQLite's write lock: wait a moment (said once when long)."""
-        now = time.monotonic()
-        if self._busy_since is None:
-            self._busy_since = now
-        elif now - self._busy_since >= BUSY_WARN_SECONDS:
-            log.warning(
-                "usage rows wait: the database is locked by another connection (%.0f s so far); %d rows pending",
-                now - self._busy_since,
-                self.pending,
-            )
-            self._busy_since = now  # and again after as long, if it lasts
-        await asyncio.sleep(BUSY_RETRY_SECONDS)
+    def _take(self) -> Batch | None:
+        """The next batch: lines held in memory first (a kill would lose them), then the journal's."""
+        if self._memory:
+            return Batch(None, list(islice(self._memory, self.batch_size)))
+        return None if self.journal is None else self.journal.take(self.batch_size)
 
-    async def _reset(self) -> None:
-        await self.db.reset()
-        if self._sqlite is not None:
-            self._sqlite.reset()
+    async def _write(self, batch: Batch) -> int:
+        """Store the batch's rows; returns how many went in (a row the database refuses is set aside)."""
+        decoded = await self._hostnames(list(batch.rows(stored_row))) if self.resolve_hostnames() else None
+        rows: Iterable[bytes | dict[str, Any]]
+        if decoded is not None:
+            rows = decoded
+        elif batch.own and self.db.backend == "postgres":
+            rows = batch.lines  # PostgreSQL reads the JSON objects itself
+        elif batch.own:
+            rows = map(orjson.loads, batch.lines)  # whole rows: a value one lacks is found when SQLite refuses it
+        else:
+            rows = batch.rows(stored_row)  # decoded one at a time, as they are written
+        try:
+            written = await self._insert(rows)
+            stored = decoded
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            stored = await self._store(decoded if decoded is not None else list(batch.rows(stored_row)))
+            written = len(stored)
+        if self.listeners:
+            committed = [usage_row(row) for row in (stored if stored is not None else batch.rows(stored_row))]
+            for listener in self.listeners:
+                listener.committed(committed)
+        return written
 
-    async def _hostnames(self, batch: list[list[Any]]) -> None:
+    async def _insert(self, rows: Iterable[Any]) -> int:
+        """Rows as dicts, or (for PostgreSQL) as the JSON objects their journal lines hold."""
+        if self.db.backend == "postgres":
+            return await asyncio.wait_for(write_postgres(self.db.connection, rows), WRITE_TIMEOUT)
+        return await asyncio.wait_for(write_sqlite(rows), WRITE_TIMEOUT)
+
+    async def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows stored, half a batch at a time until those the database refuses are found
+        and set aside; raises while the database is away."""
+        try:
+            await self._insert(rows)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            if len(rows) > 1:
+                half = len(rows) // 2
+                return await self._store(rows[:half]) + await self._store(rows[half:])
+            if not await self._answers():  # not the row's fault after all
+                raise
+            self._set_aside(rows[0], exc)
+            return []
+        return rows
+
+    async def _answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.db.connection.execute_query("SELECT 1"), WRITE_TIMEOUT)
+        except Exception:  # whatever it is, the database is not taking queries
+            return False
+        return True
+
+    def _set_aside(self, row: dict[str, Any], exc: Exception) -> None:
+        self.rejected += 1
+        path = self.journal_dir / REJECTED
+        reason = f"{type(exc).__name__}: {exc}"
+        line = orjson.dumps({"reason": reason, "row": row}, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+        try:
+            with path.open("ab") as rejected:
+                rejected.write(line)
+        except OSError as error:
+            log.error("usage row refused by the database and not set aside (%r): %s", error, line.decode())
+            return
+        log.error("usage row %s refused by the database (%s): set aside in %s", row["request_id"], reason, path)
+
+    async def _hostnames(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Reverse DNS for client addresses, here in the writer and never on the request path;
         cached, and bounded in time so a slow resolver only delays the batch."""
         loop = asyncio.get_running_loop()
-        for address in {row[_CLIENT] for row in batch if row[_CLIENT] and row[_CLIENT] not in self._hosts}:
+        for address in {row["client"] for row in rows if row["client"] and row["client"] not in self._hosts}:
             try:
                 host, _ = await asyncio.wait_for(loop.getnameinfo((address, 0)), timeout=1.0)
             except (OSError, TimeoutError):
@@ -227,38 +271,6 @@ class UsageWriter:
             if len(self._hosts) > 10_000:
                 self._hosts.clear()
             self._hosts[address] = host if host and host != address else None
-        for row in batch:
-            row[_CLIENT_HOST] = self._hosts.get(row[_CLIENT])
-
-    async def _write(self, lines: bytes, cuts: list[int] | None = None) -> None:
-        """Write the rows of these journal lines, in one transaction or one statement (``cuts``:
-        where each ``CHUNK_ROWS`` of them end)."""
-        rows: list[list[Any]] | None = None
-        if self.resolve_hostnames():
-            rows = decode_lines(lines)
-            await self._hostnames(rows)
-            lines, cuts = encode_values(rows), None  # journalled before the names were known
-        if self.db.backend == "postgres":  # one statement: atomic without a transaction around it
-            await self.db.connection.execute_query(POSTGRES_BATCH, [postgres_batch(lines)])
-        else:
-            await self._write_sqlite(lines, cuts)
-        if self.listeners:
-            committed = [row_of_values(values) for values in (rows or decode_lines(lines))]
-            for listener in self.listeners:
-                listener.committed(committed)
-
-    async def _write_sqlite(self, lines: bytes, cuts: list[int] | None) -> None:
-        if self._sqlite is not None:
-            # Under Tortoise's own lock: one of its transactions (an admin change, the retention
-            # job) that had read before this commit could not write after it (a stale snapshot
-            # fails at once with "database is locked"), so none runs in between.
-            async with self.db.connection.acquire_connection():
-                await self._sqlite.write(lines, cuts)  # on this thread (see app/stores/usage_sqlite.py)
-            await asyncio.sleep(0)  # a backlog's batches leave the loop a turn between them
-        else:
-            rows = decode_lines(lines)
-            cards = [(CARD_INSERT, list(sqlite_cards(rows).items()))]
-            async with in_transaction() as connection:
-                for statement, values in cards + sqlite_inserts(rows) + sqlite_missing(rows) + sqlite_tags(rows):
-                    if values:
-                        await connection.execute_many(statement, values)
+        for row in rows:
+            row["client_host"] = self._hosts.get(row["client"])
+        return rows

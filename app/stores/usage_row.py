@@ -1,19 +1,21 @@
-"""One usage row: its fields, its journal line, and PostgreSQL's batch (SQLite's: app/stores/sqlite_values.py)."""
+"""One usage row: its fields, its journal line, and the row the writer stores from a line."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+import logging
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
-from app.fieldtuple import tuple_getter
 from app.stores.rate_cards import rate_card
 
+log = logging.getLogger("llm_relay.usage")
 
-@dataclass(slots=True)
+
+@dataclass  # no __slots__: orjson encodes an instance's __dict__ faster than slots read one by one
 class UsageRow:
     request_id: str
     created_at: datetime
@@ -58,137 +60,45 @@ class UsageRow:
     client_host: str | None = None
 
 
-RECORD_COLUMNS = tuple(f for f in UsageRow.__dataclass_fields__ if f not in ("tags", "rates"))
-JOURNAL_COLUMNS = tuple(UsageRow.__dataclass_fields__)
-journal_values = tuple_getter(JOURNAL_COLUMNS)  # a row's journal line, as an array in this order
-_NAMES = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
+FIELDS = tuple(f.name for f in fields(UsageRow))
+RECORD_COLUMNS = tuple(name for name in FIELDS if name not in ("tags", "rates"))  # usage_record's, in this order
+# The columns that must hold a value, by type (annotations are text here: see the __future__ import).
+REQUIRED = {f.name: str(f.type) for f in fields(UsageRow) if "None" not in str(f.type) and f.name != "tags"}
+_EMPTY = {"str": "", "int": 0, "bool": False}
+_NO_VALUES = dict.fromkeys(FIELDS)
+_required_values = itemgetter(*REQUIRED)
 
 
 def journal_line(row: UsageRow) -> bytes:
-    """The row's journal line: the JSON array of its values in ``JOURNAL_COLUMNS`` order."""
-    return orjson.dumps(journal_values(row), option=orjson.OPT_APPEND_NEWLINE)
+    """The row's journal line: one JSON object, newline-terminated (orjson encodes the dataclass)."""
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
 
 
-# PostgreSQL: one statement takes the whole batch as one JSON array of the rows' journal lines,
-# made once per row for the journal anyway, and inserts both tables; the database parses it.
-# (With a parameter per column and row, asyncpg converted and encoded every value on the event
-# loop's thread, ~2x the relay's CPU per row; encoding the rows a second time for the batch cost
-# ~3 us a row more than joining their lines.)
-_PG_VALUE = {
-    "str": "r->>{i}",
-    "int": "(r->>{i})::bigint",
-    "bool": "COALESCE((r->>{i})::boolean, false)",  # as in SQLite: a row holding None must not fail its batch
-    "datetime": "(r->>{i})::timestamptz",
-}
-
-
-# A None where a value is required is stored as an empty one, as on SQLite: a NOT NULL
-# violation would fail the batch on every retry and hold up every row behind it.
-_PG_EMPTY = {"str": "''", "int": "0", "datetime": "now()"}
-
-
-def _pg_value(column: str) -> str:
-    kind = str(UsageRow.__dataclass_fields__[column].type)
-    value = _PG_VALUE[kind.removesuffix(" | None")].format(i=JOURNAL_COLUMNS.index(column))
-    if kind.endswith(" | None") or kind not in _PG_EMPTY:
-        return value
-    return f"COALESCE({value}, {_PG_EMPTY[kind]})"
-
-
-_RATES_ID = _pg_value("rates_id")
-POSTGRES_BATCH = (
-    "WITH batch AS (SELECT r FROM jsonb_array_elements($1::jsonb) AS r), "
-    f'cards AS (INSERT INTO "usage_rates" (id, rates) SELECT DISTINCT ON ({_RATES_ID}) {_RATES_ID}, '
-    f"(r->>{JOURNAL_COLUMNS.index('rates')})::jsonb FROM batch WHERE {_RATES_ID} IS NOT NULL "
-    "ON CONFLICT (id) DO NOTHING), "
-    f'records AS (INSERT INTO "usage_record" ({_NAMES}) '
-    f"SELECT {', '.join(map(_pg_value, RECORD_COLUMNS))} FROM batch ON CONFLICT (request_id) DO NOTHING) "
-    f'INSERT INTO "usage_tag" (request_id, tag) SELECT {_pg_value("request_id")}, t '
-    f"FROM batch, jsonb_array_elements_text(r->{JOURNAL_COLUMNS.index('tags')}) AS t "
-    "ON CONFLICT (request_id, tag) DO NOTHING"
-)
-
-
-def joined(lines: bytes | memoryview) -> bytes:
-    """Journal lines (each ending in a newline, which JSON never leaves unescaped inside a
-    value) as one JSON array, in two copies (the lines would otherwise be copied four times)."""
-    return b"".join((b"[", lines[:-1], b"]")).replace(b"\n", b",")
-
-
-def chunks(lines: bytes, count: int, cuts: Sequence[int] | None = None) -> Iterator[memoryview]:
-    """The journal lines ``count`` at a time (the last chunk may hold fewer), as views of
-    ``lines``. ``cuts`` (where every ``count`` lines end, from the journal that holds them)
-    spares a search for each line's end."""
-    view = memoryview(lines)
-    if cuts is None:
-        cuts = _cuts(lines, count)
-    start = 0
-    for end in cuts:
-        yield view[start:end]
-        start = end
-    if start < len(lines):
-        yield view[start:]
-
-
-def _cuts(lines: bytes, count: int) -> list[int]:
-    found: list[int] = []
-    end = -1
-    while True:
-        for _ in range(count):
-            end = lines.find(b"\n", end + 1)
-            if end < 0:
-                return found
-        found.append(end + 1)
-
-
-def decode_lines(lines: bytes | memoryview) -> list[list[Any]]:
-    """Journal lines back to their rows' values, in ``JOURNAL_COLUMNS`` order."""
-    values: list[list[Any]] = orjson.loads(joined(lines))
-    return values
-
-
-def encode_values(values: list[list[Any]]) -> bytes:
-    """Rows' values as journal lines again (after the writer changed some of them)."""
-    return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in values)
-
-
-def postgres_batch(lines: bytes) -> str:
-    """The rows as one JSON array of their journal lines."""
-    payload = joined(lines)
-    if b"\\u0000" in payload:  # rare: a caller's model name, tag or error text with a NUL in it
-        payload = orjson.dumps([_without_nul(row) for row in orjson.loads(payload)])
-    return payload.decode()
-
-
-_TEXT = [JOURNAL_COLUMNS.index(c) for c, f in UsageRow.__dataclass_fields__.items() if str(f.type).startswith("str")]
-_TAGS = JOURNAL_COLUMNS.index("tags")
-_REQUEST_ID = JOURNAL_COLUMNS.index("request_id")
-
-
-def _without_nul(row: list[Any]) -> list[Any]:
-    """PostgreSQL's text and JSON refuse NUL; one in a row would fail its batch on every retry
-    and hold up every row after it. It becomes U+FFFD, the mark of a character that could not
-    be kept."""
-    for at in _TEXT:
-        if isinstance(value := row[at], str) and "\x00" in value:
-            row[at] = value.replace("\x00", "\ufffd")
-    if any("\x00" in tag for tag in row[_TAGS]):
-        row[_TAGS] = [tag.replace("\x00", "\ufffd") for tag in row[_TAGS]]
+def stored_row(record: Any) -> dict[str, Any]:
+    """The row the writer stores for a journal record (of this version or an earlier one), with
+    every field. A value missing where the database requires one is filled with an empty one and
+    named in the row's ``error`` (and logged): the row is kept, its problem visible. Raises
+    ValueError or TypeError for a record that is no usage row at all."""
+    if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
+        raise ValueError("not a usage row (no request_id)")
+    row = {**_NO_VALUES, **record}
+    if len(row) > len(FIELDS):  # a field this version no longer has
+        row = {name: row[name] for name in FIELDS}
+    row["tags"] = row["tags"] or []
+    if isinstance(row["rates"], dict):  # journalled before rates were stored once
+        row["rates_id"], row["rates"] = rate_card(row["rates"])
+    if None in _required_values(row):
+        missing = [name for name in REQUIRED if row[name] is None]
+        log.error("usage row %s with no value for %s: stored with an empty one", row["request_id"], ", ".join(missing))
+        for name in missing:
+            kind = REQUIRED[name]
+            row[name] = datetime.now(UTC).isoformat() if kind == "datetime" else _EMPTY[kind]
+        problem = f"usage row had no value for {', '.join(missing)}"
+        row["error"] = f"{row['error']}; {problem}" if row["error"] else problem
+    datetime.fromisoformat(row["created_at"])  # raises for a row whose time is no time
     return row
 
 
-def row_of_values(values: list[Any]) -> UsageRow:
-    """A row decoded from its journal line (for the writer's listeners)."""
-    row = UsageRow(*values)
-    row.created_at = datetime.fromisoformat(values[1])
-    return row
-
-
-def decode(record: dict[str, Any]) -> UsageRow:
-    """A row from a journal record (adopted: written by this version or an earlier one)."""
-    values = dict(record)
-    values["created_at"] = datetime.fromisoformat(values["created_at"])
-    values.setdefault("rates_id", None)
-    if isinstance(rates := values.get("rates"), dict):  # journalled before rates were stored once
-        values["rates_id"], values["rates"] = rate_card(rates)
-    return UsageRow(**values)
+def usage_row(row: dict[str, Any]) -> UsageRow:
+    """A stored row as a :class:`UsageRow` again (for the writer's listeners)."""
+    return UsageRow(**{**row, "created_at": datetime.fromisoformat(row["created_at"])})

@@ -8,11 +8,11 @@ import asyncio
 import logging
 import time
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from app import estimate
 from app.errors import RelayError
-from app.fieldtuple import tuple_getter
 from app.internal import MAX_NANOUSD, Reply, Usage, bounded_nanousd
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
@@ -98,7 +98,7 @@ def row_of(ex: Exchange, charge: Charge | None, cards: RateCards) -> UsageRow:
     )
 
 
-_USAGE_FIELDS = tuple_getter([f.name for f in fields(Usage)])
+_USAGE_FIELDS = attrgetter(*(f.name for f in fields(Usage)))  # the usage's values, as a tuple
 
 
 class _Priced:
