@@ -81,6 +81,7 @@ class UpstreamClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self._pinned: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
         self._draining: set[asyncio.Task[None]] = set()
         # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY, read once: aiohttp's trust_env would read them
         # again on every request.
@@ -92,6 +93,14 @@ class UpstreamClient:
         if self._session is None:
             self._session = open_session(self.limits, _new_socket)
         return self._session
+
+    @property
+    def fresh_session(self) -> aiohttp.ClientSession:
+        """A session that opens a new connection for every request: for the one resend of a
+        request whose reused connection the server had closed."""
+        if self._fresh is None:
+            self._fresh = open_session(self.limits, force_close=True)
+        return self._fresh
 
     @property
     def pinned_session(self) -> aiohttp.ClientSession:
@@ -130,10 +139,9 @@ class UpstreamClient:
         for attempt in range(2):
             opened: list[bool] = []
             token = _OPENED.set(opened)
+            session = self.fresh_session if attempt else self.session
             try:
-                response = await self.session.post(
-                    url, data=content, headers=headers, proxy=proxy, allow_redirects=False
-                )
+                response = await session.post(url, data=content, headers=headers, proxy=proxy, allow_redirects=False)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 reused = not opened and not isinstance(exc, aiohttp.ClientConnectorError)
                 if attempt or not reused:
@@ -159,19 +167,24 @@ class UpstreamClient:
 
     async def aclose(self) -> None:
         await self.control.aclose()
-        for session in (self._session, self._pinned):
+        for session in (self._session, self._pinned, self._fresh):
             if session is not None:
                 await session.close()
-        self._session = self._pinned = None
+        self._session = self._pinned = self._fresh = None
 
 
 def open_session(
-    limits: HttpLimits, socket_factory: SocketFactoryType | None = None, resolver: AbstractResolver | None = None
+    limits: HttpLimits,
+    socket_factory: SocketFactoryType | None = None,
+    resolver: AbstractResolver | None = None,
+    *,
+    force_close: bool = False,
 ) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=limits.max_connections,
         limit_per_host=0,
-        keepalive_timeout=limits.keepalive,
+        keepalive_timeout=None if force_close else limits.keepalive,
+        force_close=force_close,
         socket_factory=socket_factory,
         resolver=resolver,
     )
