@@ -68,6 +68,7 @@ def test_no_cookie_is_kept_for_the_next_request() -> None:
     seen: list[str | None] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
+        assert request.headers["user-agent"].startswith("llm-relay/")
         seen.append(request.headers.get("cookie"))
         return httpx.Response(200, json={"ok": True}, headers={"set-cookie": "session=abc; Path=/"})
 

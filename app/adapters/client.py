@@ -26,6 +26,7 @@ import httpx
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver
 
+from app import __version__
 from app.adapters.failures import error_from_body, redact
 from app.adapters.pinning import Policy, PublicOnlyResolver, is_public
 from app.adapters.wire import SSEvent, iter_event_batches, iter_ndjson, iter_sse
@@ -38,6 +39,7 @@ from app.errors import (
 )
 from app.providers import Provider
 
+AGENT = {"user-agent": f"llm-relay/{__version__}"}  # so a provider's logs say what called it
 DRAIN_SECONDS = 2.0  # how long the end of a finished stream may take to arrive for its connection to be kept
 DRAIN_BYTES = 65536
 
@@ -77,7 +79,7 @@ class UpstreamClient:
         self.limits = limits or HttpLimits()
         self.public = public  # which addresses images may be fetched from (tests narrow it to loopback)
         self.control = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.limits.read_timeout or None, connect=self.limits.connect_timeout)
+            timeout=httpx.Timeout(self.limits.read_timeout or None, connect=self.limits.connect_timeout), headers=AGENT
         )
         self._session: aiohttp.ClientSession | None = None
         self._pinned: aiohttp.ClientSession | None = None
@@ -190,6 +192,7 @@ def open_session(
     )
     return aiohttp.ClientSession(
         connector=connector,
+        headers=AGENT,
         cookie_jar=aiohttp.DummyCookieJar(),  # no provider's cookie reaches another request
         timeout=aiohttp.ClientTimeout(
             total=None,
