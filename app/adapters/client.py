@@ -3,8 +3,9 @@ per process, by :meth:`UpstreamClient.post` (a whole reply) or :meth:`UpstreamCl
 
 aiohttp refuses oversized header lines, too many headers and a reply that runs into the next
 one on a kept-alive connection, and decodes a compressed body a bounded piece at a time; this
-module adds a bound on a whole reply (:class:`HttpLimits`), maps aiohttp's failures onto the
-relay's upstream errors, and sends a request once more when it failed on a reused connection
+module adds a bound on a whole reply (:class:`HttpLimits`), has aiohttp's failures mapped onto
+the relay's upstream errors (:mod:`app.adapters.failures`), and sends a request once more when it
+failed on a reused connection
 before its reply began (the server had closed the idle connection as the request went out).
 Low-volume calls (discovery, model pulls, the admin's connection test) use ``control``, an httpx
 client, whose API suits them and whose cost does not matter there.
@@ -17,8 +18,7 @@ import contextvars
 import socket
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,16 +27,9 @@ from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver
 
 from app import __version__
-from app.adapters.failures import error_from_body, redact
+from app.adapters.failures import error_from_body, too_large, transport_error, upstream_failures
 from app.adapters.pinning import Policy, PublicOnlyResolver, is_public
 from app.adapters.wire import SSEvent, iter_event_batches, iter_ndjson, iter_sse
-from app.errors import (
-    UpstreamError,
-    UpstreamLimitExceeded,
-    UpstreamProtocolError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
 from app.providers import Provider
 
 AGENT = {"user-agent": f"llm-relay/{__version__}"}  # so a provider's logs say what called it
@@ -274,12 +267,6 @@ async def read_body(provider: Provider, response: aiohttp.ClientResponse, limit:
         return b"".join(parts)
 
 
-def too_large(provider: Provider, size: int, limit: int) -> UpstreamLimitExceeded:
-    return UpstreamLimitExceeded(
-        f"{provider.name}: the reply is larger than {limit} bytes ({size} so far; UPSTREAM_MAX_BODY_BYTES)"
-    )
-
-
 async def _drain(response: aiohttp.ClientResponse) -> None:
     """Read what follows the stream's end (normally only the end of the chunked body), bounded in
     time and size; the connection is reused only if the body really ended."""
@@ -295,30 +282,3 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
         pass
     finally:
         response.release()
-
-
-@contextmanager
-def upstream_failures(provider: Provider) -> Iterator[None]:
-    """aiohttp's failures as the relay's upstream errors."""
-    try:
-        yield
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise transport_error(provider, exc) from exc
-
-
-def transport_error(provider: Provider, exc: BaseException) -> UpstreamError:
-    detail = redact(provider, str(exc) or type(exc).__name__)
-    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
-        return UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({detail})")
-    if isinstance(exc, aiohttp.ClientResponseError) and ("Got more than" in detail or "Too many" in detail):
-        return UpstreamLimitExceeded(
-            f"{provider.name}: the reply's headers are too large or too many "
-            f"(UPSTREAM_MAX_HEADER_BYTES, UPSTREAM_MAX_HEADERS): {detail}"
-        )
-    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
-        return UpstreamProtocolError(f"{provider.name}: broken response ({detail})")
-    if isinstance(exc, aiohttp.ClientOSError):
-        return UpstreamUnavailable(f"{provider.name}: connection failed ({detail})")
-    return UpstreamError(f"{provider.name}: {detail}")

@@ -1,6 +1,6 @@
 """A provider's failures as the relay's upstream errors: error replies, errors inside a stream,
-failures of the httpx client, replies that are not JSON. Every text taken from a provider
-loses the provider's key on the way (:func:`redact`).
+failures of the aiohttp and httpx clients, replies that are not JSON or too large. Every text
+taken from a provider loses the provider's key on the way (:func:`redact`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 
 from app.errors import (
     UpstreamError,
+    UpstreamLimitExceeded,
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -129,3 +131,36 @@ def load_json(provider: Provider, data: bytes | str) -> Any:
     except orjson.JSONDecodeError as exc:
         snippet = data[:200] if isinstance(data, str) else data[:200].decode("utf-8", "replace")
         raise UpstreamProtocolError(f"{provider.name}: not JSON: {redact(provider, snippet)!r}") from exc
+
+
+def too_large(provider: Provider, size: int, limit: int) -> UpstreamLimitExceeded:
+    return UpstreamLimitExceeded(
+        f"{provider.name}: the reply is larger than {limit} bytes ({size} so far; UPSTREAM_MAX_BODY_BYTES)"
+    )
+
+
+@contextmanager
+def upstream_failures(provider: Provider) -> Iterator[None]:
+    """aiohttp's failures as the relay's upstream errors."""
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise transport_error(provider, exc) from exc
+
+
+def transport_error(provider: Provider, exc: BaseException) -> UpstreamError:
+    detail = redact(provider, str(exc) or type(exc).__name__)
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
+        return UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({detail})")
+    if isinstance(exc, aiohttp.ClientResponseError) and ("Got more than" in detail or "Too many" in detail):
+        return UpstreamLimitExceeded(
+            f"{provider.name}: the reply's headers are too large or too many "
+            f"(UPSTREAM_MAX_HEADER_BYTES, UPSTREAM_MAX_HEADERS): {detail}"
+        )
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
+        return UpstreamProtocolError(f"{provider.name}: broken response ({detail})")
+    if isinstance(exc, aiohttp.ClientOSError):
+        return UpstreamUnavailable(f"{provider.name}: connection failed ({detail})")
+    return UpstreamError(f"{provider.name}: {detail}")
