@@ -21,12 +21,12 @@ from app.adapters.client import Opened
 from app.adapters.failures import error_from_payload, load_json
 from app.adapters.perplexity_request import agent_request
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
+from app.formats.openai_chat import usage_body
 from app.formats.responses_api import (
     FAILURE_EVENTS,
     TERMINAL_EVENTS,
     ChunkMaker,
     chat_body,
-    chat_usage,
     function_names,
     read_output,
     usage_from_responses,
@@ -141,7 +141,7 @@ class PerplexityAdapter(Adapter):
         body.update(sources.fields())
         usage = _usage_of(data)
         if usage is not None:
-            body["usage"] = chat_usage(usage)
+            body["usage"] = usage_body(usage)
         return Reply(body=body, usage=usage)
 
     async def _chunks(self, opened: Opened, functions: frozenset[str]) -> AsyncGenerator[StreamItem, None]:

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest, RelayError
-from app.internal import Frames, StreamItem, Usage
+from app.formats.openai_chat import usage_body
+from app.internal import Frames, StreamItem
 from app.pipeline.core import Exchange
 from app.pricing import dollars
 
@@ -60,17 +61,6 @@ def wants_usage(body: dict[str, Any]) -> bool:
 
 def error_body(err: RelayError) -> dict[str, Any]:
     return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
-
-
-def usage_body(usage: Usage) -> dict[str, Any]:
-    prompt = usage.prompt_total
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input + usage.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
 
 
 def with_cost(ex: Exchange, usage: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from app.formats import openai_chat
 from app.internal import Usage, token_count
 
 FINISH_REASONS = {
@@ -62,15 +63,10 @@ def merge_usage(start: Mapping[str, Any], final: Mapping[str, Any]) -> dict[str,
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
-    """OpenAI's usage object: its prompt counts every prompt token, cached ones included."""
-    prompt = usage.prompt_total
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read, "cache_write_tokens": usage.cache_write},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
+    """OpenAI's usage object, with the cache writes Anthropic bills apart beside the reads."""
+    body = openai_chat.usage_body(usage)
+    body["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write
+    return body
 
 
 def finish_reason(stop_reason: Any, saw_tool_calls: bool) -> str:
@@ -91,14 +87,8 @@ def thinking_block(thinking: str, signature: str) -> dict[str, Any]:
 
 def tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
     arguments = block.get("input")
-    return {
-        "id": str(block.get("id") or ""),
-        "type": "function",
-        "function": {
-            "name": str(block.get("name") or ""),
-            "arguments": orjson.dumps(arguments if isinstance(arguments, dict) else {}).decode(),
-        },
-    }
+    arguments = orjson.dumps(arguments if isinstance(arguments, dict) else {}).decode()
+    return openai_chat.tool_call(str(block.get("id") or ""), str(block.get("name") or ""), arguments)
 
 
 def add_sources(sources: dict[str, str], items: Any) -> bool:
@@ -111,16 +101,6 @@ def add_sources(sources: dict[str, str], items: Any) -> bool:
             sources[url] = str(item.get("title") or "")
             new = True
     return new
-
-
-def source_fields(sources: dict[str, str]) -> dict[str, Any]:
-    """The internal form's top-level ``citations`` and ``search_results``."""
-    if not sources:
-        return {}
-    return {
-        "citations": list(sources),
-        "search_results": [{"title": title, "url": url} for url, title in sources.items()],
-    }
 
 
 def chat_body(data: Mapping[str, Any], *, created: int) -> tuple[dict[str, Any], Usage | None]:
@@ -164,7 +144,7 @@ def chat_body(data: Mapping[str, Any], *, created: int) -> tuple[dict[str, Any],
             {"index": 0, "message": message, "finish_reason": finish_reason(data.get("stop_reason"), bool(calls))}
         ],
     }
-    body.update(source_fields(sources))
+    body.update(openai_chat.source_fields(sources))
     if usage is not None:
         body["usage"] = usage_body(usage)
     return body, usage

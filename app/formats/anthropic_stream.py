@@ -15,10 +15,10 @@ from app.formats.anthropic_reply import (
     add_sources,
     finish_reason,
     merge_usage,
-    source_fields,
     thinking_block,
     usage_from_anthropic,
 )
+from app.formats.openai_chat import source_fields, tool_call
 from app.internal import StreamItem
 
 
@@ -98,13 +98,8 @@ class StreamTranslator:
         if state.kind == "tool_use":
             state.tool_index = self.tool_calls
             self.tool_calls += 1
-            call = {
-                "index": state.tool_index,
-                "id": str(block.get("id") or ""),
-                "type": "function",
-                "function": {"name": str(block.get("name") or ""), "arguments": ""},
-            }
-            return [self._chunk({"tool_calls": [call]})]
+            call = tool_call(str(block.get("id") or ""), str(block.get("name") or ""), "")
+            return [self._chunk({"tool_calls": [{"index": state.tool_index, **call}]})]
         if state.kind == "web_search_tool_result":
             return self._sources_chunk(block.get("content"))
         # server_tool_use and the results of other server tools: the provider's own work, whose

@@ -8,6 +8,7 @@ import orjson
 
 from app.errors import BadRequest
 from app.formats.images import base64_of, data_url
+from app.formats.openai_chat import tool_call
 
 
 def messages_to_ollama(messages: list[Any]) -> list[dict[str, Any]]:
@@ -137,17 +138,10 @@ def tool_calls_from_ollama(calls: Any, *, prefix: str, start: int = 0) -> list[d
         arguments = function.get("arguments")
         if arguments is None:  # missing, or null (a nil map in Ollama's Go)
             arguments = {}
-        out.append(
-            {
-                "index": start + offset,
-                "id": call.get("id") or f"{prefix}{start + offset}",
-                "type": "function",
-                "function": {
-                    "name": function.get("name", ""),
-                    "arguments": arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
-                },
-            }
-        )
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments).decode()
+        call_id = call.get("id") or f"{prefix}{start + offset}"
+        out.append({"index": start + offset, **tool_call(call_id, function.get("name", ""), arguments)})
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.formats.ollama_messages import tool_calls_from_ollama
 from app.formats.ollama_params import finish_reason
+from app.formats.openai_chat import embedding_list
 from app.internal import Reply, StreamItem, Usage, token_count
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
@@ -114,10 +115,4 @@ def embedding_reply(data: Any, model: str) -> Reply:
     data = data if isinstance(data, dict) else {}
     vectors = data.get("embeddings") or []
     usage = usage_of(data)
-    body = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
-        "model": data.get("model", model),
-        "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
-    }
-    return Reply(body=body, usage=usage)
+    return Reply(body=embedding_list(vectors, data.get("model", model), usage.input), usage=usage)

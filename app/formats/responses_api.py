@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest
+from app.formats import openai_chat
 from app.internal import Usage, token_count
 
 INSTRUCTION_ROLES = ("system", "developer")
@@ -181,11 +182,9 @@ def reasoning_text(item: dict[str, Any]) -> str:
 
 def tool_call(item: dict[str, Any]) -> dict[str, Any]:
     arguments = item.get("arguments")
-    return {
-        "id": item.get("call_id") or item.get("id"),
-        "type": "function",
-        "function": {"name": item.get("name"), "arguments": arguments if isinstance(arguments, str) else "{}"},
-    }
+    return openai_chat.tool_call(
+        item.get("call_id") or item.get("id"), item.get("name"), arguments if isinstance(arguments, str) else "{}"
+    )
 
 
 def finish_reason(response: dict[str, Any], saw_tool_calls: bool) -> str:
@@ -194,18 +193,6 @@ def finish_reason(response: dict[str, Any], saw_tool_calls: bool) -> str:
         reason = details.get("reason") if isinstance(details, dict) else None
         return "content_filter" if reason == "content_filter" else "length"  # max_output_tokens
     return "tool_calls" if saw_tool_calls else "stop"
-
-
-def chat_usage(usage: Usage) -> dict[str, Any]:
-    """A :class:`Usage` as the ``usage`` object of a chat completion."""
-    prompt = usage.prompt_total
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input + usage.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
 
 
 def chat_body(response: dict[str, Any], out: Output) -> dict[str, Any]:
