@@ -79,6 +79,14 @@ class AdminContext:
         self._sessions(self.sessions.secret.decode())
 
 
+class Resource:
+    """A page or API endpoint: Falcon calls its ``on_<method>`` responders, which read and
+    change the relay through the shared context."""
+
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+
 async def _get(key: str) -> Any:
     return await RelaySetting.read(key)
 

@@ -8,7 +8,7 @@ from functools import partial
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import aliases_ops as ops
 from app.admin.pages.settings_common import Action, act
 from app.admin.render import render
@@ -38,10 +38,7 @@ async def show(
     )
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await show(self.ctx, req, resp, fragment=False)
 

@@ -12,7 +12,7 @@ import falcon.asgi
 
 from app.admin.api.usage import in_database
 from app.admin.api.usage_queries import Query, Reader, summary
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages.usage import HELPERS, usd
 from app.admin.render import NAV, json, render
 from app.listing import visible
@@ -63,10 +63,7 @@ def top_cost(row: dict[str, Any]) -> str:
     return "unpriced" if row["cost_usd"] is None else usd(row["cost_nanousd"])
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         figures = await in_database(self.ctx.services.database, lambda: dashboard(self.ctx))
         day = figures["day"]
@@ -79,10 +76,7 @@ class Page:
         await render(self.ctx, req, resp, "dashboard.html", title="Dashboard", **values, **HELPERS)
 
 
-class Api:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Api(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, await in_database(self.ctx.services.database, lambda: dashboard(self.ctx)))
 

@@ -6,7 +6,7 @@ import falcon
 import falcon.asgi
 
 from app.admin.auth import safe_next
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.middleware import COOKIE
 from app.admin.render import json, render
 
@@ -30,10 +30,7 @@ def set_session(ctx: AdminContext, req: falcon.asgi.Request, resp: falcon.asgi.R
     return cookie
 
 
-class Login:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Login(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await render(self.ctx, req, resp, "login.html", next=safe_next(req.get_param("next")), error=None)
 
@@ -72,10 +69,7 @@ class Logout:
         raise falcon.HTTPSeeOther("/login")
 
 
-class ApiLogin:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class ApiLogin(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await req.get_media()
         password = body.get("password") if isinstance(body, dict) else None

@@ -12,7 +12,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import ollama_ops as ops
 from app.admin.pages import ollama_pulls as pulls
 from app.admin.pages.settings_common import Action, act
@@ -43,10 +43,7 @@ async def show(
     )
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await show(self.ctx, req, resp, fragment=False)
 
@@ -54,11 +51,8 @@ class Page:
         await show(self.ctx, req, resp, fragment=True)
 
 
-class Actions:
+class Actions(Resource):
     """The page's form posts; each answers with the page (or its body) and a message."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     async def _act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
         await act(req, resp, partial(show, self.ctx), action)
@@ -102,11 +96,8 @@ class Actions:
         await self._act(req, resp, delete)
 
 
-class PullFragment:
+class PullFragment(Resource):
     """A pull's progress bar; while the pull runs the fragment asks for itself again."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pull_id: str) -> None:
         job = pulls.get_pull(self.ctx, pull_id)

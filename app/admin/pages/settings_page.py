@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import settings_ops as ops
 from app.admin.pages.login import set_session
 from app.admin.pages.settings_common import Action, act, form_of, is_htmx, problem
@@ -57,10 +57,7 @@ def runtime_from_form(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await show(self.ctx, req, resp, fragment=False)
 
@@ -105,11 +102,8 @@ class Page:
         raise falcon.HTTPSeeOther(CHANGED)
 
 
-class Sync:
+class Sync(Resource):
     """The pricing sync fragment: its status (polling itself while a sync runs) and history."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     async def _fragment(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **values: Any) -> None:
         values.setdefault("error", None)

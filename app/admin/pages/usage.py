@@ -20,7 +20,7 @@ import orjson
 
 from app.admin.api.usage import in_database, page_numbers, request_log
 from app.admin.api.usage_queries import FILTER_KEYS, OUTCOMES, PER_PAGE, Query, Reader, measured, overview, parse_query
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.render import render
 from app.pricing.pricer import NANOS_PER_USD
 
@@ -148,10 +148,7 @@ def link(params: dict[str, str], **changes: Any) -> str:
     return "/usage?" + urlencode({k: v for k, v in merged.items() if v not in (None, "")})
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.vary = ("HX-Request", "HX-Target")  # one URL, three shapes: never cache one for another
         restoring = req.get_header("HX-History-Restore-Request") == "true"
