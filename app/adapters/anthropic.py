@@ -16,7 +16,7 @@ import orjson
 
 from app.adapters.base import Adapter, Call
 from app.adapters.client import Opened
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import error_from_payload, load_json
 from app.errors import BadRequest, UpstreamProtocolError
 from app.formats.anthropic_reply import chat_body, error_status
 from app.formats.anthropic_request import build_request
@@ -75,12 +75,8 @@ class AnthropicAdapter(Adapter):
             await events.aclose()
 
     async def list_models(self) -> list[dict[str, Any]]:
-        with upstream_errors(self.provider):
-            response = await self.http.control.get(
-                self.provider.base_url + "/v1/models", params={"limit": 1000}, headers=self._headers(False)
-            )
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
+        url = self.provider.base_url + "/v1/models"
+        response = await self._control("GET", url, params={"limit": 1000}, headers=self._headers(False))
         data = load_json(self.provider, response.content)
         models = data.get("data") if isinstance(data, dict) else None
         return [m for m in models or () if isinstance(m, dict) and m.get("id")]

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.adapters.base import Adapter, Call, is_json_type
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import error_from_body, load_json, upstream_errors
 from app.adapters.images import image_base64
 from app.adapters.wire import iter_ndjson
 from app.errors import BadRequest
@@ -130,7 +130,7 @@ class OllamaAdapter(Adapter):
     async def _chunks(
         self, lines: AsyncGenerator[bytes, None], translate: ReplyTranslator
     ) -> AsyncGenerator[StreamItem, None]:
-        objects = self._objects(lines)
+        objects = self._objects(lines)  # Ollama reports a failure mid-stream as an error line
         try:
             async for data in objects:
                 for item in translate.line(data):
@@ -138,36 +138,18 @@ class OllamaAdapter(Adapter):
         finally:
             await objects.aclose()
 
-    async def _objects(self, lines: AsyncGenerator[bytes, None]) -> AsyncGenerator[dict[str, Any], None]:
-        """The JSON objects of an NDJSON stream; an ``{"error": ...}`` line (Ollama reports a
-        failure mid-stream that way) is raised."""
-        try:
-            async for line in lines:
-                data = load_json(self.provider, line)
-                if not isinstance(data, dict):
-                    continue
-                if "error" in data:
-                    raise error_from_payload(self.provider, data)
-                yield data
-        finally:
-            await lines.aclose()
-
     async def list_models(self) -> list[dict[str, Any]]:
         return list((await self.get_json("/api/tags")).get("models") or [])
 
     async def get_json(self, path: str) -> dict[str, Any]:
-        return await self._control("GET", path)
+        return await self._json("GET", path)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._control("POST", path, body)
+        return await self._json("POST", path, body)
 
-    async def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A call of the admin's or of discovery, on the low-volume client."""
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         content = None if body is None else orjson.dumps(body)
-        with upstream_errors(self.provider):
-            response = await self.http.control.request(method, self.provider.base_url + path, content=content)
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content, response.headers)
+        response = await self._control(method, self.provider.base_url + path, content=content)
         data = load_json(self.provider, response.content) if response.content else {}
         return data if isinstance(data, dict) else {}
 
@@ -189,7 +171,7 @@ class OllamaAdapter(Adapter):
 
     async def delete_model(self, model: str) -> None:
         """``DELETE /api/delete``: 200 when deleted, 404 when the server has no such model."""
-        await self._control("DELETE", "/api/delete", {"model": model})
+        await self._json("DELETE", "/api/delete", {"model": model})
 
 
 def _image_url(part: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import orjson
 
 from app.adapters.base import Adapter, Call, is_json_type
 from app.adapters.client import UpstreamClient
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import error_from_payload, load_json
 from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEvent, parse_block
@@ -179,10 +179,7 @@ class OpenAICompatAdapter(Adapter):
         yield chunk
 
     async def list_models(self) -> list[dict[str, Any]]:
-        with upstream_errors(self.provider):
-            response = await self.http.control.get(self.provider.base_url + "/models", headers=self._headers(False))
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
+        response = await self._control("GET", self.provider.base_url + "/models", headers=self._headers(False))
         data = load_json(self.provider, response.content)
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
 
