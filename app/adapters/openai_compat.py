@@ -21,6 +21,7 @@ from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEvent, parse_block
 from app.errors import UpstreamProtocolError
+from app.formats.openai_chat import envelope
 from app.formats.openai_chunks import (
     ACT,
     FINISH,
@@ -208,14 +209,7 @@ async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:
         message = dict(choice.get("message") or {})
         for call_index, tool_call in enumerate(message.get("tool_calls") or ()):
             tool_call.setdefault("index", call_index)
-        yield {
-            "id": body.get("id"),
-            "object": "chat.completion.chunk",
-            "created": body.get("created"),
-            "model": body.get("model"),
-            "choices": [
-                {"index": choice.get("index", 0), "delta": message, "finish_reason": choice.get("finish_reason")}
-            ],
-        }
+        streamed = {"index": choice.get("index", 0), "delta": message, "finish_reason": choice.get("finish_reason")}
+        yield envelope(body.get("id"), "chat.completion.chunk", body.get("created"), body.get("model"), [streamed])
     if reply.usage:
         yield reply.usage

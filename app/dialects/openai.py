@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest, RelayError
-from app.formats.openai_chat import usage_body
+from app.formats.openai_chat import envelope, usage_body
 from app.internal import Frames, StreamItem
 from app.pipeline.core import Exchange
 from app.pricing import dollars
@@ -105,16 +105,9 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
                     chunk = {**chunk, "usage": with_cost(ex, chunk["usage"])}
             yield _frame(chunk)
         if ex.include_usage and not sent_usage and ex.usage.reported:
-            yield _frame(
-                {
-                    "id": last.get("id"),
-                    "object": last.get("object", "chat.completion.chunk"),
-                    "created": last.get("created", int(time.time())),
-                    "model": last.get("model", ""),
-                    "choices": [],
-                    "usage": with_cost(ex, usage_body(ex.usage)),
-                }
-            )
+            obj = last.get("object", "chat.completion.chunk")
+            final = envelope(last.get("id"), obj, last.get("created", int(time.time())), last.get("model", ""), [])
+            yield _frame({**final, "usage": with_cost(ex, usage_body(ex.usage))})
     except RelayError as err:
         yield _frame(error_body(err))
     except Exception as exc:  # a bug must still end the stream in the client's dialect

@@ -135,15 +135,8 @@ def chat_body(data: Mapping[str, Any], *, created: int) -> tuple[dict[str, Any],
         message["tool_calls"] = calls
     raw_usage = data.get("usage")
     usage = usage_from_anthropic(raw_usage) if isinstance(raw_usage, dict) else None
-    body: dict[str, Any] = {
-        "id": data.get("id"),
-        "object": "chat.completion",
-        "created": created,
-        "model": data.get("model", ""),
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": finish_reason(data.get("stop_reason"), bool(calls))}
-        ],
-    }
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason(data.get("stop_reason"), bool(calls))}
+    body = openai_chat.envelope(data.get("id"), "chat.completion", created, data.get("model", ""), [choice])
     body.update(openai_chat.source_fields(sources))
     if usage is not None:
         body["usage"] = usage_body(usage)

@@ -18,7 +18,7 @@ from app.formats.anthropic_reply import (
     thinking_block,
     usage_from_anthropic,
 )
-from app.formats.openai_chat import source_fields, tool_call
+from app.formats.openai_chat import envelope, source_fields, tool_call
 from app.internal import StreamItem
 
 
@@ -45,14 +45,8 @@ class StreamTranslator:
         self.finished = False  # message_delta arrived: the answer is whole
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {**envelope(self.id, "chat.completion.chunk", self.created, self.model, [choice]), **extra}
 
     def _sources_chunk(self, items: Any) -> list[StreamItem]:
         """Sources as soon as they are known, all of them so far (dialects dedupe by URL)."""

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app.formats.gemini_request import join_call_id
-from app.formats.openai_chat import embedding_list, source_fields, tool_call, usage_body
+from app.formats.openai_chat import embedding_list, envelope, source_fields, tool_call, usage_body
 from app.internal import Reply, StreamItem, Usage, token_count
 
 # Stopped by a filter, whatever it was checking: the caller sees one content_filter.
@@ -93,13 +93,7 @@ class ReplyTranslator:
         self._started: set[int] = set()
 
     def _envelope(self, data: dict[str, Any], choices: list[dict[str, Any]], obj: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": obj,
-            "created": self.created,
-            "model": data.get("modelVersion") or self.model,
-            "choices": choices,
-        }
+        return envelope(self.id, obj, self.created, data.get("modelVersion") or self.model, choices)
 
     def _message(self, candidate: dict[str, Any], index: int, *, stream: bool) -> dict[str, Any]:
         """The text, thoughts and function calls of one candidate's parts."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.formats.ollama_messages import tool_calls_from_ollama
 from app.formats.ollama_params import finish_reason
-from app.formats.openai_chat import embedding_list
+from app.formats.openai_chat import embedding_list, envelope
 from app.internal import Reply, StreamItem, Usage, token_count
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
@@ -25,13 +25,8 @@ class ReplyTranslator:
         self.tool_calls = 0
 
     def _chunk(self, data: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk" if self.chat else "text_completion",
-            "created": self.created,
-            "model": data.get("model", ""),
-            "choices": [{"index": 0, **choice}],
-        }
+        obj = "chat.completion.chunk" if self.chat else "text_completion"
+        return envelope(self.id, obj, self.created, data.get("model", ""), [{"index": 0, **choice}])
 
     def line(self, data: dict[str, Any]) -> list[StreamItem]:
         items: list[StreamItem] = []

@@ -1,11 +1,16 @@
 """Parts of the internal form (OpenAI's chat format) that every provider's reply is built from:
-tool calls, the usage object, web sources and embedding lists."""
+the envelope of a reply or chunk, tool calls, the usage object, web sources and embedding lists."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.internal import Usage
+
+
+def envelope(reply_id: Any, obj: str, created: Any, model: Any, choices: list[Any]) -> dict[str, Any]:
+    """A reply or chunk around its choices, with its keys in the order OpenAI sends them."""
+    return {"id": reply_id, "object": obj, "created": created, "model": model, "choices": choices}
 
 
 def tool_call(call_id: Any, name: Any, arguments: str) -> dict[str, Any]:

@@ -202,13 +202,10 @@ def chat_body(response: dict[str, Any], out: Output) -> dict[str, Any]:
         message["reasoning_content"] = out.reasoning
     if out.tool_calls:
         message["tool_calls"] = out.tool_calls
-    return {
-        "id": response.get("id"),
-        "object": "chat.completion",
-        "created": response.get("created_at"),
-        "model": response.get("model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(response, bool(out.tool_calls))}],
-    }
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason(response, bool(out.tool_calls))}
+    return openai_chat.envelope(
+        response.get("id"), "chat.completion", response.get("created_at"), response.get("model"), [choice]
+    )
 
 
 def usage_from_responses(raw: dict[str, Any]) -> Usage:
