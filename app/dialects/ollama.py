@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -138,6 +139,23 @@ def sources_text(sources: list[tuple[str, str]]) -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
+def _piece(
+    model: str, content: str, thinking: str, calls: list[dict[str, Any]] | None = None, *, generate: bool
+) -> dict[str, Any]:
+    """One reply object without its ``done``: /api/generate's ``response``, or /api/chat's ``message``."""
+    if generate:
+        out: dict[str, Any] = {"model": model, "created_at": timestamp(), "response": content}
+        if thinking:
+            out["thinking"] = thinking
+        return out
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking:
+        message["thinking"] = thinking
+    if calls:
+        message["tool_calls"] = calls
+    return {"model": model, "created_at": timestamp(), "message": message}
+
+
 class _Collector:
     """Gathers tool-call fragments (Ollama sends each call whole, OpenAI streams pieces) and
     the web sources a provider cited, which Ollama's format has no field for."""
@@ -154,6 +172,10 @@ class _Collector:
         for url in payload.get("citations") or ():
             if isinstance(url, str):
                 self.sources.setdefault(url, "")
+
+    def ollama_calls(self) -> list[dict[str, Any]]:
+        """The calls gathered, whole and in order, as Ollama's ``tool_calls``."""
+        return tool_calls_to_ollama([self.calls[i] for i in sorted(self.calls)])
 
     @property
     def sources_text(self) -> str:
@@ -180,22 +202,8 @@ async def ndjson(
     ex: Exchange, items: AsyncGenerator[StreamItem, None], *, generate: bool
 ) -> AsyncGenerator[bytes, None]:
     """Internal chunks as Ollama NDJSON: one line per piece of text, then the final line."""
-    model = ex.body.get("model", ex.requested_model)
+    piece = partial(_piece, ex.body.get("model", ex.requested_model), generate=generate)
     collected = _Collector()
-
-    def piece(content: str, thinking: str, calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        if generate:
-            out: dict[str, Any] = {"model": model, "created_at": timestamp(), "response": content}
-            if thinking:
-                out["thinking"] = thinking
-            return out
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            message["thinking"] = thinking
-        if calls:
-            message["tool_calls"] = calls
-        return {"model": model, "created_at": timestamp(), "message": message}
-
     try:
         async for chunk in items:
             if not isinstance(chunk, dict):
@@ -210,8 +218,7 @@ async def ndjson(
         if collected.sources:
             yield _line({**piece(collected.sources_text, ""), "done": False})
         if collected.calls and not generate:
-            calls = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
-            yield _line({**piece("", "", calls), "done": False})
+            yield _line({**piece("", "", collected.ollama_calls()), "done": False})
         final = {**piece("", ""), "done": True, "done_reason": done_reason(collected.finish), **metrics(ex)}
         yield _line(final)
     except RelayError as err:
@@ -225,26 +232,15 @@ async def ndjson(
 
 def whole(ex: Exchange, body: dict[str, Any], *, generate: bool) -> dict[str, Any]:
     """A non-streaming internal chat body as Ollama's single reply object."""
-    model = ex.body.get("model", ex.requested_model)
     collected = _Collector()
     content, thinking = "", ""
     for choice in body.get("choices") or ():
         if choice.get("index", 0) == 0:
             content, thinking = collected.add(choice)
     collected.add_sources(body)
-    content += collected.sources_text
-    out: dict[str, Any] = {"model": model, "created_at": timestamp()}
-    if generate:
-        out["response"] = content
-        if thinking:
-            out["thinking"] = thinking
-    else:
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            message["thinking"] = thinking
-        if collected.calls:
-            message["tool_calls"] = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
-        out["message"] = message
+    calls = collected.ollama_calls() if collected.calls and not generate else None
+    model = ex.body.get("model", ex.requested_model)
+    out = _piece(model, content + collected.sources_text, thinking, calls, generate=generate)
     return {**out, "done": True, "done_reason": done_reason(collected.finish), **metrics(ex)}
 
 
