@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 import falcon.asgi
 
-from app.admin.api.usage import in_database
 from app.admin.api.usage_queries import Query, Reader, summary
 from app.admin.context import AdminContext, Resource
 from app.admin.pages.usage import HELPERS, usd
@@ -40,7 +39,7 @@ def _top(total: Total) -> dict[str, Any]:
 
 
 async def dashboard(ctx: AdminContext) -> dict[str, Any]:
-    """The dashboard's figures (run it with :func:`in_database`)."""
+    """The dashboard's figures (run it with :meth:`AdminContext.in_db`)."""
     db = ctx.services.database
     start = datetime.combine(datetime.now(UTC).date(), time(), UTC)
     end = start + timedelta(days=1)
@@ -65,7 +64,7 @@ def top_cost(row: dict[str, Any]) -> str:
 
 class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        figures = await in_database(self.ctx.services.database, lambda: dashboard(self.ctx))
+        figures = await self.ctx.in_db(lambda: dashboard(self.ctx))
         day = figures["day"]
 
         def drill(by: str, key: str) -> str:
@@ -78,7 +77,7 @@ class Page(Resource):
 
 class Api(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        json(resp, await in_database(self.ctx.services.database, lambda: dashboard(self.ctx)))
+        json(resp, await self.ctx.in_db(lambda: dashboard(self.ctx)))
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:

@@ -4,18 +4,15 @@ Form handling (:class:`FormPage`): every action works as a plain form post (the 
 comes back) and through htmx (only the page's body fragment comes back, with status 200 so htmx
 swaps in an error message too).
 
-Database access: :func:`in_db` runs a query in its own task that carries the relay's Tortoise
-context. ``with database.context:`` keeps its reset token on the shared context object, so two
-tasks that each hold it across an ``await`` (a background pull or sync and a polling request)
-can leave it in the wrong order and fail; entered only around ``create_task`` it never spans an
-``await``, as the usage writer does.
+Background work: :func:`start_in_db` starts a task that carries the relay's Tortoise context,
+entered only around ``create_task`` as :meth:`AdminContext.in_db` does (see there why).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -23,19 +20,7 @@ import falcon.asgi
 from app.admin.context import AdminContext, Resource
 from app.admin.render import render
 
-T = TypeVar("T")
 Action = Callable[[dict[str, str]], Awaitable[str]]
-
-
-async def in_db(ctx: AdminContext, query: Callable[[], Awaitable[T]]) -> T:
-    """``await query()`` with the relay's database, in a task of its own (see above)."""
-
-    async def run() -> T:
-        return await query()
-
-    with ctx.services.database.context:
-        task = asyncio.create_task(run())
-    return await task
 
 
 def start_in_db(ctx: AdminContext, job: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:

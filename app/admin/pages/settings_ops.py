@@ -20,7 +20,7 @@ import falcon
 
 from app.admin.context import AdminContext
 from app.admin.pages.aliases_ops import check_default_value
-from app.admin.pages.settings_common import in_db, start_in_db
+from app.admin.pages.settings_common import start_in_db
 from app.pricing.catalog_build import Models
 from app.pricing.sync import SyncError, sync_pricing
 from app.runtime import RUNTIME_KEYS
@@ -33,7 +33,7 @@ SYNC = "pricing_sync"  # key in ctx.state: the pricing sync under way, or the la
 
 
 async def current(ctx: AdminContext) -> dict[str, Any]:
-    stored = await in_db(ctx, RelaySetting.read_all)
+    stored = await ctx.in_db(RelaySetting.read_all)
     runtime = ctx.services.runtime
     values: dict[str, Any] = {key: getattr(runtime, key) for key in RUNTIME_KEYS}
     values["sources"] = {key: "admin" if stored.get(key) is not None else "env" for key in RUNTIME_KEYS}
@@ -74,7 +74,7 @@ async def update(ctx: AdminContext, changes: dict[str, Any]) -> dict[str, Any]:
             else:
                 await RelaySetting.write(key, value)
 
-    await in_db(ctx, store)
+    await ctx.in_db(store)
     await ctx.live.reload()
     if checked:
         log.info("admin: settings changed: %s", checked)
@@ -162,8 +162,7 @@ async def sync_status(ctx: AdminContext, limit: int = 10) -> dict[str, Any]:
         "active_pricing": ctx.services.catalog.pricing_source,
         "default_url": ctx.services.settings.pricing_url,
     }
-    status["history"] = await in_db(
-        ctx,
+    status["history"] = await ctx.in_db(
         lambda: (
             PricingSync.all()
             .order_by("-id")

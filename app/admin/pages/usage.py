@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import falcon.asgi
 import orjson
 
-from app.admin.api.usage import in_database, page_numbers, request_log
+from app.admin.api.usage import page_numbers, request_log
 from app.admin.api.usage_queries import FILTER_KEYS, OUTCOMES, PER_PAGE, Query, Reader, measured, overview, parse_query
 from app.admin.context import AdminContext, Resource
 from app.admin.render import render
@@ -177,7 +177,7 @@ class Page(Resource):
             total = found["summary"]["requests"] if found else None  # the log's count, already known
             return {**found, "log": await request_log(reader, measured_q, page, per_page, total)}
 
-        values = await in_database(db, read)
+        values = await self.ctx.in_db(read)
         if not log_only:
             values["chart"] = chart(values["series"]["points"], q.bucket)
         per_page_param = per_page if per_page != PER_PAGE else None
