@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.formats.openai_chat import generation_fields
+
 # reasoning_effort -> thinkingBudget. "minimal" is 512, not 0: 2.5 Pro cannot stop thinking
 # (budget 0 is a 400 there) and 512 is the floor of Flash-Lite; "xhigh" stays at 24576, the
 # largest budget 2.5 Flash accepts.
@@ -86,15 +88,7 @@ def _type_list(types: list[Any]) -> dict[str, Any]:
 
 
 def generation_config(body: Mapping[str, Any], catalog: Mapping[str, Any] | None) -> dict[str, Any]:
-    config: dict[str, Any] = {gemini: body[name] for name, gemini in _SAMPLING.items() if body.get(name) is not None}
-    limit = body.get("max_completion_tokens")
-    if limit is None:  # absent or an explicit null: the older name still counts
-        limit = body.get("max_tokens")
-    if limit is not None:
-        config["maxOutputTokens"] = limit
-    stop = body.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    config = generation_fields(body, _SAMPLING, "maxOutputTokens", "stopSequences")
     config.update(_response_format(body.get("response_format")))
     thinking = thinking_config(body, catalog)
     if thinking:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import orjson
-
 from app.errors import BadRequest
 from app.formats.gemini_params import function_calling_config, function_declaration, generation_config
+from app.formats.openai_chat import call_arguments
 
 SIGNATURE_MARK = "~ts~"
 # Gemini-native request fields a client may send through the OpenAI dialect (extra_body):
@@ -152,25 +151,14 @@ def _model_parts(
         name = str(function.get("name") or "")
         call_id = str(call.get("id") or "")
         names[call_id] = name
-        part: dict[str, Any] = {"functionCall": {"name": name, "args": _arguments(function, name)}}
+        arguments = call_arguments(function, name)
+        args = arguments if isinstance(arguments, dict) else {"value": arguments}  # args must be an object
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         signature = split_call_id(call_id)[1]
         if signature:
             part["thoughtSignature"] = signature
         parts.append(part)
     return parts
-
-
-def _arguments(function: dict[str, Any], name: str) -> Any:
-    raw = function.get("arguments")
-    if isinstance(raw, dict):
-        return raw
-    if raw is None or raw == "":
-        return {}
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest(f"tool call arguments of {name!r} are not valid JSON") from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}  # args must be an object
 
 
 def _function_response(message: dict[str, Any], names: dict[str, str], index: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import BadRequest
+from app.formats.openai_chat import generation_fields
 
 # OpenAI request field -> Ollama option of the same meaning.
 _OPTION_NAMES = {
@@ -18,15 +19,7 @@ _LEVELS = ("low", "medium", "high")
 
 
 def options_from_openai(body: dict[str, Any]) -> dict[str, Any]:
-    options = {ollama: body[name] for name, ollama in _OPTION_NAMES.items() if body.get(name) is not None}
-    limit = body.get("max_completion_tokens")
-    if limit is None:  # absent or an explicit null: the older name still counts
-        limit = body.get("max_tokens")
-    if limit is not None:
-        options["num_predict"] = limit
-    stop = body.get("stop")
-    if stop:
-        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    options = generation_fields(body, _OPTION_NAMES, "num_predict", "stop")
     if (body.get("n") or 1) != 1:
         raise BadRequest("Ollama models return one choice: 'n' must be 1", param="n")
     return options

@@ -1,11 +1,44 @@
-"""Parts of the internal form (OpenAI's chat format) that every provider's reply is built from:
-the envelope of a reply or chunk, tool calls, the usage object, web sources and embedding lists."""
+"""Parts of the internal form (OpenAI's chat format) that several providers' translations share:
+reading a request's limits and tool call arguments; building a reply's envelope, tool calls,
+usage object, web sources and embedding lists."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from app.errors import BadRequest
 from app.internal import Usage
+
+
+def generation_fields(body: Mapping[str, Any], names: Mapping[str, str], limit: str, stop: str) -> dict[str, Any]:
+    """The sampling fields that are set (renamed by ``names``), the output limit as ``limit`` and
+    the stop sequences, always a list, as ``stop``: a provider's names for them."""
+    out = {provider: body[name] for name, provider in names.items() if body.get(name) is not None}
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:  # absent or an explicit null: the older name still counts
+        max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
+        out[limit] = max_tokens
+    sequences = body.get("stop")
+    if sequences:
+        out[stop] = [sequences] if isinstance(sequences, str) else list(sequences)
+    return out
+
+
+def call_arguments(function: Mapping[str, Any], name: Any) -> Any:
+    """A tool call's arguments as data: a JSON string parsed, an object as it is, none as ``{}``."""
+    raw = function.get("arguments")
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or raw == "":
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"tool call arguments of {name!r} are not valid JSON") from None
 
 
 def envelope(reply_id: Any, obj: str, created: Any, model: Any, choices: list[Any]) -> dict[str, Any]:
