@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from tortoise.exceptions import IntegrityError
 
 from app.adapters.ollama import OllamaAdapter
 from app.admin.context import AdminContext
+from app.admin.pages.settings_common import iso
 from app.errors import RelayError
 from app.providers import BUILTIN_BY_NAME, Provider
 from app.stores.models import CustomProvider, OllamaInstance
@@ -25,10 +25,6 @@ from app.stores.models import CustomProvider, OllamaInstance
 log = logging.getLogger("llm_relay.admin")
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")  # the rule for custom provider names
 MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
-
-
-def iso(timestamp: float | None) -> str | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def human_size(size: Any) -> str:

@@ -10,10 +10,10 @@ import falcon
 import falcon.asgi
 
 from app.admin.context import AdminContext, Resource
-from app.admin.pages.providers_common import Invalid, custom_path, model_path, read_form
+from app.admin.pages.providers_common import Invalid, custom_path, model_path
 from app.admin.pages.providers_custom import FIELDS, create, custom_view, custom_views, delete, update
 from app.admin.pages.providers_status import provider_views
-from app.admin.render import render
+from app.admin.render import read_form, render
 
 DONE = {
     "added": "Custom provider added and made live.",

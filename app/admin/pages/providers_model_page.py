@@ -10,10 +10,10 @@ import falcon
 import falcon.asgi
 
 from app.admin.context import Resource
-from app.admin.pages.providers_common import Invalid, model_path, read_form
+from app.admin.pages.providers_common import Invalid, model_path
 from app.admin.pages.providers_overrides import PARTS, apply_changes, canonical, override_view, parse_changes
 from app.admin.pages.providers_validate import PRICE_FIELDS, SWITCH_FIELDS, quirk_as_form, quirk_from_form
-from app.admin.render import render
+from app.admin.render import read_form, render
 
 NAMES = {"price": "Price override", "switches": "Switches", "quirk": "Quirk override"}
 DONE = {

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon
 import falcon.asgi
 
 from app.admin.context import AdminContext, Resource
-from app.admin.render import render
+from app.admin.render import read_form, render
 
 Action = Callable[[dict[str, str]], Awaitable[str]]
 
@@ -33,12 +34,9 @@ def start_in_db(ctx: AdminContext, job: Callable[[], Awaitable[None]], name: str
         return asyncio.create_task(run(), name=name)
 
 
-async def form_of(req: falcon.asgi.Request) -> dict[str, str]:
-    """A form (or JSON) body as strings; a repeated field keeps its last value."""
-    media = await req.get_media(default_when_empty={})
-    if not isinstance(media, dict):
-        return {}
-    return {str(k): str(v[-1] if isinstance(v, list) and v else v) for k, v in media.items()}
+def iso(timestamp: float | None) -> str | None:
+    """A time.time() moment as ISO 8601 UTC, to the second."""
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def is_htmx(req: falcon.asgi.Request) -> bool:
@@ -92,7 +90,7 @@ class FormPage(Resource):
     async def act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
         """Run an action on the posted form, then show the page with its message or its error
         (the form's values are kept, so a mistake can be corrected)."""
-        form = await form_of(req)
+        form = await read_form(req)
         values: dict[str, Any]
         try:
             values = {"message": await action(form)}

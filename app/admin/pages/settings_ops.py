@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ import falcon
 
 from app.admin.context import AdminContext
 from app.admin.pages.aliases_ops import check_default_value
-from app.admin.pages.settings_common import start_in_db
+from app.admin.pages.settings_common import iso, start_in_db
 from app.pricing.catalog_build import Models
 from app.pricing.sync import SyncError, sync_pricing
 from app.runtime import RUNTIME_KEYS
@@ -102,15 +101,11 @@ class SyncJob:
         return {
             "source": self.source,
             "running": self.running,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "result": self.result,
             "error": self.error,
         }
-
-
-def _iso(timestamp: float | None) -> str | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _source(ctx: AdminContext, value: Any) -> str:

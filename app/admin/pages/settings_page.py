@@ -11,8 +11,8 @@ import falcon.asgi
 from app.admin.context import AdminContext
 from app.admin.pages import settings_ops as ops
 from app.admin.pages.login import set_session
-from app.admin.pages.settings_common import FormPage, form_of, is_htmx, problem
-from app.admin.render import render
+from app.admin.pages.settings_common import FormPage, is_htmx, problem
+from app.admin.render import read_form, render
 
 CHANGED = "/settings?password=changed"
 
@@ -65,7 +65,7 @@ class Page(FormPage):
         await self.act(req, resp, retention)
 
     async def on_post_password(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        form = await form_of(req)
+        form = await read_form(req)
         try:
             await ops.change_password(
                 self.ctx, req.remote_addr or "", form.get("current"), form.get("new"), form.get("confirm", "")
@@ -90,7 +90,7 @@ class Page(FormPage):
         await self._sync_fragment(req, resp)
 
     async def on_post_sync(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        form = await form_of(req)
+        form = await read_form(req)
         error = None
         try:
             ops.start_sync(self.ctx, form.get("url"))
