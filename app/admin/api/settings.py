@@ -9,7 +9,7 @@ import falcon.asgi
 from app.admin.api.ollama import body_of
 from app.admin.context import AdminContext, Resource
 from app.admin.pages import settings_ops as ops
-from app.admin.pages.login import set_session
+from app.admin.pages.login import api_session
 from app.admin.render import json
 
 
@@ -41,11 +41,7 @@ class Password(Resource):
         await ops.change_password(
             self.ctx, req.remote_addr or "", body.get("current"), body.get("new"), body.get("confirm")
         )
-        cookie = set_session(self.ctx, req, resp)  # this client stays logged in, with a new session
-        assert self.ctx.sessions is not None
-        session = self.ctx.sessions.check(cookie)
-        assert session is not None
-        json(resp, {"ok": True, "csrf_token": self.ctx.sessions.csrf_token(session), "expires": session.expires})
+        json(resp, {"ok": True, **api_session(self.ctx, req, resp)})  # this client stays logged in
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:

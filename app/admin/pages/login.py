@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 import falcon.asgi
 
@@ -28,6 +30,15 @@ def set_session(ctx: AdminContext, req: falcon.asgi.Request, resp: falcon.asgi.R
         same_site="Strict",
     )
     return cookie
+
+
+def api_session(ctx: AdminContext, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> dict[str, Any]:
+    """Give an API client a new session: the cookie, and what it needs to use it."""
+    cookie = set_session(ctx, req, resp)
+    assert ctx.sessions is not None
+    session = ctx.sessions.check(cookie)
+    assert session is not None
+    return {"csrf_token": ctx.sessions.csrf_token(session), "expires": session.expires}
 
 
 class Login(Resource):
@@ -79,11 +90,7 @@ class ApiLogin(Resource):
                 resp.set_header("Retry-After", str(error[2]))
             json(resp, {"error": error[1]}, error[0])
             return
-        cookie = set_session(self.ctx, req, resp)
-        assert self.ctx.sessions is not None
-        session = self.ctx.sessions.check(cookie)
-        assert session is not None
-        json(resp, {"csrf_token": self.ctx.sessions.csrf_token(session), "expires": session.expires})
+        json(resp, api_session(self.ctx, req, resp))
 
 
 class ApiLogout:
