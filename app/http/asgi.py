@@ -11,7 +11,6 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -37,19 +36,6 @@ class DisconnectAware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self._loop: tuple[int, asyncio.AbstractEventLoop] | None = None  # (thread, its running loop)
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, found once per thread and loop: CPython 3.11 makes a getpid() system
-        call on every ``get_running_loop()`` and ``current_task()``. A thread runs one loop at a
-        time, so a cached loop that is still running in this thread is the running one."""
-        cached = self._loop
-        thread = threading.get_ident()
-        if cached is not None and cached[0] == thread and cached[1].is_running():
-            return cached[1]
-        loop = asyncio.get_running_loop()
-        self._loop = (thread, loop)
-        return loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +51,7 @@ class DisconnectAware:
         if len(body) > self.max_body_bytes:
             await self._too_large(scope, connection.send)
             return
-        await connection.serve(self.app, scope, receive, self._running_loop())
+        await connection.serve(self.app, scope, receive, asyncio.get_running_loop())
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         parts = []
