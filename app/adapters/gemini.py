@@ -33,9 +33,9 @@ from app.formats.gemini_request import (
     completion_messages,
     embed_request,
     function_calls,
-    image_urls,
     split_call_id,
 )
+from app.formats.images import image_urls
 from app.formats.json_array import JSONArraySplitter
 from app.internal import Reply, StreamItem
 from app.providers import Provider

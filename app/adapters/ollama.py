@@ -18,6 +18,7 @@ from app.adapters.failures import error_from_body, load_json, upstream_errors
 from app.adapters.images import image_base64
 from app.adapters.wire import iter_ndjson
 from app.errors import BadRequest
+from app.formats.images import image_url, image_urls
 from app.formats.ollama_messages import messages_to_ollama
 from app.formats.ollama_params import format_from_response_format, options_from_openai, think_from_effort
 from app.formats.ollama_reply import ReplyTranslator, embedding_reply
@@ -68,21 +69,14 @@ class OllamaAdapter(Adapter):
 
     async def _inline_images(self, call: Call) -> Call:
         """Ollama takes image bytes only: fetch http(s) image URLs (within the size/time limits)."""
-        messages = call.body.get("messages")
-        if not isinstance(messages, list) or not any(_remote_images(m) for m in messages):
+        fetched: dict[str, dict[str, Any]] = {}  # url -> the part that replaces it
+        for url in image_urls(call.body.get("messages")):
+            if url.startswith("http"):
+                mime, data = await image_base64(self.http, url, self.images)
+                fetched[url] = {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+        if not fetched:
             return call
-        inlined = []
-        for message in messages:
-            if _remote_images(message):
-                parts = []
-                for part in message["content"]:
-                    if _is_remote_image(part):
-                        mime, data = await image_base64(self.http, _image_url(part), self.images)
-                        part = {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
-                    parts.append(part)
-                message = {**message, "content": parts}
-            inlined.append(message)
-        return replace(call, body={**call.body, "messages": inlined})
+        return replace(call, body={**call.body, "messages": [_inlined(m, fetched) for m in call.body["messages"]]})
 
     def _request(self, call: Call) -> tuple[str, dict[str, Any]]:
         """Build Ollama's body from the internal one (which stages may have rewritten), then
@@ -174,18 +168,15 @@ class OllamaAdapter(Adapter):
         await self._json("DELETE", "/api/delete", {"model": model})
 
 
-def _image_url(part: dict[str, Any]) -> str:
-    image = part.get("image_url")
-    return str(image.get("url") if isinstance(image, dict) else image)
-
-
-def _is_remote_image(part: Any) -> bool:
-    return isinstance(part, dict) and part.get("type") == "image_url" and _image_url(part).startswith("http")
-
-
-def _remote_images(message: Any) -> bool:
+def _inlined(message: Any, fetched: dict[str, dict[str, Any]]) -> Any:
+    """The message with each image part whose URL was fetched in its inline form."""
     content = message.get("content") if isinstance(message, dict) else None
-    return isinstance(content, list) and any(_is_remote_image(p) for p in content)
+    if not isinstance(content, list):
+        return message
+    parts = [
+        fetched.get(image_url(p), p) if isinstance(p, dict) and p.get("type") == "image_url" else p for p in content
+    ]
+    return {**message, "content": parts}
 
 
 async def _single(data: bytes) -> AsyncGenerator[bytes, None]:

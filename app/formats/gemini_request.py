@@ -12,6 +12,7 @@ from typing import Any
 
 from app.errors import BadRequest
 from app.formats.gemini_params import function_calling_config, function_declaration, generation_config
+from app.formats.images import image_url
 from app.formats.openai_chat import call_arguments
 
 SIGNATURE_MARK = "~ts~"
@@ -28,23 +29,6 @@ def split_call_id(call_id: str) -> tuple[str, str | None]:
 
 def join_call_id(call_id: str, signature: str | None) -> str:
     return f"{call_id}{SIGNATURE_MARK}{signature}" if signature else call_id
-
-
-def image_urls(messages: Any) -> list[str]:
-    """Every image URL in the messages, so the adapter can fetch them before translating."""
-    urls: list[str] = []
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        for part in content if isinstance(content, list) else ():
-            url = _image_url(part) if isinstance(part, dict) and part.get("type") == "image_url" else None
-            if url and url not in urls:
-                urls.append(url)
-    return urls
-
-
-def _image_url(part: dict[str, Any]) -> str:
-    image = part.get("image_url")
-    return str(image.get("url", "") if isinstance(image, dict) else image or "")
 
 
 def build_request(
@@ -126,7 +110,7 @@ def _part(part: Any, images: Mapping[str, tuple[str, str]], index: int) -> dict[
         text = str(part.get("text") or "")
         return {"text": text} if text else None
     if kind == "image_url":
-        mime, data = images[_image_url(part)]
+        mime, data = images[image_url(part)]
         return {"inlineData": {"mimeType": mime, "data": data}}
     if kind == "input_audio":
         audio = part.get("input_audio") or {}
