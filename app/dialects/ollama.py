@@ -133,12 +133,6 @@ def _line(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload) + b"\n"
 
 
-def sources_text(sources: list[tuple[str, str]]) -> str:
-    """Web sources as a numbered Markdown list, the way Ollama clients can show them."""
-    lines = [f"{i}. [{title}]({url})" if title else f"{i}. {url}" for i, (title, url) in enumerate(sources, 1)]
-    return "\n\nSources:\n" + "\n".join(lines)
-
-
 def _piece(
     model: str, content: str, thinking: str, calls: list[dict[str, Any]] | None = None, *, generate: bool
 ) -> dict[str, Any]:
@@ -179,7 +173,12 @@ class _Collector:
 
     @property
     def sources_text(self) -> str:
-        return sources_text([(title, url) for url, title in self.sources.items()]) if self.sources else ""
+        """The web sources as a numbered Markdown list, the way Ollama clients can show them."""
+        if not self.sources:
+            return ""
+        numbered = enumerate(self.sources.items(), 1)
+        lines = [f"{i}. [{title}]({url})" if title else f"{i}. {url}" for i, (url, title) in numbered]
+        return "\n\nSources:\n" + "\n".join(lines)
 
     def add(self, choice: dict[str, Any]) -> tuple[str, str]:
         delta = choice.get("delta") or choice.get("message") or {}
