@@ -94,15 +94,8 @@ def _describe(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     raw = (error.get("metadata") or {}).get("raw") if isinstance(error.get("metadata"), dict) else None
     if raw:
         message = f"{message} ({raw})"
-    code = error.get("code")
-    type_ = error.get("type")
-    param = error.get("param")
-    return (
-        message,
-        type_ if isinstance(type_, str) else None,
-        code if isinstance(code, str) else None,
-        param if isinstance(param, str) else None,
-    )
+    type_, code, param = (value if isinstance(value := error.get(k), str) else None for k in ("type", "code", "param"))
+    return message, type_, code, param
 
 
 def load_json(provider: Provider, data: bytes | str) -> Any:

@@ -74,12 +74,10 @@ def effort_from_think(think: Any) -> str | None:
     """A level maps to ``reasoning_effort`` and ``true`` to medium (models that can't reason drop
     it in the quirk stage); ``false`` leaves the model's default, since not every model can stop
     thinking."""
-    if isinstance(think, str):
-        if think not in (*_LEVELS, "max"):
-            raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
-        return "high" if think == "max" else think
-    if think is not None and not isinstance(think, bool):
+    if think is not None and not isinstance(think, bool) and think not in (*_LEVELS, "max"):
         raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
+    if isinstance(think, str):
+        return "high" if think == "max" else think
     return "medium" if think is True else None
 
 
