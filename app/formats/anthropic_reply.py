@@ -126,13 +126,7 @@ def chat_body(data: Mapping[str, Any], *, created: int) -> tuple[dict[str, Any],
             add_sources(sources, block.get("content"))
         # Anything else (server_tool_use, code execution results...) is work the provider did
         # itself; the text blocks already tell what came of it.
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
-    if reasoning:
-        message["reasoning_content"] = "".join(reasoning)
-    if thinking:
-        message["thinking_blocks"] = thinking
-    if calls:
-        message["tool_calls"] = calls
+    message = openai_chat.assistant_message("".join(text) if text else None, "".join(reasoning), calls, thinking)
     raw_usage = data.get("usage")
     usage = usage_from_anthropic(raw_usage) if isinstance(raw_usage, dict) else None
     choice = {"index": 0, "message": message, "finish_reason": finish_reason(data.get("stop_reason"), bool(calls))}

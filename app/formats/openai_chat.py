@@ -46,6 +46,20 @@ def envelope(reply_id: Any, obj: str, created: Any, model: Any, choices: list[An
     return {"id": reply_id, "object": obj, "created": created, "model": model, "choices": choices}
 
 
+def assistant_message(
+    content: Any, reasoning: Any = None, tool_calls: Any = None, thinking: Any = None
+) -> dict[str, Any]:
+    """An assistant message or delta; reasoning, thinking blocks and tool calls only when there are some."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if thinking:
+        message["thinking_blocks"] = thinking
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
+
+
 def tool_call(call_id: Any, name: Any, arguments: str) -> dict[str, Any]:
     """A whole function call as a message's (or, with an ``index`` in front, a delta's) tool call."""
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}

@@ -197,11 +197,8 @@ def finish_reason(response: dict[str, Any], saw_tool_calls: bool) -> str:
 
 def chat_body(response: dict[str, Any], out: Output) -> dict[str, Any]:
     """A whole response as a ``chat.completion`` body (without usage or sources)."""
-    message: dict[str, Any] = {"role": "assistant", "content": out.text if out.text or not out.tool_calls else None}
-    if out.reasoning:
-        message["reasoning_content"] = out.reasoning
-    if out.tool_calls:
-        message["tool_calls"] = out.tool_calls
+    content = out.text if out.text or not out.tool_calls else None
+    message = openai_chat.assistant_message(content, out.reasoning, out.tool_calls)
     choice = {"index": 0, "message": message, "finish_reason": finish_reason(response, bool(out.tool_calls))}
     return openai_chat.envelope(
         response.get("id"), "chat.completion", response.get("created_at"), response.get("model"), [choice]
