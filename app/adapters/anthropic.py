@@ -28,12 +28,8 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 class AnthropicAdapter(Adapter):
     def _headers(self, stream: bool) -> dict[str, str]:
-        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        if self.provider.api_key:
-            headers["x-api-key"] = self.provider.api_key
-        if stream:
-            headers["accept"] = "text/event-stream"
-        return headers
+        key = {"x-api-key": self.provider.api_key} if self.provider.api_key else {}
+        return self._json_headers(stream, {"anthropic-version": ANTHROPIC_VERSION, **key})
 
     async def send(self, call: Call) -> Reply:
         if call.kind != "chat":

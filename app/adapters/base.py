@@ -56,6 +56,13 @@ class Adapter(abc.ABC):
         """The provider's own model list, for discovery; adapters without one return []."""
         return []
 
+    def _json_headers(self, stream: bool, own: Mapping[str, str]) -> dict[str, str]:
+        """A JSON request's headers: the provider's own (its key, its version) and, for a stream, SSE."""
+        headers = {"content-type": "application/json", **own}
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return headers
+
     async def _objects(self, payloads: AsyncGenerator[bytes, None]) -> AsyncGenerator[dict[str, Any], None]:
         """The JSON objects of a stream's payloads (anything else is skipped); an object with an
         ``error`` is raised."""

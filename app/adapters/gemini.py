@@ -91,12 +91,7 @@ class GeminiAdapter(Adapter):
         self.signatures = SignatureMemory()
 
     def _headers(self, stream: bool = False) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if self.provider.api_key:
-            headers["x-goog-api-key"] = self.provider.api_key
-        if stream:
-            headers["accept"] = "text/event-stream"
-        return headers
+        return self._json_headers(stream, {"x-goog-api-key": self.provider.api_key} if self.provider.api_key else {})
 
     def _url(self, model: str, method: str) -> str:
         # Google's own ids read "models/x"; a client copying one must not get models/models/x.

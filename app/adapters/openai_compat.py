@@ -45,11 +45,8 @@ class OpenAICompatAdapter(Adapter):
         self._streaming = self._headers(True)
 
     def _headers(self, stream: bool) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if self.provider.api_key:
-            headers["authorization"] = f"Bearer {self.provider.api_key}"
-        if stream:
-            headers["accept"] = "text/event-stream"
+        key = self.provider.api_key
+        headers = self._json_headers(stream, {"authorization": f"Bearer {key}"} if key else {})
         if self.provider.name == "openrouter":
             headers["x-title"] = "LLM Relay"
         return headers
