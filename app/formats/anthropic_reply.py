@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from app.formats import openai_chat
+from app.formats.openai_chat import details
 from app.internal import Usage, token_count
 
 FINISH_REASONS = {
@@ -35,10 +36,6 @@ ERROR_STATUS = {
 }
 
 
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
     """Anthropic's ``input_tokens`` leaves out the cached prompt, which it reports as cache
     reads and writes beside it: the same split :class:`Usage` keeps."""
@@ -47,11 +44,11 @@ def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
     return Usage(
         input=token_count(raw.get("input_tokens")),
         output=output,
-        reasoning=min(token_count(_dict(raw.get("output_tokens_details")).get("thinking_tokens")), output),
+        reasoning=min(token_count(details(raw, "output_tokens_details").get("thinking_tokens")), output),
         cache_read=token_count(raw.get("cache_read_input_tokens")),
         cache_write=cache_write,
-        cache_write_1h=min(token_count(_dict(raw.get("cache_creation")).get("ephemeral_1h_input_tokens")), cache_write),
-        web_search_requests=token_count(_dict(raw.get("server_tool_use")).get("web_search_requests")),
+        cache_write_1h=min(token_count(details(raw, "cache_creation").get("ephemeral_1h_input_tokens")), cache_write),
+        web_search_requests=token_count(details(raw, "server_tool_use").get("web_search_requests")),
         service_tier=raw.get("service_tier") if isinstance(raw.get("service_tier"), str) else None,
         reported=True,
     )
@@ -77,7 +74,7 @@ def finish_reason(stop_reason: Any, saw_tool_calls: bool) -> str:
 
 
 def error_status(payload: Any) -> int:
-    error = _dict(_dict(payload).get("error"))
+    error = details(payload, "error") if isinstance(payload, dict) else {}
     return ERROR_STATUS.get(str(error.get("type")), 502)
 
 

@@ -126,7 +126,7 @@ class ReplyTranslator:
         call_id = join_call_id(f"{self._prefix}{self._calls}", part.get("thoughtSignature"))
         self._calls += 1
         args = function.get("args")
-        call = tool_call(call_id, str(function.get("name") or ""), _json(args if args else {}))
+        call = tool_call(call_id, str(function.get("name") or ""), orjson.dumps(args or {}).decode())
         return {"index": position, **call} if stream else call
 
     def _finish(self, candidate: dict[str, Any], index: int) -> str | None:
@@ -201,10 +201,6 @@ class ReplyTranslator:
 def _blocked(data: dict[str, Any]) -> bool:
     feedback = data.get("promptFeedback")
     return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def embedding_reply(data: Any, model: str, encoding_format: Any = None) -> Reply:

@@ -1,6 +1,6 @@
 """Parts of the internal form (OpenAI's chat format) that several providers' translations share:
-reading a request's limits and tool call arguments; building a reply's envelope, tool calls,
-usage object, web sources and embedding lists."""
+reading a request's limits and tool call arguments, and the details of a provider's usage;
+building a reply's envelope, tool calls, usage object, web sources and embedding lists."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ def call_arguments(function: Mapping[str, Any], name: Any) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest(f"tool call arguments of {name!r} are not valid JSON") from None
+
+
+def details(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested object of a provider's reply (``prompt_tokens_details``, ``error`` and the like);
+    a null (or worse) counts as none."""
+    value = raw.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def envelope(reply_id: Any, obj: str, created: Any, model: Any, choices: list[Any]) -> dict[str, Any]:

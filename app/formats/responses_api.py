@@ -210,8 +210,8 @@ def usage_from_responses(raw: dict[str, Any]) -> Usage:
     of it; ``output_tokens`` includes ``reasoning_tokens``."""
     prompt = token_count(raw.get("input_tokens"))
     output = token_count(raw.get("output_tokens"))
-    cached = token_count(_details(raw, "input_tokens_details").get("cached_tokens"))
-    reasoning = token_count(_details(raw, "output_tokens_details").get("reasoning_tokens"))
+    cached = token_count(openai_chat.details(raw, "input_tokens_details").get("cached_tokens"))
+    reasoning = token_count(openai_chat.details(raw, "output_tokens_details").get("reasoning_tokens"))
     return Usage(
         input=prompt,
         output=output,
@@ -219,11 +219,6 @@ def usage_from_responses(raw: dict[str, Any]) -> Usage:
         cached_input=min(cached, prompt),
         reported=True,
     )
-
-
-def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 class ChunkMaker:
