@@ -42,8 +42,9 @@ def _stream(body: dict[str, Any]) -> bool:
     return stream
 
 
-def _common(body: dict[str, Any], model: str) -> dict[str, Any]:
-    internal: dict[str, Any] = {"model": model, **openai_from_options(body.get("options"))}
+def _common(body: Any) -> dict[str, Any]:
+    """What chat and generate requests share: the model, the options, the format and think."""
+    internal: dict[str, Any] = {"model": model_of(body), **openai_from_options(body.get("options"))}
     response_format = response_format_from_format(body.get("format"))
     if response_format:
         internal["response_format"] = response_format
@@ -54,8 +55,7 @@ def _common(body: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
-    model = model_of(body)
-    internal = _common(body, model)
+    internal = _common(body)
     internal["messages"] = messages_from_ollama(body.get("messages") or [])
     if not internal["messages"]:
         raise BadRequest("'messages' must not be empty")
@@ -67,8 +67,7 @@ def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
 
 
 def parse_generate(body: Any) -> tuple[dict[str, Any], bool]:
-    model = model_of(body)
-    internal = _common(body, model)
+    internal = _common(body)
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         raise BadRequest("'prompt' must be a string")
