@@ -20,8 +20,9 @@ from app.adapters.wire import iter_ndjson
 from app.errors import BadRequest
 from app.formats.images import image_url, image_urls
 from app.formats.ollama_messages import messages_to_ollama
-from app.formats.ollama_params import format_from_response_format, options_from_openai, think_from_effort
+from app.formats.ollama_params import options_from_openai, think_from_effort
 from app.formats.ollama_reply import ReplyTranslator, embedding_reply
+from app.formats.openai_chat import json_format
 from app.internal import Reply, StreamItem
 
 JSON = {"content-type": "application/json"}
@@ -88,7 +89,7 @@ class OllamaAdapter(Adapter):
             return "/api/embed", {**_extras(native, EMBED_EXTRAS), **request}
         options = {**(native.get("options") or {}), **options_from_openai(body)}
         request = {"model": call.model, "options": options}
-        fmt = format_from_response_format(body.get("response_format"))
+        fmt = json_format(body.get("response_format"))
         if fmt is not None:
             request["format"] = fmt
         # An Ollama client's own think value (true/false or a level) is what its server expects.

@@ -38,18 +38,6 @@ def openai_from_options(options: Any) -> dict[str, Any]:
     return params
 
 
-def format_from_response_format(response_format: Any) -> Any:
-    if not isinstance(response_format, dict):
-        return None
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return "json"
-    if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        return schema if isinstance(schema, dict) else "json"
-    return None
-
-
 def response_format_from_format(fmt: Any) -> dict[str, Any] | None:
     if fmt in (None, ""):
         return None

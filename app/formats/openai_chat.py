@@ -1,5 +1,5 @@
 """Parts of the internal form (OpenAI's chat format) that several providers' translations share:
-reading a request's limits and tool call arguments, and the details of a provider's usage;
+reading a request's limits, JSON format and tool call arguments, and the details of a provider's usage;
 building a reply's envelope, tool calls, usage object, web sources and embedding lists."""
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ def generation_fields(body: Mapping[str, Any], names: Mapping[str, str], limit: 
     if sequences:
         out[stop] = [sequences] if isinstance(sequences, str) else list(sequences)
     return out
+
+
+def json_format(response_format: Any) -> Any:
+    """What a ``response_format`` asks for, in one value as Ollama's ``format`` has it: None (free
+    text), ``"json"`` (any JSON) or the JSON schema the answer must follow."""
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return "json"
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else "json"
+    return None
 
 
 def call_arguments(function: Mapping[str, Any], name: Any) -> Any:
