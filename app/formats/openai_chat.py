@@ -1,5 +1,5 @@
 """Parts of the internal form (OpenAI's chat format) that several providers' translations share:
-reading a request's limits, JSON format and tool call arguments, and the details of a provider's usage;
+reading a request's limits, JSON format and tool call arguments, and a reply's nested objects;
 building a reply's envelope, tool calls, usage object, web sources and embedding lists."""
 
 from __future__ import annotations
