@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
@@ -138,3 +141,42 @@ async def with_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return rows
     cards = dict(await UsageRates.filter(id__in=ids).values_list("id", "rates"))
     return [row if row["rates"] is not None else {**row, "rates": cards.get(row["rates_id"])} for row in rows]
+
+
+async def take(rows: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The next ``n`` rows (fewer at the end, none when done)."""
+    batch: list[dict[str, Any]] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) == n:
+            break
+    return batch
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+async def export_bytes(batches: AsyncIterator[list[dict[str, Any]]], fmt: str) -> AsyncGenerator[bytes, None]:
+    """Exported rows as CSV (a header line, then the rows) or as a JSON array, a batch at a
+    time, so an export of any size holds one batch in memory: the CLI's and the admin API's."""
+    yield (",".join(EXPORT_FIELDS) + "\r\n").encode() if fmt == "csv" else b"["
+    first = True
+    async for batch in batches:
+        if not batch:
+            continue
+        if fmt == "csv":
+            out = io.StringIO()
+            csv.DictWriter(out, fieldnames=EXPORT_FIELDS).writerows({k: _cell(v) for k, v in r.items()} for r in batch)
+            yield out.getvalue().encode()
+        else:
+            yield (b"\n" if first else b",\n") + b",\n".join(orjson.dumps(row) for row in batch)
+        first = False
+    if fmt != "csv":
+        yield b"\n]\n"

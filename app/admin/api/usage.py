@@ -4,15 +4,11 @@ request log and the export are here. The Usage and Dashboard pages call the same
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import falcon
 import falcon.asgi
-import orjson
 
 from app.admin.api.usage_queries import (
     MAX_PER_PAGE,
@@ -31,7 +27,7 @@ from app.admin.context import AdminContext
 from app.admin.render import json
 from app.pricing import dollars
 from app.stores.models import UsageRecord
-from app.stores.queries import EXPORT_FIELDS, UsageFilter, usage_rows, with_details
+from app.stores.queries import EXPORT_FIELDS, UsageFilter, export_bytes, take, usage_rows, with_details
 
 
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,46 +66,19 @@ def page_numbers(get: Any) -> tuple[int, int]:
     return page, per_page
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, list):
-        return ",".join(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    return value
-
-
 async def export(ctx: AdminContext, f: UsageFilter, fmt: str) -> AsyncIterator[bytes]:
-    """The filtered rows, oldest first, as CSV or a JSON array, streamed a thousand rows at a
-    time, so an export of any size holds one batch in memory."""
+    """The filtered rows, oldest first, as CSV or a JSON array, read a thousand at a time."""
     rows = usage_rows(filters=f)
-    yield (",".join(EXPORT_FIELDS) + "\r\n").encode() if fmt == "csv" else b"["
-    first = True
+
+    async def batches() -> AsyncIterator[list[dict[str, Any]]]:
+        while batch := await ctx.in_db(lambda: take(rows, 1000)):
+            yield batch
+
     try:
-        while batch := await ctx.in_db(lambda: _take(rows, 1000)):
-            if fmt == "csv":
-                out = io.StringIO()
-                csv.DictWriter(out, fieldnames=EXPORT_FIELDS).writerows(
-                    {k: _cell(v) for k, v in r.items()} for r in batch
-                )
-                yield out.getvalue().encode()
-            else:
-                yield (b"\n" if first else b",\n") + b",\n".join(orjson.dumps(row) for row in batch)
-            first = False
+        async for chunk in export_bytes(batches(), fmt):
+            yield chunk
     finally:
         await rows.aclose()
-    if fmt != "csv":
-        yield b"\n]\n"
-
-
-async def _take(rows: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    batch: list[dict[str, Any]] = []
-    async for row in rows:
-        batch.append(row)
-        if len(batch) == n:
-            break
-    return batch
 
 
 class Endpoint:
