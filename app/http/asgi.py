@@ -11,6 +11,7 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -19,13 +20,18 @@ import orjson
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import PayloadTooLarge
-from app.ids import new_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
+
+
+def new_request_id() -> str:
+    """32 hex characters, random: unique across processes and restarts, and no secret (every
+    response carries its own)."""
+    return secrets.token_hex(16)
 
 
 def dialect_of(path: str) -> str:

@@ -14,8 +14,7 @@ import orjson
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
-from app.http.asgi import dialect_of
-from app.ids import new_request_id
+from app.http.asgi import dialect_of, new_request_id
 from app.internal import Reply
 from app.pipeline.core import Exchange, Pipeline
 
