@@ -82,13 +82,20 @@ class UsageFilter:
         if self.tag is not None:
             # A subquery, not a list of ids: a busy tag has more rows than SQLite takes parameters.
             query = query.filter(request_id__in=Subquery(UsageTag.filter(tag=self.tag).values("request_id")))
-        for column in ("provider", "client", "outcome", "status"):
-            value = getattr(self, column)
-            if value is not None:
-                query = query.filter(**{column: value})
-        if self.model is not None:
-            query = query.filter(resolved_model=self.model)
+        for column, value in self.equalities():
+            query = query.filter(**{column: value})
         return query
+
+    def equalities(self) -> list[tuple[str, Any]]:
+        """(column, value) of the filters that ask for one value of a usage_record column."""
+        pairs = (
+            ("provider", self.provider),
+            ("resolved_model", self.model),
+            ("client", self.client),
+            ("outcome", self.outcome),
+            ("status", self.status),
+        )
+        return [(column, value) for column, value in pairs if value is not None]
 
 
 async def usage_rows(
