@@ -170,11 +170,9 @@ async def list_models(settings: Settings, *, as_json: bool) -> int:
 
 
 async def export_usage(settings: Settings, fmt: str, since: datetime | None, output: str | None) -> int:
-    from app.stores.db import Database
+    from app.stores.db import opened
     from app.stores.queries import export_bytes, take, usage_rows
 
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
     out: BinaryIO = open(output, "wb") if output else sys.stdout.buffer
     rows = usage_rows(since=since)
 
@@ -183,7 +181,7 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
             yield batch
 
     try:
-        with database.context:
+        async with opened(settings.resolved_database_url):
             async for chunk in export_bytes(batches(), fmt):
                 out.write(chunk)
     finally:
@@ -191,7 +189,6 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
         out.flush()
         if output:
             out.close()
-        await database.close()
     return 0
 
 
@@ -199,16 +196,11 @@ async def usage_totals(settings: Settings, by: str | None, since: datetime | Non
     from dataclasses import asdict
 
     from app.pricing import dollars
-    from app.stores.db import Database
+    from app.stores.db import opened
     from app.stores.totals import totals
 
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
-    try:
-        with database.context:
-            rows = await totals(database.connection, database.backend, by=by, since=since)
-    finally:
-        await database.close()
+    async with opened(settings.resolved_database_url) as database:
+        rows = await totals(database.connection, database.backend, by=by, since=since)
     if as_json:
         sys.stdout.write(orjson.dumps([asdict(r) for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
