@@ -171,10 +171,10 @@ async def list_models(settings: Settings, *, as_json: bool) -> int:
 
 async def export_usage(settings: Settings, fmt: str, since: datetime | None, output: str | None) -> int:
     from app.stores.db import opened
-    from app.stores.queries import export_bytes, take, usage_rows
+    from app.stores.queries import UsageFilter, export_bytes, take, usage_rows
 
     out: BinaryIO = open(output, "wb") if output else sys.stdout.buffer
-    rows = usage_rows(since=since)
+    rows = usage_rows(UsageFilter(since=since))
 
     async def batches() -> AsyncIterator[list[dict[str, Any]]]:
         while batch := await take(rows, 1000):

@@ -6,7 +6,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -99,20 +99,10 @@ class UsageFilter:
 
 
 async def usage_rows(
-    *,
-    since: datetime | None = None,
-    request_ids: list[str] | None = None,
-    tag: str | None = None,
-    page: int = 1000,
-    filters: UsageFilter | None = None,
+    filters: UsageFilter | None = None, *, request_ids: list[str] | None = None, page: int = 1000
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Usage rows oldest first, each with its tags, fetched a page at a time. ``since`` and
-    ``tag``, kept for the callers that predate ``filters``, override its fields of that name."""
+    """Usage rows oldest first, each with its tags, fetched a page at a time."""
     filters = filters or UsageFilter()
-    if since is not None:
-        filters = replace(filters, since=since)
-    if tag is not None:
-        filters = replace(filters, tag=tag)
     last_id = 0
     while True:
         query = filters.apply(UsageRecord.filter(id__gt=last_id))

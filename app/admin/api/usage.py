@@ -68,7 +68,7 @@ def page_numbers(get: Any) -> tuple[int, int]:
 
 async def export(ctx: AdminContext, f: UsageFilter, fmt: str) -> AsyncIterator[bytes]:
     """The filtered rows, oldest first, as CSV or a JSON array, read a thousand at a time."""
-    rows = usage_rows(filters=f)
+    rows = usage_rows(f)
 
     async def batches() -> AsyncIterator[list[dict[str, Any]]]:
         while batch := await ctx.in_db(lambda: take(rows, 1000)):
