@@ -19,7 +19,7 @@ import orjson
 
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
-from app.errors import PayloadTooLarge
+from app.errors import PayloadTooLarge, RelayError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,6 +36,13 @@ def new_request_id() -> str:
 
 def dialect_of(path: str) -> str:
     return "ollama" if path.startswith("/api/") or path == "/" else "openai"
+
+
+def error_body(path: str, error: RelayError) -> dict[str, Any]:
+    """An error in the dialect of the endpoint it happened on."""
+    if dialect_of(path) == "ollama":
+        return ollama_dialect.error_body(error)
+    return openai_dialect.error_body(error)
 
 
 class DisconnectAware:
@@ -75,12 +82,7 @@ class DisconnectAware:
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
-        payload = (
-            ollama_dialect.error_body(error)
-            if dialect_of(scope.get("path", "")) == "ollama"
-            else openai_dialect.error_body(error)
-        )
-        data = orjson.dumps(payload)
+        data = orjson.dumps(error_body(scope.get("path", ""), error))
         await send(
             {
                 "type": "http.response.start",

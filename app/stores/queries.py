@@ -165,9 +165,7 @@ async def export_bytes(batches: AsyncIterator[list[dict[str, Any]]], fmt: str) -
     time, so an export of any size holds one batch in memory: the CLI's and the admin API's."""
     yield (",".join(EXPORT_FIELDS) + "\r\n").encode() if fmt == "csv" else b"["
     first = True
-    async for batch in batches:
-        if not batch:
-            continue
+    async for batch in batches:  # none empty
         if fmt == "csv":
             out = io.StringIO()
             csv.DictWriter(out, fieldnames=EXPORT_FIELDS).writerows({k: _cell(v) for k, v in r.items()} for r in batch)
