@@ -17,9 +17,10 @@ from typing import Any
 
 import orjson
 
+from app.dialects import anthropic as anthropic_dialect
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
-from app.errors import PayloadTooLarge
+from app.errors import PayloadTooLarge, RelayError
 from app.ids import new_request_id
 
 Scope = MutableMapping[str, Any]
@@ -30,7 +31,19 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 
 def dialect_of(path: str) -> str:
-    return "ollama" if path.startswith("/api/") or path == "/" else "openai"
+    if path.startswith("/api/") or path == "/":
+        return "ollama"
+    return "anthropic" if path.startswith("/v1/messages") else "openai"
+
+
+def error_body(path: str, error: RelayError) -> dict[str, Any]:
+    """An error in the dialect of the endpoint it happened on."""
+    dialect = dialect_of(path)
+    if dialect == "ollama":
+        return ollama_dialect.error_body(error)
+    if dialect == "anthropic":
+        return anthropic_dialect.error_body(error)
+    return openai_dialect.error_body(error)
 
 
 class DisconnectAware:
@@ -83,12 +96,7 @@ class DisconnectAware:
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
-        payload = (
-            ollama_dialect.error_body(error)
-            if dialect_of(scope.get("path", "")) == "ollama"
-            else openai_dialect.error_body(error)
-        )
-        data = orjson.dumps(payload)
+        data = orjson.dumps(error_body(scope.get("path", ""), error))
         await send(
             {
                 "type": "http.response.start",

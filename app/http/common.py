@@ -11,10 +11,8 @@ import falcon
 import falcon.asgi
 import orjson
 
-from app.dialects import ollama as ollama_dialect
-from app.dialects import openai as openai_dialect
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
-from app.http.asgi import dialect_of
+from app.http.asgi import error_body
 from app.ids import new_request_id
 from app.internal import Reply
 from app.pipeline.core import Exchange, Pipeline
@@ -99,10 +97,7 @@ def json_response(resp: falcon.asgi.Response, payload: Any, status: int = 200) -
 
 
 def render_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError) -> None:
-    if dialect_of(req.path) == "ollama":
-        json_response(resp, ollama_dialect.error_body(error), error.status)
-    else:
-        json_response(resp, openai_dialect.error_body(error), error.status)
+    json_response(resp, error_body(req.path, error), error.status)
     for name, value in error.headers.items():
         resp.set_header(name, value)
 

@@ -24,7 +24,7 @@ class Exchange:
     """One inference request on its way through the pipeline."""
 
     request_id: str
-    dialect: str  # openai | ollama
+    dialect: str  # openai | ollama | anthropic
     endpoint: str  # the inbound path, e.g. /v1/chat/completions
     kind: str  # chat | completion | embedding
     body: dict[str, Any]  # the request in internal (OpenAI) form; stages may rewrite it

@@ -38,7 +38,9 @@ class DispatchStage:
             stream=ex.stream,
             request_id=ex.request_id,
             native=ex.native,
-            native_endpoint=ex.endpoint if ex.dialect == "ollama" else None,
+            native_endpoint=ex.endpoint if ex.dialect != "openai" else None,
+            dialect=ex.dialect,
+            headers=ex.headers,
             catalog=ex.target.catalog_entry,
             passthrough=ex.passthrough,
         )

@@ -19,6 +19,7 @@ from app.internal import Reply
 from app.keys import PREFIX, KeyInfo
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
+from app.services import Services
 from app.tagging import bearer_tags, parse_tags, split_model_tag
 
 
@@ -29,6 +30,18 @@ def presented_key(headers: Mapping[str, str]) -> str:
     return headers.get("x-api-key", "").strip()
 
 
+def authenticate(services: Services, headers: Mapping[str, str]) -> KeyInfo | None:
+    """The relay key a request presents, if valid; with REQUIRE_API_KEY, a 401 without one."""
+    key = presented_key(headers)
+    info = services.keys.check(key) if key.startswith(PREFIX) else None
+    if info is None and services.settings.require_api_key:
+        # One message for missing, unknown, revoked and expired keys: no oracle for guessing.
+        raise AuthenticationError(
+            "a valid relay API key is required (Authorization: Bearer rk-... or x-api-key: rk-...)"
+        )
+    return info
+
+
 class TagStage:
     name: ClassVar[str] = "tags"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
@@ -37,16 +50,8 @@ class TagStage:
         services = ctx.services
         self.services = services
 
-    def _key(self, ex: Exchange) -> KeyInfo | None:
-        key = presented_key(ex.headers)
-        info = self.services.keys.check(key) if key.startswith(PREFIX) else None
-        if info is None and self.services.settings.require_api_key:
-            # One message for missing, unknown, revoked and expired keys: no oracle for guessing.
-            raise AuthenticationError("a valid relay API key is required (Authorization: Bearer rk-...)")
-        return info
-
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        key = self._key(ex)
+        key = authenticate(self.services, ex.headers)
         model = ex.body.get("model")
         suffix = ""
         if isinstance(model, str):

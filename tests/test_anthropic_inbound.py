@@ -1,0 +1,228 @@
+"""Anthropic's Messages API inbound, driven by the real ``anthropic`` SDK (sync and async).
+
+Towards Anthropic the relay passes the client's body on and Anthropic's bytes back
+(tests/fixtures/anthropic); towards any other provider it translates both ways, here against
+the recorded OpenAI-compatible replies (tests/cases.py). Usage rows carry the provider's
+figures and the ``anthropic`` dialect; errors come in Anthropic's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from tests.cases import CHAT_CASES, Case
+from tests.recordings import expected_body, expected_stream
+from tests.test_anthropic import RECORDINGS, Recording, _streamed_message
+
+FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def _client(relay: Any, tag: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=relay.url, api_key="sk-ant-test", default_headers={"X-Proxy-Tag": tag})
+
+
+def _recorded_blocks(name: str) -> tuple[list[dict[str, Any]], str]:
+    if (FIXTURES / f"{name}.sse").exists():
+        blocks, stop = _streamed_message(name)
+        for block in blocks:  # a server tool's input streams in as JSON too
+            streamed = block.pop("_json", "")
+            if streamed:
+                block["input"] = json.loads(streamed)
+        return blocks, stop
+    message = json.loads((FIXTURES / f"{name}.json").read_text())
+    return message["content"], message["stop_reason"]
+
+
+def _check_row(row: dict[str, Any], recording: Recording, model: str) -> None:
+    assert row["dialect"] == "anthropic" and row["endpoint"] == "/v1/messages"
+    assert row["resolved_model"] == model and row["outcome"] == "ok"
+    assert (row["input_tokens"], row["output_tokens"]) == (recording.input, recording.output)
+    assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (recording.cache_read, recording.cache_write)
+    assert row["usage_reported"] is True and row["streamed"] is recording.stream
+
+
+@pytest.mark.parametrize("recording", RECORDINGS, ids=lambda r: r.name)
+def test_native_pass_through_keeps_every_block(relay, upstream, recording: Recording) -> None:
+    tag = f"t-{uuid.uuid4().hex[:12]}"
+    client = _client(relay, tag)
+    model = f"anthropic/{recording.name}"
+    request = {
+        "model": model,
+        "max_tokens": 1024,
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": HELLO,
+        "extra_headers": {"anthropic-beta": "interleaved-thinking-2025-05-14"},
+    }
+    if recording.stream:
+        with client.messages.stream(**request) as stream:
+            message = stream.get_final_message()
+    else:
+        message = client.messages.create(**request)
+    blocks, stop = _recorded_blocks(recording.name)
+    got = [b.model_dump(exclude_none=True) for b in message.content]
+    assert [b["type"] for b in got] == [b["type"] for b in blocks]
+    for mine, theirs in zip(got, blocks, strict=True):
+        for key in ("text", "thinking", "signature", "data", "id", "name", "input"):
+            if key in theirs:
+                assert mine[key] == theirs[key], key
+    assert message.stop_reason == stop
+    sent = upstream.last("/anthropic/v1/messages")
+    assert sent.body["system"][0]["cache_control"] == {"type": "ephemeral"}  # the client's body, as written
+    assert sent.body["model"] == recording.name
+    assert sent.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert sent.headers["x-api-key"] == "test-key-anthropic"  # the relay's key, not the client's
+    rows = relay.rows(tag=tag)
+    assert len(rows) == 1
+    _check_row(rows[0], recording, model)
+
+
+def test_native_stream_bytes_arrive_as_sent(relay) -> None:
+    name = "messages_stream_thinking"
+    body = {"model": f"anthropic/{name}", "max_tokens": 64, "messages": HELLO, "stream": True}
+    reply = httpx.post(f"{relay.url}/v1/messages?beta=true", json=body, timeout=10)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    recorded = (FIXTURES / f"{name}.sse").read_bytes()
+    assert reply.content.replace(b"\r\n", b"\n").strip() == recorded.replace(b"\r\n", b"\n").strip()
+
+
+def _translated(case: Case) -> tuple[str, list[tuple[str, str]], str | None]:
+    want = expected_stream(case.provider, case.name) if case.stream else expected_body(case.provider, case.name)
+    return want.text, want.tool_calls, want.finish
+
+
+STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", None: "end_turn"}
+
+
+@pytest.mark.parametrize("case", CHAT_CASES, ids=lambda c: c.id)
+def test_translated_from_openai_compatible(relay, case: Case) -> None:
+    tag = f"t-{uuid.uuid4().hex[:12]}"
+    client = _client(relay, tag)
+    model = f"{case.provider}/{case.name}"
+    if case.stream:
+        with client.messages.stream(model=model, max_tokens=256, messages=HELLO) as stream:
+            message = stream.get_final_message()
+    else:
+        message = client.messages.create(model=model, max_tokens=256, messages=HELLO)
+    text, calls, finish = _translated(case)
+    got_text = "".join(b.text for b in message.content if b.type == "text")
+    assert got_text == text
+    got_calls = [(b.name, b.input) for b in message.content if b.type == "tool_use"]
+    assert got_calls == [(name, json.loads(arguments or "{}")) for name, arguments in calls]
+    assert message.stop_reason == STOP[finish]
+    rows = relay.rows(tag=tag)
+    assert len(rows) == 1 and rows[0]["dialect"] == "anthropic"
+    assert (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (case.input, case.output)
+    assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) == case.input
+    assert message.usage.output_tokens == case.output
+
+
+def test_streamed_tool_call_arrives_in_claude_codes_shape(relay) -> None:
+    """content_block_start with tool_use, then input_json_delta pieces that join to the
+    upstream's arguments."""
+    body = {"model": "openai/chat_stream_tool_call_include_usage", "max_tokens": 64, "messages": HELLO}
+    with httpx.stream("POST", f"{relay.url}/v1/messages", json={**body, "stream": True}, timeout=10) as reply:
+        lines = [line for line in reply.iter_lines() if line.startswith("data:")]
+    events = [json.loads(line[5:]) for line in lines]
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["message_start", "ping"] and kinds[-2:] == ["message_delta", "message_stop"]
+    starts = [e for e in events if e["type"] == "content_block_start"]
+    tool = next(e for e in starts if e["content_block"]["type"] == "tool_use")
+    pieces = [
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["index"] == tool["index"]
+    ]
+    want = expected_stream("openai", "chat_stream_tool_call_include_usage").tool_calls
+    assert len(pieces) > 1 and "".join(pieces) == want[0][1]
+    assert tool["content_block"]["name"] == want[0][0]
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    stops = [e["index"] for e in events if e["type"] == "content_block_stop"]
+    assert stops == [e["index"] for e in starts]
+
+
+def test_async_client_and_tool_round_trip(relay, upstream) -> None:
+    async def run() -> anthropic.types.Message:
+        async with anthropic.AsyncAnthropic(base_url=relay.url, api_key="k") as client:
+            return await client.messages.create(
+                model="openai/chat_nonstream_tool_calls",
+                max_tokens=128,
+                system="use tools",
+                tools=[{"name": "get_weather", "description": "weather", "input_schema": {"type": "object"}}],
+                tool_choice={"type": "any", "disable_parallel_tool_use": True},
+                stop_sequences=["END"],
+                thinking={"type": "enabled", "budget_tokens": 4000},
+                messages=[
+                    {"role": "user", "content": "weather?"},
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "thinking", "thinking": "hm", "signature": "sig"},
+                            {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                        ],
+                    },
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "call_1",
+                                "content": [{"type": "text", "text": "sunny"}, {"type": "text", "text": "21C"}],
+                            },
+                            {"type": "text", "text": "and tomorrow?"},
+                        ],
+                    },
+                ],
+            )
+
+    message = asyncio.run(run())
+    assert any(b.type == "tool_use" for b in message.content)
+    sent = upstream.last("/openai/v1/chat/completions").body
+    assert sent["messages"][0] == {"role": "system", "content": "use tools"}
+    assert sent["messages"][2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
+    assert "thinking_blocks" not in sent["messages"][2]
+    assert sent["messages"][3] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny\n21C"}
+    assert sent["messages"][4] == {"role": "user", "content": [{"type": "text", "text": "and tomorrow?"}]}
+    assert sent["tools"][0]["function"]["parameters"] == {"type": "object"}
+    assert sent["tool_choice"] == "required" and sent["parallel_tool_calls"] is False
+    assert sent["stop"] == ["END"] and sent["reasoning_effort"] == "medium"
+
+
+def test_errors_come_in_anthropics_shape(relay) -> None:
+    client = anthropic.Anthropic(base_url=relay.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(model="openai/chat_nonstream_basic", messages=HELLO, max_tokens=0)
+    assert bad.value.body["type"] == "error"
+    assert bad.value.body["error"]["type"] == "invalid_request_error"
+    assert "max_tokens" in bad.value.body["error"]["message"]
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        client.messages.create(model="nowhere/none", messages=HELLO, max_tokens=5)
+    assert missing.value.body["error"]["type"] == "not_found_error"
+    reply = httpx.post(f"{relay.url}/v1/messages", content=b"{", headers={"content-type": "application/json"})
+    assert reply.status_code == 400 and reply.json()["type"] == "error"
+
+
+def test_count_tokens_from_anthropic_and_estimated_elsewhere(relay, upstream) -> None:
+    client = anthropic.Anthropic(base_url=relay.url, api_key="k")
+    counted = client.messages.count_tokens(model="anthropic/claude-x", messages=HELLO, system="s")
+    assert counted.input_tokens == 1001  # the emulated Anthropic's own count
+    sent = upstream.last("count_tokens")
+    assert sent.body["model"] == "claude-x" and sent.body["system"] == "s"
+    long_text = "The quick brown fox jumps over the lazy dog. " * 200
+    request = {
+        "model": "openai/chat_nonstream_basic",
+        "system": "You are terse.",
+        "tools": [{"name": "t", "description": "d" * 300, "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": long_text}],
+    }
+    raw = client.messages.with_raw_response.count_tokens(**request)
+    assert raw.headers["x-relay-token-count"] == "estimate"
+    # Never low: ~2,000 tokens of text under any tokenizer, plus the tools.
+    assert raw.parse().input_tokens >= len(long_text) // 4 + 100
