@@ -136,9 +136,7 @@ def test_streamed_tool_call_arrives_in_claude_codes_shape(relay) -> None:
     starts = [e for e in events if e["type"] == "content_block_start"]
     tool = next(e for e in starts if e["content_block"]["type"] == "tool_use")
     pieces = [
-        e["delta"]["partial_json"]
-        for e in events
-        if e["type"] == "content_block_delta" and e["index"] == tool["index"]
+        e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta" and e["index"] == tool["index"]
     ]
     want = expected_stream("openai", "chat_stream_tool_call_include_usage").tool_calls
     assert len(pieces) > 1 and "".join(pieces) == want[0][1]
@@ -226,3 +224,112 @@ def test_count_tokens_from_anthropic_and_estimated_elsewhere(relay, upstream) ->
     assert raw.headers["x-relay-token-count"] == "estimate"
     # Never low: ~2,000 tokens of text under any tokenizer, plus the tools.
     assert raw.parse().input_tokens >= len(long_text) // 4 + 100
+
+
+OTHER_UPSTREAMS = [  # (model, whether its recording is a stream)
+    ("gemini/generateContent_basic_thoughts", False),
+    ("gemini/generateContent_function_call", True),  # streamGenerateContent without alt=sse
+    ("gemini/streamGenerateContent_sse_thinking", True),
+    ("gemini/streamGenerateContent_sse_usage_mid_stream", True),
+    ("lab/api_chat_stream_truncated", True),
+    ("lab/api_chat_nonstream_tool_calls", False),
+    ("deepseek/chat_stream_reasoner", True),
+    ("deepseek/chat_nonstream_cache_hit_reasoning", False),
+]
+
+
+@pytest.mark.parametrize(("model", "stream"), OTHER_UPSTREAMS)
+def test_gemini_ollama_and_reasoning_upstreams_say_the_same_in_both_dialects(
+    relay, sdk, model: str, stream: bool
+) -> None:
+    """The Anthropic dialect tells what the OpenAI dialect tells of the same recording: text,
+    thinking (as thinking blocks), tool calls, stop reason, and the same usage row."""
+    tags = [f"t-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    openai_client = sdk.openai(relay.url)
+    if stream:
+        text = reasoning = ""
+        calls: dict[int, list[str]] = {}
+        finish = None
+        for chunk in openai_client.chat.completions.create(
+            model=model, messages=HELLO, stream=True, extra_headers={"X-Proxy-Tag": tags[0]}
+        ):
+            for choice in chunk.choices:
+                text += choice.delta.content or ""
+                reasoning += getattr(choice.delta, "reasoning_content", None) or ""
+                for call in choice.delta.tool_calls or []:
+                    slot = calls.setdefault(call.index, ["", ""])
+                    slot[0] += call.function.name or ""
+                    slot[1] += call.function.arguments or ""
+                finish = choice.finish_reason or finish
+        tool_calls = [(name, json.loads(arguments or "{}")) for name, arguments in calls.values()]
+        with _client(relay, tags[1]).messages.stream(model=model, max_tokens=64, messages=HELLO) as events:
+            message = events.get_final_message()
+    else:
+        completion = openai_client.chat.completions.create(
+            model=model, messages=HELLO, extra_headers={"X-Proxy-Tag": tags[0]}
+        )
+        said = completion.choices[0].message
+        text, reasoning = said.content or "", getattr(said, "reasoning_content", None) or ""
+        tool_calls = [(c.function.name, json.loads(c.function.arguments)) for c in said.tool_calls or []]
+        finish = completion.choices[0].finish_reason
+        message = _client(relay, tags[1]).messages.create(model=model, max_tokens=64, messages=HELLO)
+    assert "".join(b.text for b in message.content if b.type == "text") == text
+    assert "".join(b.thinking for b in message.content if b.type == "thinking") == reasoning
+    assert [(b.name, b.input) for b in message.content if b.type == "tool_use"] == tool_calls
+    assert message.stop_reason == STOP[finish]
+    first, second = relay.rows(tag=tags[0])[0], relay.rows(tag=tags[1])[0]
+    counts = ("input_tokens", "output_tokens", "reasoning_tokens", "cached_input_tokens", "cost_nanousd")
+    assert [first[c] for c in counts] == [second[c] for c in counts]
+    assert (first["dialect"], second["dialect"]) == ("openai", "anthropic")
+    assert message.usage.output_tokens == second["output_tokens"]
+
+
+def test_x_api_key_is_a_relay_key_or_a_tag(make_relay) -> None:
+    from app.keys import key_hash, new_key, shown_prefix
+    from app.stores.models import ApiKey
+
+    plain = make_relay()
+    client = anthropic.Anthropic(base_url=plain.url, api_key="team-claude")  # sent as x-api-key
+    raw = client.messages.with_raw_response.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO)
+    assert plain.row(raw.headers["x-request-id"])["tags"] == ["team-claude"]
+
+    keyed = make_relay(require_api_key=True)
+    key = new_key()
+
+    async def create() -> None:
+        with keyed.app.services.database.context:
+            await ApiKey.create(prefix=shown_prefix(key), key_hash=key_hash(key), tags=["keyed"])
+        await keyed.app.live.reload()
+
+    keyed.server.call(create)
+    refused = anthropic.Anthropic(base_url=keyed.url, api_key="rk-wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        refused.messages.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO)
+    assert caught.value.body["error"]["type"] == "authentication_error"
+    with pytest.raises(anthropic.AuthenticationError):
+        refused.messages.count_tokens(model="openai/chat_nonstream_basic", messages=HELLO)
+    served = anthropic.Anthropic(base_url=keyed.url, api_key=key)
+    raw = served.messages.with_raw_response.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO)
+    assert keyed.row(raw.headers["x-request-id"])["tags"] == ["keyed"]
+    assert served.messages.count_tokens(model="openai/chat_nonstream_basic", messages=HELLO).input_tokens > 0
+
+
+def test_compaction_iterations_are_what_is_billed() -> None:
+    """Anthropic's documented compaction example: the top level counts only the last sampling
+    (23,000 in, 1,000 out), iterations[] both (the summary read 180,000 and wrote 3,500)."""
+    from app.formats.anthropic_reply import usage_from_anthropic
+
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 23000,
+            "output_tokens": 1000,
+            "cache_read_input_tokens": 0,
+            "iterations": [
+                {"type": "compaction", "input_tokens": 180000, "output_tokens": 3500},
+                {"type": "message", "input_tokens": 23000, "output_tokens": 1000},
+            ],
+        }
+    )
+    assert (usage.input, usage.output, usage.cache_read) == (203000, 4500, 0)
+    plain = usage_from_anthropic({"input_tokens": 5, "output_tokens": 7, "cache_creation_input_tokens": 3})
+    assert (plain.input, plain.output, plain.cache_write) == (5, 7, 3)

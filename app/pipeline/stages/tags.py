@@ -3,10 +3,11 @@
 With ``REQUIRE_API_KEY`` the request must carry a valid relay key (``Authorization: Bearer`` or
 ``x-api-key``), or it gets a 401 in its own dialect. Tags, by priority: the ``X-Proxy-Tag``
 header, then a ``model@tag`` suffix (always stripped from the model name, even when the header
-wins), then the relay key's own tags, then (without a relay key) the bearer token itself. A
-comma-separated list gives several tags; each is trimmed, checked and de-duplicated. A bad tag
-in the header or the suffix is the caller's error; a bearer token that isn't a valid tag, or
-looks like a provider's secret, is simply not used, so secrets never land in the usage table.
+wins), then the relay key's own tags, then (without a relay key) the bearer token itself, or
+the ``x-api-key`` Anthropic clients send instead. A comma-separated list gives several tags;
+each is trimmed, checked and de-duplicated. A bad tag in the header or the suffix is the
+caller's error; a token that isn't a valid tag, or looks like a provider's secret, is simply
+not used, so secrets never land in the usage table.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def presented_key(headers: Mapping[str, str]) -> str:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return headers.get("x-api-key", "").strip()
+
+
+def token_header(headers: Mapping[str, str]) -> str:
+    """The Authorization header, or Anthropic clients' ``x-api-key`` in its place."""
+    if headers.get("authorization") or not headers.get("x-api-key"):
+        return headers.get("authorization", "")
+    return "Bearer " + headers["x-api-key"].strip()
 
 
 def authenticate(services: Services, headers: Mapping[str, str]) -> KeyInfo | None:
@@ -65,7 +73,7 @@ class TagStage:
         elif key is not None:
             ex.tags = list(key.tags)
         else:
-            ex.tags = bearer_tags(ex.headers.get("authorization", ""))
+            ex.tags = bearer_tags(token_header(ex.headers))
         if key is not None:
             ex.state["api_key"] = key.id
         return await call_next(ex)
