@@ -333,3 +333,27 @@ def test_compaction_iterations_are_what_is_billed() -> None:
     assert (usage.input, usage.output, usage.cache_read) == (203000, 4500, 0)
     plain = usage_from_anthropic({"input_tokens": 5, "output_tokens": 7, "cache_creation_input_tokens": 3})
     assert (plain.input, plain.output, plain.cache_write) == (5, 7, 3)
+
+
+def test_what_only_anthropic_takes_goes_to_anthropic_and_nowhere_else(relay, upstream) -> None:
+    client = anthropic.Anthropic(base_url=relay.url, api_key="k", max_retries=0)
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+    history = [
+        {"role": "user", "content": "news?"},
+        {
+            "role": "assistant",
+            "content": [{"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}],
+        },
+        {"role": "user", "content": "more"},
+    ]
+    served = client.messages.create(
+        model="anthropic/messages_nonstream_refusal", max_tokens=9, messages=history, tools=[search]
+    )
+    assert served.type == "message"
+    assert upstream.last("/anthropic/v1/messages").body["tools"] == [search]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=history, tools=[search])
+    assert "server_tool_use" in caught.value.body["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO, tools=[search])
+    assert "web_search_20250305" in caught.value.body["error"]["message"]

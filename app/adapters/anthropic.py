@@ -29,6 +29,8 @@ CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 class AnthropicAdapter(Adapter):
+    dialect = "anthropic"
+
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if self.provider.api_key:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from app.adapters.images import ImageLimits
 from app.internal import Reply
@@ -38,6 +38,8 @@ class Call:
 
 class Adapter(abc.ABC):
     """Carries calls to one provider."""
+
+    dialect: ClassVar[str | None] = None  # the inbound dialect whose bodies it can send as they are
 
     def __init__(self, provider: Provider, http: UpstreamClient, images: ImageLimits | None = None) -> None:
         self.provider = provider

@@ -8,6 +8,7 @@ message (its content a string or a list of blocks), thinking becomes ``reasoning
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,20 +17,46 @@ from app.errors import BadRequest
 
 # Thinking budgets as OpenAI's effort levels: the least level whose budget covers it.
 EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
+# Anthropic's effort levels as the ones OpenAI-style APIs all take.
+ADAPTIVE_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 SAMPLING_FIELDS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop"}
+
+
+class Untranslatable(BadRequest):
+    """Something only Anthropic itself can take (a server tool, a block of a type other APIs
+    lack): the request still goes to an Anthropic model as written, and to no other."""
 
 
 def _fail(message: str, param: str | None = None) -> BadRequest:
     return BadRequest(message, param=param)
 
 
-def counted_request(body: Any) -> dict[str, Any]:
+@dataclass(slots=True)
+class Translated:
+    body: dict[str, Any]  # the internal request
+    stream: bool
+    untranslatable: Untranslatable | None = None  # the first part no other API could take
+
+
+def counted_request(body: Any) -> Translated:
     """A count_tokens body (a Messages body without max_tokens) checked and translated."""
-    return internal_request(body, counting=True)[0]
+    return internal_request(body, counting=True)
 
 
-def internal_request(body: Any, *, counting: bool = False) -> tuple[dict[str, Any], bool]:
-    """The internal chat request for a Messages body, and whether the client asked to stream."""
+def _kept(items: list[Any], convert: Any, problems: list[Untranslatable]) -> list[Any]:
+    """``convert(item, index)`` of each item, leaving out (and noting) what only Anthropic takes."""
+    out: list[Any] = []
+    for index, item in enumerate(items):
+        try:
+            out.append(convert(item, index))
+        except Untranslatable as problem:
+            problems.append(problem)
+    return out
+
+
+def internal_request(body: Any, *, counting: bool = False) -> Translated:
+    """The internal chat request for a Messages body. Malformed input is a BadRequest at once;
+    what only Anthropic can take is left out and noted in ``untranslatable``."""
     if not isinstance(body, dict):
         raise _fail("the request body must be a JSON object")
     model = body.get("model")
@@ -48,16 +75,17 @@ def internal_request(body: Any, *, counting: bool = False) -> tuple[dict[str, An
     system = system_text(body.get("system"))
     if system:
         internal["messages"].append({"role": "system", "content": system})
-    for index, message in enumerate(messages):
-        internal["messages"] += turn(message, index)
+    problems: list[Untranslatable] = []
+    for turned in _kept(messages, turn, problems):
+        internal["messages"] += turned
     for name, target in SAMPLING_FIELDS.items():
         if body.get(name) is not None:
             internal[target] = body[name]
-    tools = [function_tool(tool, i) for i, tool in enumerate(_list(body.get("tools"), "tools"))]
+    tools = _kept(_list(body.get("tools"), "tools"), function_tool, problems)
     if tools:
         internal["tools"] = tools
     internal.update(tool_choice(body.get("tool_choice")))
-    effort = effort_of(body.get("thinking"))
+    effort = effort_of(body.get("thinking"), body.get("output_config"))
     if effort:
         internal["reasoning_effort"] = effort
     user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
@@ -66,7 +94,7 @@ def internal_request(body: Any, *, counting: bool = False) -> tuple[dict[str, An
     if stream:
         internal["stream"] = True
         internal["stream_options"] = {"include_usage": True}  # message_delta reports usage
-    return internal, stream
+    return Translated(internal, stream, problems[0] if problems else None)
 
 
 def _list(value: Any, name: str) -> list[Any]:
@@ -89,13 +117,16 @@ def system_text(system: Any) -> str:
 
 def turn(message: Any, index: int) -> list[dict[str, Any]]:
     """One Messages turn as one or more internal messages: a user turn's tool results come
-    first, each as a ``tool`` message, then what else the user said."""
+    first, each as a ``tool`` message, then what else the user said. A system turn (Claude Code
+    sends them mid-conversation) stays where it is."""
     where = f"messages.{index}"
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-        raise _fail(f"{where}: each message needs a role of user or assistant", where)
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+        raise _fail(f"{where}: each message needs a role of user, assistant or system", where)
     role, content = message["role"], message.get("content")
     if isinstance(content, str):
         return [{"role": role, "content": content}]
+    if role == "system":
+        return [{"role": "system", "content": system_text(content)}]
     blocks = _list(content, f"{where}.content")
     if role == "assistant":
         return [assistant_message(blocks, where)]
@@ -119,7 +150,7 @@ def content_part(block: Any, where: str) -> dict[str, Any] | None:
         return {"type": "file", "file": {"file_data": _source_url(block, where)}}
     if kind in ("thinking", "redacted_thinking"):
         return None  # only an assistant's own turn carries thinking
-    raise _fail(f"{where}: content blocks of type {kind!r} can only be sent to Anthropic models", where)
+    raise Untranslatable(f"{where}: content blocks of type {kind!r} can only be sent to Anthropic models", param=where)
 
 
 def _source_url(block: dict[str, Any], where: str) -> str:
@@ -148,7 +179,9 @@ def assistant_message(blocks: list[Any], where: str) -> dict[str, Any]:
                 }
             )
         elif kind not in ("thinking", "redacted_thinking"):  # only Anthropic takes its thinking back
-            raise _fail(f"{where}: assistant blocks of type {kind!r} can only be sent to Anthropic models", where)
+            raise Untranslatable(
+                f"{where}: assistant blocks of type {kind!r} can only be sent to Anthropic models", param=where
+            )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
     if calls:
         message["tool_calls"] = calls
@@ -173,7 +206,7 @@ def function_tool(tool: Any, index: int) -> dict[str, Any]:
     if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
         raise _fail(f"{where}: each tool needs a name", where)
     if tool.get("type") not in (None, "custom"):
-        raise _fail(f"{where}: the server tool {tool['type']!r} runs only on Anthropic models", where)
+        raise Untranslatable(f"{where}: the server tool {tool['type']!r} runs only on Anthropic models", param=where)
     function: dict[str, Any] = {"name": tool["name"], "parameters": tool.get("input_schema") or {"type": "object"}}
     if tool.get("description"):
         function["description"] = tool["description"]
@@ -198,15 +231,17 @@ def tool_choice(choice: Any) -> dict[str, Any]:
     return mapped
 
 
-def effort_of(thinking: Any) -> str | None:
-    """Extended thinking as a reasoning effort: ``enabled`` by its budget, ``adaptive`` medium."""
+def effort_of(thinking: Any, output_config: Any = None) -> str | None:
+    """Extended thinking as a reasoning effort: ``enabled`` by its budget; ``adaptive`` at the
+    effort ``output_config`` names (medium if none)."""
     if thinking is None:
         return None
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if kind == "disabled":
         return None
     if kind == "adaptive":
-        return "medium"
+        effort = output_config.get("effort") if isinstance(output_config, dict) else None
+        return ADAPTIVE_EFFORTS.get(effort, "medium") if isinstance(effort, str) else "medium"
     budget = thinking.get("budget_tokens") if kind == "enabled" else None
     if not isinstance(budget, int) or isinstance(budget, bool):
         raise _fail("thinking: type enabled with an integer budget_tokens, adaptive or disabled", "thinking")

@@ -24,8 +24,11 @@ class MessagesResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         native = await read_json(req)
-        body, stream = inbound.internal_request(native)
-        ex = new_exchange(req, dialect="anthropic", kind="chat", body=body, stream=stream, native=native)
+        translated = inbound.internal_request(native)
+        ex = new_exchange(
+            req, dialect="anthropic", kind="chat", body=translated.body, stream=translated.stream, native=native
+        )
+        ex.untranslatable = translated.untranslatable
         ex.passthrough = self.pipeline.passthrough
         reply = await run(self.pipeline, ex, resp)
         if reply.stream is not None:
@@ -45,10 +48,13 @@ class CountTokensResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         native = await read_json(req)
-        internal = inbound.counted_request(native)
+        translated = inbound.counted_request(native)
+        internal = translated.body
         authenticate(self.services, req.headers)
         target = self.services.resolver.resolve(split_model_tag(internal["model"])[0])
         adapter = self.services.upstreams.adapter(target.provider.name)
+        if translated.untranslatable is not None and adapter.dialect != "anthropic":
+            raise translated.untranslatable
         call = Call(
             model=target.model,
             kind="chat",
