@@ -357,3 +357,13 @@ def test_what_only_anthropic_takes_goes_to_anthropic_and_nowhere_else(relay, ups
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO, tools=[search])
     assert "web_search_20250305" in caught.value.body["error"]["message"]
+
+
+def test_claude_model_names_follow_an_alias_to_a_local_model(make_relay, upstream) -> None:
+    relay = make_relay(model_aliases="claude-haiku-4-5=lab/api_chat_nonstream_tool_calls")
+    client = anthropic.Anthropic(base_url=relay.url, api_key="k")
+    raw = client.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=32, messages=HELLO)
+    assert raw.headers["x-relay-model"] == "lab/api_chat_nonstream_tool_calls"
+    assert raw.headers["x-relay-route"] == "alias"
+    assert any(block.type == "tool_use" for block in raw.parse().content)
+    assert upstream.last("/lab/api/chat").body["model"] == "api_chat_nonstream_tool_calls"
