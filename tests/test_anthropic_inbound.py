@@ -367,3 +367,33 @@ def test_claude_model_names_follow_an_alias_to_a_local_model(make_relay, upstrea
     assert raw.headers["x-relay-route"] == "alias"
     assert any(block.type == "tool_use" for block in raw.parse().content)
     assert upstream.last("/lab/api/chat").body["model"] == "api_chat_nonstream_tool_calls"
+
+
+@pytest.mark.parametrize("recording", ["messages_nonstream_cache_read_and_creation", "messages_stream_thinking"])
+def test_native_rows_cost_what_the_openai_dialects_rows_cost(relay, upstream, sdk, recording: str) -> None:
+    """A catalog model (priced), served by a recording: the same usage and cost whichever
+    dialect asked, cache reads and writes included."""
+    upstream.fallback["anthropic"] = recording
+    try:
+        tags = [f"t-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+        stream = "_stream_" in recording
+        request = {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 64, "messages": HELLO}
+        if stream:
+            with _client(relay, tags[0]).messages.stream(**request) as events:
+                events.get_final_message()
+            for _ in sdk.openai(relay.url).chat.completions.create(
+                model=request["model"], messages=HELLO, stream=True, extra_headers={"X-Proxy-Tag": tags[1]}
+            ):
+                pass
+        else:
+            _client(relay, tags[0]).messages.create(**request)
+            sdk.openai(relay.url).chat.completions.create(
+                model=request["model"], messages=HELLO, extra_headers={"X-Proxy-Tag": tags[1]}
+            )
+    finally:
+        upstream.fallback.pop("anthropic", None)
+    native, translated = relay.rows(tag=tags[0])[0], relay.rows(tag=tags[1])[0]
+    assert native["cost_nanousd"] and native["cost_source"] != "unpriced"
+    columns = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_nanousd")
+    assert [native[c] for c in columns] == [translated[c] for c in columns]
+    assert (native["dialect"], translated["dialect"]) == ("anthropic", "openai")
