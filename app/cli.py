@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import logging
 import re
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -170,32 +170,25 @@ async def list_models(settings: Settings, *, as_json: bool) -> int:
 
 
 async def export_usage(settings: Settings, fmt: str, since: datetime | None, output: str | None) -> int:
-    from app.stores.db import Database
-    from app.stores.queries import EXPORT_FIELDS, usage_rows
+    from app.stores.db import opened
+    from app.stores.queries import UsageFilter, export_bytes, take, usage_rows
 
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
-    out: TextIO = open(output, "w", newline="") if output else sys.stdout
+    out: BinaryIO = open(output, "wb") if output else sys.stdout.buffer
+    rows = usage_rows(UsageFilter(since=since))
+
+    async def batches() -> AsyncIterator[list[dict[str, Any]]]:
+        while batch := await take(rows, 1000):
+            yield batch
+
     try:
-        with database.context:
-            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
-            if writer:
-                writer.writeheader()
-            else:
-                out.write("[")
-            first = True
-            async for row in usage_rows(since=since):
-                if writer:
-                    writer.writerow(_flat(row))
-                else:
-                    out.write(("" if first else ",") + "\n" + orjson.dumps(row).decode())
-                first = False
-            if not writer:
-                out.write("\n]\n")
+        async with opened(settings.resolved_database_url):
+            async for chunk in export_bytes(batches(), fmt):
+                out.write(chunk)
     finally:
+        await rows.aclose()
+        out.flush()
         if output:
             out.close()
-        await database.close()
     return 0
 
 
@@ -203,16 +196,11 @@ async def usage_totals(settings: Settings, by: str | None, since: datetime | Non
     from dataclasses import asdict
 
     from app.pricing import dollars
-    from app.stores.db import Database
+    from app.stores.db import opened
     from app.stores.totals import totals
 
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
-    try:
-        with database.context:
-            rows = await totals(database.connection, database.backend, by=by, since=since)
-    finally:
-        await database.close()
+    async with opened(settings.resolved_database_url) as database:
+        rows = await totals(database.connection, database.backend, by=by, since=since)
     if as_json:
         sys.stdout.write(orjson.dumps([asdict(r) for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
@@ -224,16 +212,3 @@ async def usage_totals(settings: Settings, by: str | None, since: datetime | Non
             f"{row.input_tokens:>12} {row.output_tokens:>12} {dollars(row.cost_nanousd):>14.6f}"
         )
     return 0
-
-
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    def cell(value: Any) -> Any:
-        if isinstance(value, list):
-            return ",".join(value)
-        if isinstance(value, datetime):
-            return value.isoformat()
-        if isinstance(value, dict):
-            return orjson.dumps(value).decode()
-        return value
-
-    return {k: cell(v) for k, v in row.items()}

@@ -7,29 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 from app.keys import key_hash, new_key, shown_prefix
 from app.settings import Settings
-from app.stores.db import Database
+from app.stores.db import opened
 from app.stores.models import ApiKey
 from app.tagging import parse_tags
-
-
-async def _open(settings: Settings) -> Database:
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
-    return database
 
 
 async def create(settings: Settings, name: str, tags: str, expires_days: float | None) -> int:
     tag_list = parse_tags(tags, source="--tags") if tags else []
     key = new_key()
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-    database = await _open(settings)
-    try:
-        with database.context:
-            row = await ApiKey.create(
-                prefix=shown_prefix(key), key_hash=key_hash(key), name=name, tags=tag_list, expires_at=expires
-            )
-    finally:
-        await database.close()
+    async with opened(settings.resolved_database_url):
+        row = await ApiKey.create(
+            prefix=shown_prefix(key), key_hash=key_hash(key), name=name, tags=tag_list, expires_at=expires
+        )
     print(key)
     print(
         f"key #{row.id} {row.prefix}... '{name}' tags={','.join(tag_list) or '-'} "
@@ -40,12 +30,8 @@ async def create(settings: Settings, name: str, tags: str, expires_days: float |
 
 
 async def list_keys(settings: Settings) -> int:
-    database = await _open(settings)
-    try:
-        with database.context:
-            rows = await ApiKey.all().order_by("id")
-    finally:
-        await database.close()
+    async with opened(settings.resolved_database_url):
+        rows = await ApiKey.all().order_by("id")
     now = datetime.now(UTC)
     for row in rows:
         state = "revoked" if row.revoked_at else "expired" if row.expires_at and row.expires_at <= now else "active"
@@ -57,17 +43,13 @@ async def list_keys(settings: Settings) -> int:
 
 
 async def revoke(settings: Settings, which: str) -> int:
-    database = await _open(settings)
-    try:
-        with database.context:
-            query = ApiKey.filter(id=int(which)) if which.isdigit() else ApiKey.filter(prefix__startswith=which)
-            matches = await query.filter(revoked_at=None)
-            if len(matches) != 1:
-                print(f"llm-relay: {len(matches)} active keys match {which!r}; give the key's #id", file=sys.stderr)
-                return 1
-            await ApiKey.filter(id=matches[0].id).update(revoked_at=datetime.now(UTC))
-    finally:
-        await database.close()
+    async with opened(settings.resolved_database_url):
+        query = ApiKey.filter(id=int(which)) if which.isdigit() else ApiKey.filter(prefix__startswith=which)
+        matches = await query.filter(revoked_at=None)
+        if len(matches) != 1:
+            print(f"llm-relay: {len(matches)} active keys match {which!r}; give the key's #id", file=sys.stderr)
+            return 1
+        await ApiKey.filter(id=matches[0].id).update(revoked_at=datetime.now(UTC))
     row = matches[0]
     print(f"revoked key #{row.id} {row.prefix}...; running relays refuse it within CONFIG_REFRESH_SECONDS")
     return 0

@@ -9,24 +9,19 @@ import httpx
 from app.catalog import load_pricing_snapshot
 from app.pricing.sync import SyncError, latest_snapshot, sync_pricing
 from app.settings import Settings
-from app.stores.db import Database
+from app.stores.db import opened
 from app.stores.models import PricingSync
 
 
 async def sync(settings: Settings, source: str) -> int:
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
     try:
-        with database.context:
+        async with opened(settings.resolved_database_url), httpx.AsyncClient() as http:
             latest = await latest_snapshot()
             current = latest[1] if latest else load_pricing_snapshot()
-            async with httpx.AsyncClient() as http:
-                result = await sync_pricing(source, current, http)
+            result = await sync_pricing(source, current, http)
     except SyncError as exc:
         print(f"llm-relay: pricing sync failed, prices unchanged: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await database.close()
     print(
         f"pricing sync #{result.id} from {source}: {result.added} models added, {result.removed} removed, "
         f"{result.changed} with changed prices; running relays apply it within CONFIG_REFRESH_SECONDS"
@@ -35,13 +30,8 @@ async def sync(settings: Settings, source: str) -> int:
 
 
 async def history(settings: Settings) -> int:
-    database = Database(settings.resolved_database_url)
-    await database.open(migrate_first=True)
-    try:
-        with database.context:
-            rows = await PricingSync.all().order_by("-id").limit(50)
-    finally:
-        await database.close()
+    async with opened(settings.resolved_database_url):
+        rows = await PricingSync.all().order_by("-id").limit(50)
     if not rows:
         print("no pricing sync yet: prices come from the snapshot bundled with this version")
     for row in rows:

@@ -272,10 +272,6 @@ class Settings:
             return self.database_url
         return f"sqlite://{Path(self.data_dir) / 'llm-relay.db'}"
 
-    @property
-    def stage_names(self) -> list[str]:
-        return [s.strip() for s in self.pipeline_stages.split(",") if s.strip()]
-
 
 def _read(env: Mapping[str, str], name: str, *, secret: bool) -> str | None:
     if secret:

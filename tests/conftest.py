@@ -27,7 +27,7 @@ import pytest
 from app.main import Factories, RelayApp, create_app
 from app.settings import Settings
 from app.stores.db import apply_migrations
-from app.stores.queries import usage_rows
+from app.stores.queries import UsageFilter, usage_rows
 from tests.emulator import Emulator
 from tests.live import LiveServer
 
@@ -54,7 +54,7 @@ class Relay:
             await self.app.services.usage.flush()
             with self.app.services.database.context:
                 ids = [request_id] if request_id else None
-                return [row async for row in usage_rows(request_ids=ids, tag=tag)]
+                return [row async for row in usage_rows(UsageFilter(tag=tag), request_ids=ids)]
 
         return self.server.call(fetch)
 

@@ -373,7 +373,7 @@ def test_overlapping_requests_each_get_their_answer(make_admin, upstream) -> Non
 
 def test_both_ways_of_running_a_tag_filter_agree(make_admin, upstream) -> None:
     """SQLite picks IN or EXISTS for a tag filter from two counts; both must give the same."""
-    from app.admin.api.usage import in_database, request_log
+    from app.admin.api.usage import request_log
     from app.admin.api.usage_queries import Reader, overview, parse_query
 
     admin = make_admin()
@@ -387,7 +387,8 @@ def test_both_ways_of_running_a_tag_filter_agree(make_admin, upstream) -> None:
         found = await overview(Reader.of(db), planned, 15)
         return {**found, "log": await request_log(Reader.of(db), planned, 1, 2)}
 
-    by_in = admin.relay.server.call(lambda: in_database(db, lambda: read(None)))
-    by_exists = admin.relay.server.call(lambda: in_database(db, lambda: read((1, 100))))
+    ctx = admin.relay.app.admin
+    by_in = admin.relay.server.call(lambda: ctx.in_db(lambda: read(None)))
+    by_exists = admin.relay.server.call(lambda: ctx.in_db(lambda: read((1, 100))))
     assert by_in == by_exists
     assert by_in["summary"]["requests"] == 4 and by_in["log"]["total"] == 4 and len(by_in["log"]["rows"]) == 2

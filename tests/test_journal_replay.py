@@ -20,7 +20,7 @@ import pytest
 
 from app.stores.journal import PATTERN
 from app.stores.models import UsageRecord, UsageTag
-from app.stores.queries import usage_rows
+from app.stores.queries import UsageFilter, usage_rows
 from app.stores.usage_row import journal_line
 from tests.test_usage_writer import row, running_writer
 
@@ -66,7 +66,7 @@ def test_a_damaged_journal_loses_only_its_unreadable_lines_and_is_kept_aside(
         async with running_writer(db_url, tmp_path) as (_, writer):
             await asyncio.wait_for(writer.flush(), 30)
             assert writer.pending == 0
-            return {r["request_id"] async for r in usage_rows(tag=tag)}
+            return {r["request_id"] async for r in usage_rows(UsageFilter(tag=tag))}
 
     with caplog.at_level(logging.ERROR, logger="llm_relay.journal"):
         written = asyncio.run(scenario())
@@ -187,7 +187,7 @@ def test_the_journal_stays_small_under_steady_load(db_url: str, tmp_path: Path) 
                 largest = max(largest, sum(p.stat().st_size for p in tmp_path.glob(PATTERN)))
                 await asyncio.sleep(0.002)
             await writer.flush()
-            return largest, submitted, [r["request_id"] async for r in usage_rows(tag=tag)]
+            return largest, submitted, [r["request_id"] async for r in usage_rows(UsageFilter(tag=tag))]
 
     largest, count, written = asyncio.run(scenario())
     assert sorted(written) == sorted(set(written)) and len(written) == count  # each row once

@@ -15,13 +15,13 @@ from app.formats.ollama_messages import messages_from_ollama, messages_to_ollama
 from app.formats.ollama_params import (
     effort_from_think,
     finish_reason,
-    format_from_response_format,
     openai_from_options,
     options_from_openai,
     response_format_from_format,
     think_from_effort,
 )
 from app.formats.ollama_reply import ReplyTranslator
+from app.formats.openai_chat import json_format
 from app.internal import Usage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ollama"
@@ -209,13 +209,11 @@ def test_options_ollama_cannot_honour():
 
 def test_format_and_response_format():
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    assert format_from_response_format({"type": "json_object"}) == "json"
-    assert (
-        format_from_response_format({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}) == schema
-    )
-    assert format_from_response_format({"type": "json_schema", "json_schema": {"name": "x"}}) == "json"
-    assert format_from_response_format({"type": "text"}) is None
-    assert format_from_response_format(None) is None
+    assert json_format({"type": "json_object"}) == "json"
+    assert json_format({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}) == schema
+    assert json_format({"type": "json_schema", "json_schema": {"name": "x"}}) == "json"
+    assert json_format({"type": "text"}) is None
+    assert json_format(None) is None
     assert response_format_from_format("json") == {"type": "json_object"}
     assert response_format_from_format(schema) == {
         "type": "json_schema",

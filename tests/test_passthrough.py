@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.stores.queries import usage_rows
+from app.stores.queries import UsageFilter, usage_rows
 from tests.cases import OTHER_COMPATIBLE
 from tests.conftest import PNG as PNG_BYTES
 from tests.recordings import FIXTURES, expected_body, expected_stream
@@ -193,7 +193,7 @@ def test_usage_rows_are_flushed_on_shutdown(make_relay) -> None:
         await relay.app.services.database.open(migrate_first=False)
         try:
             with relay.app.services.database.context:
-                return [row async for row in usage_rows(tag=tag)]
+                return [row async for row in usage_rows(UsageFilter(tag=tag))]
         finally:
             await relay.app.services.database.close()
 

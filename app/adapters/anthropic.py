@@ -17,7 +17,7 @@ import orjson
 from app.adapters import anthropic_native as native
 from app.adapters.base import Adapter, Call
 from app.adapters.client import Opened
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import error_from_payload, load_json
 from app.errors import BadRequest, UpstreamProtocolError
 from app.formats.anthropic_reply import chat_body, error_status
 from app.formats.anthropic_request import build_request
@@ -32,12 +32,8 @@ class AnthropicAdapter(Adapter):
     dialect = "anthropic"
 
     def _headers(self, stream: bool) -> dict[str, str]:
-        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        if self.provider.api_key:
-            headers["x-api-key"] = self.provider.api_key
-        if stream:
-            headers["accept"] = "text/event-stream"
-        return headers
+        key = {"x-api-key": self.provider.api_key} if self.provider.api_key else {}
+        return self._json_headers(stream, {"anthropic-version": ANTHROPIC_VERSION, **key})
 
     def _native_headers(self, call: Call) -> dict[str, str]:
         """An Anthropic client's own version and beta flags go on to Anthropic as it sent them."""
@@ -102,12 +98,8 @@ class AnthropicAdapter(Adapter):
         return counted
 
     async def list_models(self) -> list[dict[str, Any]]:
-        with upstream_errors(self.provider):
-            response = await self.http.control.get(
-                self.provider.base_url + "/v1/models", params={"limit": 1000}, headers=self._headers(False)
-            )
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
+        url = self.provider.base_url + "/v1/models"
+        response = await self._control("GET", url, params={"limit": 1000}, headers=self._headers(False))
         data = load_json(self.provider, response.content)
         models = data.get("data") if isinstance(data, dict) else None
         return [m for m in models or () if isinstance(m, dict) and m.get("id")]

@@ -7,10 +7,13 @@ Adapters never touch the database or Falcon, and never price anything.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import httpx
+
+from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
 from app.adapters.images import ImageLimits
 from app.internal import Reply
 from app.providers import Provider
@@ -60,6 +63,35 @@ class Adapter(abc.ABC):
     async def list_models(self) -> list[dict[str, Any]]:
         """The provider's own model list, for discovery; adapters without one return []."""
         return []
+
+    def _json_headers(self, stream: bool, own: Mapping[str, str]) -> dict[str, str]:
+        """A JSON request's headers: the provider's own (its key, its version) and, for a stream, SSE."""
+        headers = {"content-type": "application/json", **own}
+        if stream:
+            headers["accept"] = "text/event-stream"
+        return headers
+
+    async def _objects(self, payloads: AsyncGenerator[bytes, None]) -> AsyncGenerator[dict[str, Any], None]:
+        """The JSON objects of a stream's payloads (anything else is skipped); an object with an
+        ``error`` is raised."""
+        try:
+            async for raw in payloads:
+                data = load_json(self.provider, raw)
+                if not isinstance(data, dict):
+                    continue
+                if "error" in data:
+                    raise error_from_payload(self.provider, data)
+                yield data
+        finally:
+            await payloads.aclose()
+
+    async def _control(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A low-volume call (discovery, the admin's) on the httpx client; an error status is raised."""
+        with upstream_errors(self.provider):
+            response = await self.http.control.request(method, url, **kwargs)
+        if response.status_code >= 400:
+            raise error_from_body(self.provider, response.status_code, response.content, response.headers)
+        return response
 
 
 def is_json_type(content_type: str) -> bool:

@@ -27,7 +27,7 @@ from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver
 
 from app import __version__
-from app.adapters.failures import error_from_body, too_large, transport_error, upstream_failures
+from app.adapters.failures import error_from_body, too_large, transport_error, upstream_errors
 from app.adapters.pinning import Policy, PublicOnlyResolver, is_public
 from app.adapters.wire import SSEvent, iter_event_batches, iter_ndjson, iter_sse
 from app.providers import Provider
@@ -238,7 +238,7 @@ class Opened:
 
     async def _chunks(self) -> AsyncGenerator[bytes, None]:
         try:
-            with upstream_failures(self.provider):
+            with upstream_errors(self.provider):
                 async for chunk in self.response.content.iter_any():
                     yield chunk
         finally:
@@ -252,7 +252,7 @@ async def read_body(provider: Provider, response: aiohttp.ClientResponse, limit:
     """The reply's decoded body, refused once it passes ``limit`` bytes."""
     length = response.content_length
     encoded = "content-encoding" in response.headers
-    with upstream_failures(provider):
+    with upstream_errors(provider):
         if length is not None and not encoded:
             if length > limit:
                 raise too_large(provider, length, limit)

@@ -33,26 +33,6 @@ def redact(provider: Provider, text: str) -> str:
     return text
 
 
-@contextmanager
-def upstream_errors(provider: Provider) -> Iterator[None]:
-    """Turn failures of the httpx client (discovery, pulls) into the relay's upstream errors."""
-    try:
-        yield
-    except httpx.HTTPError as exc:
-        raise upstream_error(provider, exc) from exc
-
-
-def upstream_error(provider: Provider, exc: httpx.HTTPError) -> UpstreamError:
-    detail = redact(provider, str(exc))
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})")
-    if isinstance(exc, (httpx.ConnectError, httpx.NetworkError)):
-        return UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({detail})")
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return UpstreamProtocolError(f"{provider.name}: broken response ({detail})")
-    return UpstreamError(f"{provider.name}: {detail}")
-
-
 def error_from_body(
     provider: Provider, status: int, body: bytes, headers: Mapping[str, str] | None = None
 ) -> UpstreamStatusError:
@@ -114,15 +94,8 @@ def _describe(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     raw = (error.get("metadata") or {}).get("raw") if isinstance(error.get("metadata"), dict) else None
     if raw:
         message = f"{message} ({raw})"
-    code = error.get("code")
-    type_ = error.get("type")
-    param = error.get("param")
-    return (
-        message,
-        type_ if isinstance(type_, str) else None,
-        code if isinstance(code, str) else None,
-        param if isinstance(param, str) else None,
-    )
+    type_, code, param = (value if isinstance(value := error.get(k), str) else None for k in ("type", "code", "param"))
+    return message, type_, code, param
 
 
 def load_json(provider: Provider, data: bytes | str) -> Any:
@@ -140,26 +113,28 @@ def too_large(provider: Provider, size: int, limit: int) -> UpstreamLimitExceede
 
 
 @contextmanager
-def upstream_failures(provider: Provider) -> Iterator[None]:
-    """aiohttp's failures as the relay's upstream errors."""
+def upstream_errors(provider: Provider) -> Iterator[None]:
+    """Failures of the aiohttp client (model calls) and of the httpx one (discovery, pulls) as
+    the relay's upstream errors."""
     try:
         yield
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
         raise transport_error(provider, exc) from exc
 
 
 def transport_error(provider: Provider, exc: BaseException) -> UpstreamError:
     detail = redact(provider, str(exc) or type(exc).__name__)
-    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):  # aiohttp's timeouts are TimeoutErrors
         return UpstreamTimeout(f"{provider.name}: timed out ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, (aiohttp.ClientConnectorError, httpx.NetworkError)):  # httpx's ConnectError is one
         return UpstreamUnavailable(f"{provider.name}: cannot reach {provider.base_url} ({detail})")
     if isinstance(exc, aiohttp.ClientResponseError) and ("Got more than" in detail or "Too many" in detail):
         return UpstreamLimitExceeded(
             f"{provider.name}: the reply's headers are too large or too many "
             f"(UPSTREAM_MAX_HEADER_BYTES, UPSTREAM_MAX_HEADERS): {detail}"
         )
-    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
+    broken = (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)
+    if isinstance(exc, (*broken, httpx.RemoteProtocolError)):
         return UpstreamProtocolError(f"{provider.name}: broken response ({detail})")
     if isinstance(exc, aiohttp.ClientOSError):
         return UpstreamUnavailable(f"{provider.name}: connection failed ({detail})")

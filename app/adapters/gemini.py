@@ -23,8 +23,9 @@ import orjson
 
 from app.adapters.base import Adapter, Call, is_json_type
 from app.adapters.client import Opened, UpstreamClient
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import load_json
 from app.adapters.images import ImageLimits, image_base64
+from app.adapters.wire import split
 from app.errors import BadRequest
 from app.formats.gemini_reply import ReplyTranslator, embedding_reply
 from app.formats.gemini_request import (
@@ -32,9 +33,9 @@ from app.formats.gemini_request import (
     completion_messages,
     embed_request,
     function_calls,
-    image_urls,
     split_call_id,
 )
+from app.formats.images import image_urls
 from app.formats.json_array import JSONArraySplitter
 from app.internal import Reply, StreamItem
 from app.providers import Provider
@@ -90,12 +91,7 @@ class GeminiAdapter(Adapter):
         self.signatures = SignatureMemory()
 
     def _headers(self, stream: bool = False) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if self.provider.api_key:
-            headers["x-goog-api-key"] = self.provider.api_key
-        if stream:
-            headers["accept"] = "text/event-stream"
-        return headers
+        return self._json_headers(stream, {"x-goog-api-key": self.provider.api_key} if self.provider.api_key else {})
 
     def _url(self, model: str, method: str) -> str:
         # Google's own ids read "models/x"; a client copying one must not get models/models/x.
@@ -156,20 +152,16 @@ class GeminiAdapter(Adapter):
     async def _chunks(
         self, payloads: AsyncGenerator[bytes, None], translate: ReplyTranslator, model: str, request: dict[str, Any]
     ) -> AsyncGenerator[StreamItem, None]:
+        objects = self._objects(payloads)
         try:
-            async for raw in payloads:
-                data = load_json(self.provider, raw)
-                if not isinstance(data, dict):
-                    continue
-                if "error" in data:
-                    raise error_from_payload(self.provider, data)
+            async for data in objects:
                 for item in translate.chunk(data):
                     if isinstance(item, dict):
                         for choice in item.get("choices") or ():
                             self._remember(model, request, (choice.get("delta") or {}).get("tool_calls"))
                     yield item
         finally:
-            await payloads.aclose()
+            await objects.aclose()
 
     async def _post(self, url: str, body: dict[str, Any]) -> Any:
         return load_json(self.provider, await self.http.post(self.provider, url, orjson.dumps(body), self._headers()))
@@ -181,12 +173,8 @@ class GeminiAdapter(Adapter):
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             params = {"pageSize": "1000", **({"pageToken": token} if token else {})}
-            with upstream_errors(self.provider):
-                response = await self.http.control.get(
-                    f"{self.provider.base_url}/v1beta/models", params=params, headers=self._headers()
-                )
-            if response.status_code >= 400:
-                raise error_from_body(self.provider, response.status_code, response.content)
+            url = f"{self.provider.base_url}/v1beta/models"
+            response = await self._control("GET", url, params=params, headers=self._headers())
             data = load_json(self.provider, response.content)
             data = data if isinstance(data, dict) else {}
             for model in data.get("models") or ():
@@ -227,14 +215,5 @@ async def _sse_items(opened: Opened) -> AsyncGenerator[bytes, None]:
         await events.aclose()
 
 
-async def _array_items(opened: Opened) -> AsyncGenerator[bytes, None]:
-    splitter = JSONArraySplitter(opened.client.limits.max_event_bytes)
-    body = opened.chunks
-    try:
-        async for chunk in body:
-            for item in splitter.feed(chunk):
-                yield item
-        for item in splitter.close():
-            yield item
-    finally:
-        await body.aclose()
+def _array_items(opened: Opened) -> AsyncGenerator[bytes, None]:
+    return split(opened.chunks, JSONArraySplitter(opened.client.limits.max_event_bytes))

@@ -83,15 +83,13 @@ async def _fetch(http: UpstreamClient, url: str, limits: ImageLimits) -> tuple[b
                     if len(data) > limits.max_bytes:
                         raise _too_large(url, limits)
                 return bytes(data), (reply.headers.get("content-type") or "").split(";")[0].strip()
-        except (aiohttp.ClientConnectorError, NonPublicAddress) as exc:
+        except (aiohttp.ClientError, NonPublicAddress) as exc:
             cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
             if isinstance(cause, NonPublicAddress):
                 raise BadRequest(
                     f"image URL {url[:120]} points to a non-public address ({cause}); the relay fetches images "
                     "from public addresses only (IMAGE_FETCH_PRIVATE=true allows the others)"
                 ) from None
-            raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
-        except aiohttp.ClientError as exc:
             raise BadRequest(f"fetching image {url[:120]} failed: {type(exc).__name__}") from exc
     raise BadRequest(f"fetching image {url[:120]} failed: more than {MAX_REDIRECTS} redirects")
 

@@ -14,13 +14,15 @@ from typing import Any
 import orjson
 
 from app.adapters.base import Adapter, Call, is_json_type
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import error_from_body, load_json, upstream_errors
 from app.adapters.images import image_base64
 from app.adapters.wire import iter_ndjson
 from app.errors import BadRequest
+from app.formats.images import image_url, image_urls
 from app.formats.ollama_messages import messages_to_ollama
-from app.formats.ollama_params import format_from_response_format, options_from_openai, think_from_effort
+from app.formats.ollama_params import options_from_openai, think_from_effort
 from app.formats.ollama_reply import ReplyTranslator, embedding_reply
+from app.formats.openai_chat import json_format
 from app.internal import Reply, StreamItem
 
 JSON = {"content-type": "application/json"}
@@ -68,21 +70,14 @@ class OllamaAdapter(Adapter):
 
     async def _inline_images(self, call: Call) -> Call:
         """Ollama takes image bytes only: fetch http(s) image URLs (within the size/time limits)."""
-        messages = call.body.get("messages")
-        if not isinstance(messages, list) or not any(_remote_images(m) for m in messages):
+        fetched: dict[str, dict[str, Any]] = {}  # url -> the part that replaces it
+        for url in image_urls(call.body.get("messages")):
+            if url.startswith("http"):
+                mime, data = await image_base64(self.http, url, self.images)
+                fetched[url] = {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
+        if not fetched:
             return call
-        inlined = []
-        for message in messages:
-            if _remote_images(message):
-                parts = []
-                for part in message["content"]:
-                    if _is_remote_image(part):
-                        mime, data = await image_base64(self.http, _image_url(part), self.images)
-                        part = {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}}
-                    parts.append(part)
-                message = {**message, "content": parts}
-            inlined.append(message)
-        return replace(call, body={**call.body, "messages": inlined})
+        return replace(call, body={**call.body, "messages": [_inlined(m, fetched) for m in call.body["messages"]]})
 
     def _request(self, call: Call) -> tuple[str, dict[str, Any]]:
         """Build Ollama's body from the internal one (which stages may have rewritten), then
@@ -94,7 +89,7 @@ class OllamaAdapter(Adapter):
             return "/api/embed", {**_extras(native, EMBED_EXTRAS), **request}
         options = {**(native.get("options") or {}), **options_from_openai(body)}
         request = {"model": call.model, "options": options}
-        fmt = format_from_response_format(body.get("response_format"))
+        fmt = json_format(body.get("response_format"))
         if fmt is not None:
             request["format"] = fmt
         # An Ollama client's own think value (true/false or a level) is what its server expects.
@@ -130,7 +125,7 @@ class OllamaAdapter(Adapter):
     async def _chunks(
         self, lines: AsyncGenerator[bytes, None], translate: ReplyTranslator
     ) -> AsyncGenerator[StreamItem, None]:
-        objects = self._objects(lines)
+        objects = self._objects(lines)  # Ollama reports a failure mid-stream as an error line
         try:
             async for data in objects:
                 for item in translate.line(data):
@@ -138,36 +133,18 @@ class OllamaAdapter(Adapter):
         finally:
             await objects.aclose()
 
-    async def _objects(self, lines: AsyncGenerator[bytes, None]) -> AsyncGenerator[dict[str, Any], None]:
-        """The JSON objects of an NDJSON stream; an ``{"error": ...}`` line (Ollama reports a
-        failure mid-stream that way) is raised."""
-        try:
-            async for line in lines:
-                data = load_json(self.provider, line)
-                if not isinstance(data, dict):
-                    continue
-                if "error" in data:
-                    raise error_from_payload(self.provider, data)
-                yield data
-        finally:
-            await lines.aclose()
-
     async def list_models(self) -> list[dict[str, Any]]:
         return list((await self.get_json("/api/tags")).get("models") or [])
 
     async def get_json(self, path: str) -> dict[str, Any]:
-        return await self._control("GET", path)
+        return await self._json("GET", path)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._control("POST", path, body)
+        return await self._json("POST", path, body)
 
-    async def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A call of the admin's or of discovery, on the low-volume client."""
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         content = None if body is None else orjson.dumps(body)
-        with upstream_errors(self.provider):
-            response = await self.http.control.request(method, self.provider.base_url + path, content=content)
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content, response.headers)
+        response = await self._control(method, self.provider.base_url + path, content=content)
         data = load_json(self.provider, response.content) if response.content else {}
         return data if isinstance(data, dict) else {}
 
@@ -189,21 +166,18 @@ class OllamaAdapter(Adapter):
 
     async def delete_model(self, model: str) -> None:
         """``DELETE /api/delete``: 200 when deleted, 404 when the server has no such model."""
-        await self._control("DELETE", "/api/delete", {"model": model})
+        await self._json("DELETE", "/api/delete", {"model": model})
 
 
-def _image_url(part: dict[str, Any]) -> str:
-    image = part.get("image_url")
-    return str(image.get("url") if isinstance(image, dict) else image)
-
-
-def _is_remote_image(part: Any) -> bool:
-    return isinstance(part, dict) and part.get("type") == "image_url" and _image_url(part).startswith("http")
-
-
-def _remote_images(message: Any) -> bool:
+def _inlined(message: Any, fetched: dict[str, dict[str, Any]]) -> Any:
+    """The message with each image part whose URL was fetched in its inline form."""
     content = message.get("content") if isinstance(message, dict) else None
-    return isinstance(content, list) and any(_is_remote_image(p) for p in content)
+    if not isinstance(content, list):
+        return message
+    parts = [
+        fetched.get(image_url(p), p) if isinstance(p, dict) and p.get("type") == "image_url" else p for p in content
+    ]
+    return {**message, "content": parts}
 
 
 async def _single(data: bytes) -> AsyncGenerator[bytes, None]:

@@ -16,11 +16,12 @@ import orjson
 
 from app.adapters.base import Adapter, Call, is_json_type
 from app.adapters.client import UpstreamClient
-from app.adapters.failures import error_from_body, error_from_payload, load_json, upstream_errors
+from app.adapters.failures import error_from_payload, load_json
 from app.adapters.images import ImageLimits
 from app.adapters.openai_usage import find_usage, usage_from_openai
 from app.adapters.wire import SSEvent, parse_block
 from app.errors import UpstreamProtocolError
+from app.formats.openai_chat import envelope
 from app.formats.openai_chunks import (
     ACT,
     FINISH,
@@ -44,11 +45,8 @@ class OpenAICompatAdapter(Adapter):
         self._streaming = self._headers(True)
 
     def _headers(self, stream: bool) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if self.provider.api_key:
-            headers["authorization"] = f"Bearer {self.provider.api_key}"
-        if stream:
-            headers["accept"] = "text/event-stream"
+        key = self.provider.api_key
+        headers = self._json_headers(stream, {"authorization": f"Bearer {key}"} if key else {})
         if self.provider.name == "openrouter":
             headers["x-title"] = "LLM Relay"
         return headers
@@ -179,10 +177,7 @@ class OpenAICompatAdapter(Adapter):
         yield chunk
 
     async def list_models(self) -> list[dict[str, Any]]:
-        with upstream_errors(self.provider):
-            response = await self.http.control.get(self.provider.base_url + "/models", headers=self._headers(False))
-        if response.status_code >= 400:
-            raise error_from_body(self.provider, response.status_code, response.content)
+        response = await self._control("GET", self.provider.base_url + "/models", headers=self._headers(False))
         data = load_json(self.provider, response.content)
         return [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
 
@@ -211,14 +206,7 @@ async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:
         message = dict(choice.get("message") or {})
         for call_index, tool_call in enumerate(message.get("tool_calls") or ()):
             tool_call.setdefault("index", call_index)
-        yield {
-            "id": body.get("id"),
-            "object": "chat.completion.chunk",
-            "created": body.get("created"),
-            "model": body.get("model"),
-            "choices": [
-                {"index": choice.get("index", 0), "delta": message, "finish_reason": choice.get("finish_reason")}
-            ],
-        }
+        streamed = {"index": choice.get("index", 0), "delta": message, "finish_reason": choice.get("finish_reason")}
+        yield envelope(body.get("id"), "chat.completion.chunk", body.get("created"), body.get("model"), [streamed])
     if reply.usage:
         yield reply.usage

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from app.formats.openai_chat import details
 from app.internal import Usage, nanousd, nanousd_of_reported, token_count
 
 
@@ -19,19 +20,16 @@ def find_usage(payload: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(usage, dict):
         return usage
     groq = payload.get("x_groq")
-    if isinstance(groq, dict):
-        inner = groq.get("usage")
-        if isinstance(inner, dict):
-            return inner
-    return None
+    inner = groq.get("usage") if isinstance(groq, dict) else None
+    return inner if isinstance(inner, dict) else None
 
 
 def usage_from_openai(raw: dict[str, Any]) -> Usage:
     prompt = token_count(raw.get("prompt_tokens"))
     completion = token_count(raw.get("completion_tokens"))
     total = token_count(raw.get("total_tokens"))
-    prompt_details = _details(raw, "prompt_tokens_details")
-    completion_details = _details(raw, "completion_tokens_details")
+    prompt_details = details(raw, "prompt_tokens_details")
+    completion_details = details(raw, "completion_tokens_details")
     cached = token_count(prompt_details.get("cached_tokens")) or token_count(raw.get("prompt_cache_hit_tokens"))
     cache_write = token_count(prompt_details.get("cache_write_tokens"))
     reasoning = token_count(completion_details.get("reasoning_tokens"))
@@ -50,11 +48,6 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
         reported=True,
         provider_cost_nanousd=_provider_cost(raw),
     )
-
-
-def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    details = raw.get(key)
-    return details if isinstance(details, dict) else {}  # a provider's null (or worse) counts as none
 
 
 def _provider_cost(raw: dict[str, Any]) -> int | None:

@@ -21,12 +21,12 @@ from app.adapters.client import Opened
 from app.adapters.failures import error_from_payload, load_json
 from app.adapters.perplexity_request import agent_request
 from app.errors import BadRequest, UpstreamProtocolError, UpstreamStatusError
+from app.formats.openai_chat import details, usage_body
 from app.formats.responses_api import (
     FAILURE_EVENTS,
     TERMINAL_EVENTS,
     ChunkMaker,
     chat_body,
-    chat_usage,
     function_names,
     read_output,
     usage_from_responses,
@@ -42,12 +42,11 @@ def usage_from_agent(raw: dict[str, Any]) -> Usage:
     recording: 3007 = 3 + 1224 written + 1780 read). Writes are billed apart, so they go
     outside ``input`` as ``cache_write``; reads stay inside it as ``cached_input``."""
     usage = usage_from_responses(raw)
-    details = raw.get("input_tokens_details")
-    details = details if isinstance(details, dict) else {}
-    written = min(token_count(details.get("cache_creation_input_tokens")), usage.input)
+    prompt_details = details(raw, "input_tokens_details")
+    written = min(token_count(prompt_details.get("cache_creation_input_tokens")), usage.input)
     usage.input -= written
     usage.cache_write = written
-    read = token_count(details.get("cache_read_input_tokens")) or usage.cached_input
+    read = token_count(prompt_details.get("cache_read_input_tokens")) or usage.cached_input
     usage.cached_input = min(read, usage.input)
     tools = raw.get("tool_calls_details")
     for name, detail in tools.items() if isinstance(tools, dict) else ():
@@ -141,7 +140,7 @@ class PerplexityAdapter(Adapter):
         body.update(sources.fields())
         usage = _usage_of(data)
         if usage is not None:
-            body["usage"] = chat_usage(usage)
+            body["usage"] = usage_body(usage)
         return Reply(body=body, usage=usage)
 
     async def _chunks(self, opened: Opened, functions: frozenset[str]) -> AsyncGenerator[StreamItem, None]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from app.errors import UpstreamLimitExceeded
 
 MAX_EVENT_BYTES = 8 << 20
+T = TypeVar("T")
 
 
 def too_long(limit: int, source: str) -> UpstreamLimitExceeded:
@@ -87,18 +89,30 @@ class SSEParser:
         self._size = 0
 
 
-async def iter_sse(
-    chunks: AsyncGenerator[bytes, None], limit: int = MAX_EVENT_BYTES, source: str = "upstream"
-) -> AsyncGenerator[SSEvent, None]:
-    parser = SSEParser(limit, source)
+class Splitter(Protocol[T]):
+    """An incremental parser: ``feed`` returns what the bytes completed, ``close`` the rest."""
+
+    def feed(self, chunk: bytes) -> list[T]: ...
+
+    def close(self) -> list[T]: ...
+
+
+async def split(chunks: AsyncGenerator[bytes, None], splitter: Splitter[T]) -> AsyncGenerator[T, None]:
+    """Every item the splitter finds in the chunks; the chunks are closed however it ends."""
     try:
         async for chunk in chunks:
-            for event in parser.feed(chunk):
-                yield event
-        for event in parser.close():
-            yield event
+            for item in splitter.feed(chunk):
+                yield item
+        for item in splitter.close():
+            yield item
     finally:
         await chunks.aclose()
+
+
+def iter_sse(
+    chunks: AsyncGenerator[bytes, None], limit: int = MAX_EVENT_BYTES, source: str = "upstream"
+) -> AsyncGenerator[SSEvent, None]:
+    return split(chunks, SSEParser(limit, source))
 
 
 async def iter_event_batches(
@@ -164,15 +178,7 @@ def _nonblank(parts: Iterable[bytes]) -> list[bytes]:
     return [p for p in (part.strip() for part in parts) if p]
 
 
-async def iter_ndjson(
+def iter_ndjson(
     chunks: AsyncGenerator[bytes, None], limit: int = MAX_EVENT_BYTES, source: str = "upstream"
 ) -> AsyncGenerator[bytes, None]:
-    splitter = NDJSONSplitter(limit, source)
-    try:
-        async for chunk in chunks:
-            for line in splitter.feed(chunk):
-                yield line
-        for line in splitter.close():
-            yield line
-    finally:
-        await chunks.aclose()
+    return split(chunks, NDJSONSplitter(limit, source))

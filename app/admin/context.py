@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import orjson
@@ -23,6 +24,7 @@ from app.stores.models import RelaySetting
 log = logging.getLogger("llm_relay.admin")
 PASSWORD_KEY = "admin_password_hash"
 SECRET_KEY = "session_secret"
+T = TypeVar("T")
 
 
 @dataclass
@@ -77,6 +79,30 @@ class AdminContext:
         self.password_hash = hashed
         assert self.sessions is not None
         self._sessions(self.sessions.secret.decode())
+
+    async def in_db(self, query: Callable[[], Awaitable[T]]) -> T:
+        """``await query()`` with the relay's database, in a task of its own.
+
+        Not ``with database.context:`` held across awaits: a TortoiseContext keeps one reset
+        token per instance, so two tasks inside it at once reset each other's and one fails
+        ("token was created in a different Context"); a slow usage query overlapping the live
+        configuration's reload did exactly that. Entered and left around ``create_task`` only,
+        it never spans an await, and the task carries the context."""
+
+        async def run() -> T:
+            return await query()
+
+        with self.services.database.context:
+            task = asyncio.create_task(run())
+        return await task
+
+
+class Resource:
+    """A page or API endpoint: Falcon calls its ``on_<method>`` responders, which read and
+    change the relay through the shared context."""
+
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
 
 
 async def _get(key: str) -> Any:

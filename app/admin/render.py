@@ -1,4 +1,5 @@
-"""Rendering pages: every template gets the CSRF token, the navigation and where it is."""
+"""Rendering pages (every template gets the CSRF token, the navigation and where it is),
+answering with JSON, and reading a posted form."""
 
 from __future__ import annotations
 
@@ -42,3 +43,11 @@ def json(resp: falcon.asgi.Response, payload: Any, status: int = 200) -> None:
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
     resp.data = orjson.dumps(payload)
+
+
+async def read_form(req: falcon.asgi.Request) -> dict[str, str]:
+    """A form (or JSON) body as strings; a repeated field keeps its last value."""
+    media = await req.get_media(default_when_empty={})
+    if not isinstance(media, dict):
+        return {}
+    return {str(k): str(v[-1] if isinstance(v, list) and v else v) for k, v in media.items()}

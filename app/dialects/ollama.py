@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -41,8 +42,9 @@ def _stream(body: dict[str, Any]) -> bool:
     return stream
 
 
-def _common(body: dict[str, Any], model: str) -> dict[str, Any]:
-    internal: dict[str, Any] = {"model": model, **openai_from_options(body.get("options"))}
+def _common(body: Any) -> dict[str, Any]:
+    """What chat and generate requests share: the model, the options, the format and think."""
+    internal: dict[str, Any] = {"model": model_of(body), **openai_from_options(body.get("options"))}
     response_format = response_format_from_format(body.get("format"))
     if response_format:
         internal["response_format"] = response_format
@@ -53,8 +55,7 @@ def _common(body: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
-    model = model_of(body)
-    internal = _common(body, model)
+    internal = _common(body)
     internal["messages"] = messages_from_ollama(body.get("messages") or [])
     if not internal["messages"]:
         raise BadRequest("'messages' must not be empty")
@@ -66,8 +67,7 @@ def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
 
 
 def parse_generate(body: Any) -> tuple[dict[str, Any], bool]:
-    model = model_of(body)
-    internal = _common(body, model)
+    internal = _common(body)
     prompt = body.get("prompt") or ""
     if not isinstance(prompt, str):
         raise BadRequest("'prompt' must be a string")
@@ -132,10 +132,21 @@ def _line(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload) + b"\n"
 
 
-def sources_text(sources: list[tuple[str, str]]) -> str:
-    """Web sources as a numbered Markdown list, the way Ollama clients can show them."""
-    lines = [f"{i}. [{title}]({url})" if title else f"{i}. {url}" for i, (title, url) in enumerate(sources, 1)]
-    return "\n\nSources:\n" + "\n".join(lines)
+def _piece(
+    model: str, content: str, thinking: str, calls: list[dict[str, Any]] | None = None, *, generate: bool
+) -> dict[str, Any]:
+    """One reply object without its ``done``: /api/generate's ``response``, or /api/chat's ``message``."""
+    if generate:
+        out: dict[str, Any] = {"model": model, "created_at": timestamp(), "response": content}
+        if thinking:
+            out["thinking"] = thinking
+        return out
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking:
+        message["thinking"] = thinking
+    if calls:
+        message["tool_calls"] = calls
+    return {"model": model, "created_at": timestamp(), "message": message}
 
 
 class _Collector:
@@ -155,9 +166,18 @@ class _Collector:
             if isinstance(url, str):
                 self.sources.setdefault(url, "")
 
+    def ollama_calls(self) -> list[dict[str, Any]]:
+        """The calls gathered, whole and in order, as Ollama's ``tool_calls``."""
+        return tool_calls_to_ollama([self.calls[i] for i in sorted(self.calls)])
+
     @property
     def sources_text(self) -> str:
-        return sources_text([(title, url) for url, title in self.sources.items()]) if self.sources else ""
+        """The web sources as a numbered Markdown list, the way Ollama clients can show them."""
+        if not self.sources:
+            return ""
+        numbered = enumerate(self.sources.items(), 1)
+        lines = [f"{i}. [{title}]({url})" if title else f"{i}. {url}" for i, (url, title) in numbered]
+        return "\n\nSources:\n" + "\n".join(lines)
 
     def add(self, choice: dict[str, Any]) -> tuple[str, str]:
         delta = choice.get("delta") or choice.get("message") or {}
@@ -180,22 +200,8 @@ async def ndjson(
     ex: Exchange, items: AsyncGenerator[StreamItem, None], *, generate: bool
 ) -> AsyncGenerator[bytes, None]:
     """Internal chunks as Ollama NDJSON: one line per piece of text, then the final line."""
-    model = ex.body.get("model", ex.requested_model)
+    piece = partial(_piece, ex.body.get("model", ex.requested_model), generate=generate)
     collected = _Collector()
-
-    def piece(content: str, thinking: str, calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        if generate:
-            out: dict[str, Any] = {"model": model, "created_at": timestamp(), "response": content}
-            if thinking:
-                out["thinking"] = thinking
-            return out
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            message["thinking"] = thinking
-        if calls:
-            message["tool_calls"] = calls
-        return {"model": model, "created_at": timestamp(), "message": message}
-
     try:
         async for chunk in items:
             if not isinstance(chunk, dict):
@@ -210,8 +216,7 @@ async def ndjson(
         if collected.sources:
             yield _line({**piece(collected.sources_text, ""), "done": False})
         if collected.calls and not generate:
-            calls = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
-            yield _line({**piece("", "", calls), "done": False})
+            yield _line({**piece("", "", collected.ollama_calls()), "done": False})
         final = {**piece("", ""), "done": True, "done_reason": done_reason(collected.finish), **metrics(ex)}
         yield _line(final)
     except RelayError as err:
@@ -225,26 +230,15 @@ async def ndjson(
 
 def whole(ex: Exchange, body: dict[str, Any], *, generate: bool) -> dict[str, Any]:
     """A non-streaming internal chat body as Ollama's single reply object."""
-    model = ex.body.get("model", ex.requested_model)
     collected = _Collector()
     content, thinking = "", ""
     for choice in body.get("choices") or ():
         if choice.get("index", 0) == 0:
             content, thinking = collected.add(choice)
     collected.add_sources(body)
-    content += collected.sources_text
-    out: dict[str, Any] = {"model": model, "created_at": timestamp()}
-    if generate:
-        out["response"] = content
-        if thinking:
-            out["thinking"] = thinking
-    else:
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            message["thinking"] = thinking
-        if collected.calls:
-            message["tool_calls"] = tool_calls_to_ollama([collected.calls[i] for i in sorted(collected.calls)])
-        out["message"] = message
+    calls = collected.ollama_calls() if collected.calls and not generate else None
+    model = ex.body.get("model", ex.requested_model)
+    out = _piece(model, content + collected.sources_text, thinking, calls, generate=generate)
     return {**out, "done": True, "done_reason": done_reason(collected.finish), **metrics(ex)}
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest, RelayError
-from app.internal import Frames, StreamItem, Usage
+from app.formats.openai_chat import envelope, usage_body
+from app.internal import Frames, StreamItem
 from app.pipeline.core import Exchange
 from app.pricing import dollars
 
@@ -62,17 +63,6 @@ def error_body(err: RelayError) -> dict[str, Any]:
     return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
-    prompt = usage.prompt_total
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input + usage.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
-
-
 def with_cost(ex: Exchange, usage: dict[str, Any]) -> dict[str, Any]:
     """The caller's cost in dollars as ``usage.cost`` (OpenRouter's convention), unless the
     provider already put its own there."""
@@ -115,16 +105,9 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
                     chunk = {**chunk, "usage": with_cost(ex, chunk["usage"])}
             yield _frame(chunk)
         if ex.include_usage and not sent_usage and ex.usage.reported:
-            yield _frame(
-                {
-                    "id": last.get("id"),
-                    "object": last.get("object", "chat.completion.chunk"),
-                    "created": last.get("created", int(time.time())),
-                    "model": last.get("model", ""),
-                    "choices": [],
-                    "usage": with_cost(ex, usage_body(ex.usage)),
-                }
-            )
+            obj = last.get("object", "chat.completion.chunk")
+            final = envelope(last.get("id"), obj, last.get("created", int(time.time())), last.get("model", ""), [])
+            yield _frame({**final, "usage": with_cost(ex, usage_body(ex.usage))})
     except RelayError as err:
         yield _frame(error_body(err))
     except Exception as exc:  # a bug must still end the stream in the client's dialect

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from app.formats import openai_chat
+from app.formats.openai_chat import details
 from app.internal import Usage, token_count
 
 FINISH_REASONS = {
@@ -34,10 +36,6 @@ ERROR_STATUS = {
 }
 
 
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 # The counts that add up across a request's sampling iterations.
 _ITERATION_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -53,7 +51,7 @@ def billed(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     for name in _ITERATION_COUNTS:
         summed[name] = sum(token_count(i.get(name)) for i in iterations)
     if any("cache_creation" in i for i in iterations):
-        one_hour = (_dict(i.get("cache_creation")).get("ephemeral_1h_input_tokens") for i in iterations)
+        one_hour = (details(i, "cache_creation").get("ephemeral_1h_input_tokens") for i in iterations)
         summed["cache_creation"] = {"ephemeral_1h_input_tokens": sum(map(token_count, one_hour))}
     return summed
 
@@ -67,11 +65,11 @@ def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
     return Usage(
         input=token_count(raw.get("input_tokens")),
         output=output,
-        reasoning=min(token_count(_dict(raw.get("output_tokens_details")).get("thinking_tokens")), output),
+        reasoning=min(token_count(details(raw, "output_tokens_details").get("thinking_tokens")), output),
         cache_read=token_count(raw.get("cache_read_input_tokens")),
         cache_write=cache_write,
-        cache_write_1h=min(token_count(_dict(raw.get("cache_creation")).get("ephemeral_1h_input_tokens")), cache_write),
-        web_search_requests=token_count(_dict(raw.get("server_tool_use")).get("web_search_requests")),
+        cache_write_1h=min(token_count(details(raw, "cache_creation").get("ephemeral_1h_input_tokens")), cache_write),
+        web_search_requests=token_count(details(raw, "server_tool_use").get("web_search_requests")),
         service_tier=raw.get("service_tier") if isinstance(raw.get("service_tier"), str) else None,
         reported=True,
     )
@@ -83,15 +81,10 @@ def merge_usage(start: Mapping[str, Any], final: Mapping[str, Any]) -> dict[str,
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
-    """OpenAI's usage object: its prompt counts every prompt token, cached ones included."""
-    prompt = usage.prompt_total
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read, "cache_write_tokens": usage.cache_write},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
+    """OpenAI's usage object, with the cache writes Anthropic bills apart beside the reads."""
+    body = openai_chat.usage_body(usage)
+    body["prompt_tokens_details"]["cache_write_tokens"] = usage.cache_write
+    return body
 
 
 def finish_reason(stop_reason: Any, saw_tool_calls: bool) -> str:
@@ -102,7 +95,7 @@ def finish_reason(stop_reason: Any, saw_tool_calls: bool) -> str:
 
 
 def error_status(payload: Any) -> int:
-    error = _dict(_dict(payload).get("error"))
+    error = details(payload, "error") if isinstance(payload, dict) else {}
     return ERROR_STATUS.get(str(error.get("type")), 502)
 
 
@@ -112,14 +105,8 @@ def thinking_block(thinking: str, signature: str) -> dict[str, Any]:
 
 def tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
     arguments = block.get("input")
-    return {
-        "id": str(block.get("id") or ""),
-        "type": "function",
-        "function": {
-            "name": str(block.get("name") or ""),
-            "arguments": orjson.dumps(arguments if isinstance(arguments, dict) else {}).decode(),
-        },
-    }
+    arguments = orjson.dumps(arguments if isinstance(arguments, dict) else {}).decode()
+    return openai_chat.tool_call(str(block.get("id") or ""), str(block.get("name") or ""), arguments)
 
 
 def add_sources(sources: dict[str, str], items: Any) -> bool:
@@ -132,16 +119,6 @@ def add_sources(sources: dict[str, str], items: Any) -> bool:
             sources[url] = str(item.get("title") or "")
             new = True
     return new
-
-
-def source_fields(sources: dict[str, str]) -> dict[str, Any]:
-    """The internal form's top-level ``citations`` and ``search_results``."""
-    if not sources:
-        return {}
-    return {
-        "citations": list(sources),
-        "search_results": [{"title": title, "url": url} for url, title in sources.items()],
-    }
 
 
 def chat_body(data: Mapping[str, Any], *, created: int) -> tuple[dict[str, Any], Usage | None]:
@@ -167,25 +144,12 @@ def chat_body(data: Mapping[str, Any], *, created: int) -> tuple[dict[str, Any],
             add_sources(sources, block.get("content"))
         # Anything else (server_tool_use, code execution results...) is work the provider did
         # itself; the text blocks already tell what came of it.
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
-    if reasoning:
-        message["reasoning_content"] = "".join(reasoning)
-    if thinking:
-        message["thinking_blocks"] = thinking
-    if calls:
-        message["tool_calls"] = calls
+    message = openai_chat.assistant_message("".join(text) if text else None, "".join(reasoning), calls, thinking)
     raw_usage = data.get("usage")
     usage = usage_from_anthropic(raw_usage) if isinstance(raw_usage, dict) else None
-    body: dict[str, Any] = {
-        "id": data.get("id"),
-        "object": "chat.completion",
-        "created": created,
-        "model": data.get("model", ""),
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": finish_reason(data.get("stop_reason"), bool(calls))}
-        ],
-    }
-    body.update(source_fields(sources))
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason(data.get("stop_reason"), bool(calls))}
+    body = openai_chat.envelope(data.get("id"), "chat.completion", created, data.get("model", ""), [choice])
+    body.update(openai_chat.source_fields(sources))
     if usage is not None:
         body["usage"] = usage_body(usage)
     return body, usage

@@ -15,10 +15,10 @@ from app.formats.anthropic_reply import (
     add_sources,
     finish_reason,
     merge_usage,
-    source_fields,
     thinking_block,
     usage_from_anthropic,
 )
+from app.formats.openai_chat import envelope, source_fields, tool_call
 from app.internal import StreamItem
 
 
@@ -45,14 +45,8 @@ class StreamTranslator:
         self.finished = False  # message_delta arrived: the answer is whole
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {**envelope(self.id, "chat.completion.chunk", self.created, self.model, [choice]), **extra}
 
     def _sources_chunk(self, items: Any) -> list[StreamItem]:
         """Sources as soon as they are known, all of them so far (dialects dedupe by URL)."""
@@ -98,13 +92,8 @@ class StreamTranslator:
         if state.kind == "tool_use":
             state.tool_index = self.tool_calls
             self.tool_calls += 1
-            call = {
-                "index": state.tool_index,
-                "id": str(block.get("id") or ""),
-                "type": "function",
-                "function": {"name": str(block.get("name") or ""), "arguments": ""},
-            }
-            return [self._chunk({"tool_calls": [call]})]
+            call = tool_call(str(block.get("id") or ""), str(block.get("name") or ""), "")
+            return [self._chunk({"tool_calls": [{"index": state.tool_index, **call}]})]
         if state.kind == "web_search_tool_result":
             return self._sources_chunk(block.get("content"))
         # server_tool_use and the results of other server tools: the provider's own work, whose

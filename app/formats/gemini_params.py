@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.formats.openai_chat import generation_fields, json_format
+
 # reasoning_effort -> thinkingBudget. "minimal" is 512, not 0: 2.5 Pro cannot stop thinking
 # (budget 0 is a 400 there) and 512 is the floor of Flash-Lite; "xhigh" stays at 24576, the
 # largest budget 2.5 Flash accepts.
@@ -86,15 +88,7 @@ def _type_list(types: list[Any]) -> dict[str, Any]:
 
 
 def generation_config(body: Mapping[str, Any], catalog: Mapping[str, Any] | None) -> dict[str, Any]:
-    config: dict[str, Any] = {gemini: body[name] for name, gemini in _SAMPLING.items() if body.get(name) is not None}
-    limit = body.get("max_completion_tokens")
-    if limit is None:  # absent or an explicit null: the older name still counts
-        limit = body.get("max_tokens")
-    if limit is not None:
-        config["maxOutputTokens"] = limit
-    stop = body.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    config = generation_fields(body, _SAMPLING, "maxOutputTokens", "stopSequences")
     config.update(_response_format(body.get("response_format")))
     thinking = thinking_config(body, catalog)
     if thinking:
@@ -114,18 +108,14 @@ _SAMPLING = {
 
 
 def _response_format(response_format: Any) -> dict[str, Any]:
-    if not isinstance(response_format, dict):
+    """JSON mode, with the schema when the request gives one."""
+    wanted = json_format(response_format)
+    if wanted is None:
         return {}
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return {"responseMimeType": "application/json"}
-    if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        out: dict[str, Any] = {"responseMimeType": "application/json"}
-        if isinstance(schema, dict):
-            out["responseSchema"] = gemini_schema(schema)
-        return out
-    return {}
+    out: dict[str, Any] = {"responseMimeType": "application/json"}
+    if isinstance(wanted, dict):
+        out["responseSchema"] = gemini_schema(wanted)
+    return out
 
 
 def thinking_config(body: Mapping[str, Any], catalog: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.formats.gemini_request import join_call_id
+from app.formats.openai_chat import embedding_list, envelope, source_fields, tool_call, usage_body
 from app.internal import Reply, StreamItem, Usage, token_count
 
 # Stopped by a filter, whatever it was checking: the caller sees one content_filter.
@@ -55,16 +56,6 @@ def usage_from_gemini(meta: dict[str, Any], searches: int = 0) -> Usage:
     )
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.input,
-        "completion_tokens": usage.output,
-        "total_tokens": usage.input + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
-
-
 def finish_reason(reason: str, saw_calls: bool) -> str:
     if reason in FILTERED:
         return "content_filter"
@@ -82,12 +73,7 @@ def sources(data: dict[str, Any]) -> dict[str, Any]:
             web = chunk.get("web") if isinstance(chunk, dict) else None
             if isinstance(web, dict) and isinstance(web.get("uri"), str):
                 results.setdefault(web["uri"], str(web.get("title") or ""))
-    if not results:
-        return {}
-    return {
-        "citations": list(results),
-        "search_results": [{"title": title, "url": url} for url, title in results.items()],
-    }
+    return source_fields(results)
 
 
 class ReplyTranslator:
@@ -107,13 +93,7 @@ class ReplyTranslator:
         self._started: set[int] = set()
 
     def _envelope(self, data: dict[str, Any], choices: list[dict[str, Any]], obj: str) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": obj,
-            "created": self.created,
-            "model": data.get("modelVersion") or self.model,
-            "choices": choices,
-        }
+        return envelope(self.id, obj, self.created, data.get("modelVersion") or self.model, choices)
 
     def _message(self, candidate: dict[str, Any], index: int, *, stream: bool) -> dict[str, Any]:
         """The text, thoughts and function calls of one candidate's parts."""
@@ -146,11 +126,7 @@ class ReplyTranslator:
         call_id = join_call_id(f"{self._prefix}{self._calls}", part.get("thoughtSignature"))
         self._calls += 1
         args = function.get("args")
-        call: dict[str, Any] = {
-            "id": call_id,
-            "type": "function",
-            "function": {"name": str(function.get("name") or ""), "arguments": _json(args if args else {})},
-        }
+        call = tool_call(call_id, str(function.get("name") or ""), orjson.dumps(args or {}).decode())
         return {"index": position, **call} if stream else call
 
     def _finish(self, candidate: dict[str, Any], index: int) -> str | None:
@@ -227,27 +203,13 @@ def _blocked(data: dict[str, Any]) -> bool:
     return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 def embedding_reply(data: Any, model: str, encoding_format: Any = None) -> Reply:
     """batchEmbedContents -> an OpenAI embedding list; base64 when asked, as OpenAI does
     (little-endian float32)."""
     data = data if isinstance(data, dict) else {}
-    items = []
-    for index, embedding in enumerate(data.get("embeddings") or ()):
-        values = list((embedding or {}).get("values") or [])
-        vector: Any = values
-        if encoding_format == "base64":
-            vector = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
-        items.append({"object": "embedding", "index": index, "embedding": vector})
+    vectors: list[Any] = [list((e or {}).get("values") or []) for e in data.get("embeddings") or ()]
+    if encoding_format == "base64":
+        vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
     meta = data.get("usageMetadata")
     usage = Usage(input=_count(meta, "promptTokenCount"), reported=True) if isinstance(meta, dict) else Usage()
-    body = {
-        "object": "list",
-        "data": items,
-        "model": model,
-        "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
-    }
-    return Reply(body=body, usage=usage)
+    return Reply(body=embedding_list(vectors, model, usage.input), usage=usage)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import orjson
-
 from app.errors import BadRequest
 from app.formats.gemini_params import function_calling_config, function_declaration, generation_config
+from app.formats.images import image_url
+from app.formats.openai_chat import call_arguments
 
 SIGNATURE_MARK = "~ts~"
 # Gemini-native request fields a client may send through the OpenAI dialect (extra_body):
@@ -29,23 +29,6 @@ def split_call_id(call_id: str) -> tuple[str, str | None]:
 
 def join_call_id(call_id: str, signature: str | None) -> str:
     return f"{call_id}{SIGNATURE_MARK}{signature}" if signature else call_id
-
-
-def image_urls(messages: Any) -> list[str]:
-    """Every image URL in the messages, so the adapter can fetch them before translating."""
-    urls: list[str] = []
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        for part in content if isinstance(content, list) else ():
-            url = _image_url(part) if isinstance(part, dict) and part.get("type") == "image_url" else None
-            if url and url not in urls:
-                urls.append(url)
-    return urls
-
-
-def _image_url(part: dict[str, Any]) -> str:
-    image = part.get("image_url")
-    return str(image.get("url", "") if isinstance(image, dict) else image or "")
 
 
 def build_request(
@@ -127,7 +110,7 @@ def _part(part: Any, images: Mapping[str, tuple[str, str]], index: int) -> dict[
         text = str(part.get("text") or "")
         return {"text": text} if text else None
     if kind == "image_url":
-        mime, data = images[_image_url(part)]
+        mime, data = images[image_url(part)]
         return {"inlineData": {"mimeType": mime, "data": data}}
     if kind == "input_audio":
         audio = part.get("input_audio") or {}
@@ -152,25 +135,14 @@ def _model_parts(
         name = str(function.get("name") or "")
         call_id = str(call.get("id") or "")
         names[call_id] = name
-        part: dict[str, Any] = {"functionCall": {"name": name, "args": _arguments(function, name)}}
+        arguments = call_arguments(function, name)
+        args = arguments if isinstance(arguments, dict) else {"value": arguments}  # args must be an object
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         signature = split_call_id(call_id)[1]
         if signature:
             part["thoughtSignature"] = signature
         parts.append(part)
     return parts
-
-
-def _arguments(function: dict[str, Any], name: str) -> Any:
-    raw = function.get("arguments")
-    if isinstance(raw, dict):
-        return raw
-    if raw is None or raw == "":
-        return {}
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest(f"tool call arguments of {name!r} are not valid JSON") from None
-    return parsed if isinstance(parsed, dict) else {"value": parsed}  # args must be an object
 
 
 def _function_response(message: dict[str, Any], names: dict[str, str], index: int) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from app.errors import BadRequest
 
@@ -14,6 +15,24 @@ _MAGIC = (
     (b"GIF89a", "image/gif"),
     (b"RIFF", "image/webp"),
 )
+
+
+def image_url(part: dict[str, Any]) -> str:
+    """The URL of an ``image_url`` content part."""
+    image = part.get("image_url")
+    return str(image.get("url", "") if isinstance(image, dict) else image or "")
+
+
+def image_urls(messages: Any) -> list[str]:
+    """Every image URL in the messages, once each, so an adapter can fetch them before translating."""
+    urls: list[str] = []
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            url = image_url(part) if isinstance(part, dict) and part.get("type") == "image_url" else None
+            if url and url not in urls:
+                urls.append(url)
+    return urls
 
 
 def sniff_mime(b64: str) -> str:

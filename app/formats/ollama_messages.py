@@ -8,6 +8,7 @@ import orjson
 
 from app.errors import BadRequest
 from app.formats.images import base64_of, data_url
+from app.formats.openai_chat import call_arguments, tool_call
 
 
 def messages_to_ollama(messages: list[Any]) -> list[dict[str, Any]]:
@@ -28,7 +29,8 @@ def messages_to_ollama(messages: list[Any]) -> list[dict[str, Any]]:
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
             names_by_id[call.get("id", "")] = function.get("name", "")
-            calls.append({"function": {"name": function.get("name"), "arguments": _arguments(function)}})
+            name = function.get("name")
+            calls.append({"function": {"name": name, "arguments": call_arguments(function, name)}})
             if call.get("id"):
                 calls[-1]["id"] = call["id"]
         if calls:
@@ -65,18 +67,6 @@ def _split_content(content: Any, index: int) -> tuple[str, list[str]]:
                 param=f"messages[{index}].content",
             )
     return "\n".join(texts), images
-
-
-def _arguments(function: dict[str, Any]) -> Any:
-    raw = function.get("arguments")
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest(f"tool call arguments of {function.get('name')!r} are not valid JSON") from None
 
 
 def messages_from_ollama(messages: Any) -> list[dict[str, Any]]:
@@ -137,17 +127,10 @@ def tool_calls_from_ollama(calls: Any, *, prefix: str, start: int = 0) -> list[d
         arguments = function.get("arguments")
         if arguments is None:  # missing, or null (a nil map in Ollama's Go)
             arguments = {}
-        out.append(
-            {
-                "index": start + offset,
-                "id": call.get("id") or f"{prefix}{start + offset}",
-                "type": "function",
-                "function": {
-                    "name": function.get("name", ""),
-                    "arguments": arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
-                },
-            }
-        )
+        if not isinstance(arguments, str):
+            arguments = orjson.dumps(arguments).decode()
+        call_id = call.get("id") or f"{prefix}{start + offset}"
+        out.append({"index": start + offset, **tool_call(call_id, function.get("name", ""), arguments)})
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import BadRequest
+from app.formats.openai_chat import generation_fields
 
 # OpenAI request field -> Ollama option of the same meaning.
 _OPTION_NAMES = {
@@ -18,15 +19,7 @@ _LEVELS = ("low", "medium", "high")
 
 
 def options_from_openai(body: dict[str, Any]) -> dict[str, Any]:
-    options = {ollama: body[name] for name, ollama in _OPTION_NAMES.items() if body.get(name) is not None}
-    limit = body.get("max_completion_tokens")
-    if limit is None:  # absent or an explicit null: the older name still counts
-        limit = body.get("max_tokens")
-    if limit is not None:
-        options["num_predict"] = limit
-    stop = body.get("stop")
-    if stop:
-        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    options = generation_fields(body, _OPTION_NAMES, "num_predict", "stop")
     if (body.get("n") or 1) != 1:
         raise BadRequest("Ollama models return one choice: 'n' must be 1", param="n")
     return options
@@ -43,18 +36,6 @@ def openai_from_options(options: Any) -> dict[str, Any]:
     if options.get("stop"):
         params["stop"] = options["stop"]
     return params
-
-
-def format_from_response_format(response_format: Any) -> Any:
-    if not isinstance(response_format, dict):
-        return None
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return "json"
-    if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        return schema if isinstance(schema, dict) else "json"
-    return None
 
 
 def response_format_from_format(fmt: Any) -> dict[str, Any] | None:
@@ -81,12 +62,10 @@ def effort_from_think(think: Any) -> str | None:
     """A level maps to ``reasoning_effort`` and ``true`` to medium (models that can't reason drop
     it in the quirk stage); ``false`` leaves the model's default, since not every model can stop
     thinking."""
-    if isinstance(think, str):
-        if think not in (*_LEVELS, "max"):
-            raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
-        return "high" if think == "max" else think
-    if think is not None and not isinstance(think, bool):
+    if think is not None and not isinstance(think, bool) and think not in (*_LEVELS, "max"):
         raise BadRequest("'think' must be true, false, or one of low, medium, high", param="think")
+    if isinstance(think, str):
+        return "high" if think == "max" else think
     return "medium" if think is True else None
 
 

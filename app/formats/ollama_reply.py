@@ -9,6 +9,7 @@ from typing import Any
 
 from app.formats.ollama_messages import tool_calls_from_ollama
 from app.formats.ollama_params import finish_reason
+from app.formats.openai_chat import assistant_message, embedding_list, envelope
 from app.internal import Reply, StreamItem, Usage, token_count
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
@@ -24,27 +25,18 @@ class ReplyTranslator:
         self.tool_calls = 0
 
     def _chunk(self, data: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk" if self.chat else "text_completion",
-            "created": self.created,
-            "model": data.get("model", ""),
-            "choices": [{"index": 0, **choice}],
-        }
+        obj = "chat.completion.chunk" if self.chat else "text_completion"
+        return envelope(self.id, obj, self.created, data.get("model", ""), [{"index": 0, **choice}])
 
     def line(self, data: dict[str, Any]) -> list[StreamItem]:
         items: list[StreamItem] = []
         if self.chat:
             message = message_of(data)
-            delta: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
-            if message.get("thinking"):
-                delta["reasoning_content"] = message["thinking"]
             calls = tool_calls_from_ollama(
                 message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_", start=self.tool_calls
             )
-            if calls:
-                delta["tool_calls"] = calls
-                self.tool_calls += len(calls)
+            self.tool_calls += len(calls)
+            delta = assistant_message(message.get("content", ""), message.get("thinking"), calls)
             if delta["content"] or len(delta) > 2 or not data.get("done"):
                 items.append(self._chunk(data, {"delta": delta, "finish_reason": None}))
             if data.get("done"):
@@ -68,11 +60,8 @@ class ReplyTranslator:
         message = message_of(data)
         if self.chat:
             calls = tool_calls_from_ollama(message.get("tool_calls"), prefix=f"call_{self.id[-8:]}_")
-            out: dict[str, Any] = {"role": "assistant", "content": message.get("content", "")}
-            if message.get("thinking"):
-                out["reasoning_content"] = message["thinking"]
-            if calls:
-                out["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+            unindexed = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+            out = assistant_message(message.get("content", ""), message.get("thinking"), unindexed)
             choice: dict[str, Any] = {
                 "message": out,
                 "finish_reason": finish_reason(data.get("done_reason"), bool(calls)),
@@ -114,10 +103,4 @@ def embedding_reply(data: Any, model: str) -> Reply:
     data = data if isinstance(data, dict) else {}
     vectors = data.get("embeddings") or []
     usage = usage_of(data)
-    body = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
-        "model": data.get("model", model),
-        "usage": {"prompt_tokens": usage.input, "total_tokens": usage.input},
-    }
-    return Reply(body=body, usage=usage)
+    return Reply(body=embedding_list(vectors, data.get("model", model), usage.input), usage=usage)

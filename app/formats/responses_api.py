@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.errors import BadRequest
+from app.formats import openai_chat
 from app.internal import Usage, token_count
 
 INSTRUCTION_ROLES = ("system", "developer")
@@ -181,11 +182,9 @@ def reasoning_text(item: dict[str, Any]) -> str:
 
 def tool_call(item: dict[str, Any]) -> dict[str, Any]:
     arguments = item.get("arguments")
-    return {
-        "id": item.get("call_id") or item.get("id"),
-        "type": "function",
-        "function": {"name": item.get("name"), "arguments": arguments if isinstance(arguments, str) else "{}"},
-    }
+    return openai_chat.tool_call(
+        item.get("call_id") or item.get("id"), item.get("name"), arguments if isinstance(arguments, str) else "{}"
+    )
 
 
 def finish_reason(response: dict[str, Any], saw_tool_calls: bool) -> str:
@@ -196,32 +195,14 @@ def finish_reason(response: dict[str, Any], saw_tool_calls: bool) -> str:
     return "tool_calls" if saw_tool_calls else "stop"
 
 
-def chat_usage(usage: Usage) -> dict[str, Any]:
-    """A :class:`Usage` as the ``usage`` object of a chat completion."""
-    prompt = usage.prompt_total
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output,
-        "total_tokens": prompt + usage.output,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input + usage.cache_read},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
-    }
-
-
 def chat_body(response: dict[str, Any], out: Output) -> dict[str, Any]:
     """A whole response as a ``chat.completion`` body (without usage or sources)."""
-    message: dict[str, Any] = {"role": "assistant", "content": out.text if out.text or not out.tool_calls else None}
-    if out.reasoning:
-        message["reasoning_content"] = out.reasoning
-    if out.tool_calls:
-        message["tool_calls"] = out.tool_calls
-    return {
-        "id": response.get("id"),
-        "object": "chat.completion",
-        "created": response.get("created_at"),
-        "model": response.get("model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(response, bool(out.tool_calls))}],
-    }
+    content = out.text if out.text or not out.tool_calls else None
+    message = openai_chat.assistant_message(content, out.reasoning, out.tool_calls)
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason(response, bool(out.tool_calls))}
+    return openai_chat.envelope(
+        response.get("id"), "chat.completion", response.get("created_at"), response.get("model"), [choice]
+    )
 
 
 def usage_from_responses(raw: dict[str, Any]) -> Usage:
@@ -229,8 +210,8 @@ def usage_from_responses(raw: dict[str, Any]) -> Usage:
     of it; ``output_tokens`` includes ``reasoning_tokens``."""
     prompt = token_count(raw.get("input_tokens"))
     output = token_count(raw.get("output_tokens"))
-    cached = token_count(_details(raw, "input_tokens_details").get("cached_tokens"))
-    reasoning = token_count(_details(raw, "output_tokens_details").get("reasoning_tokens"))
+    cached = token_count(openai_chat.details(raw, "input_tokens_details").get("cached_tokens"))
+    reasoning = token_count(openai_chat.details(raw, "output_tokens_details").get("reasoning_tokens"))
     return Usage(
         input=prompt,
         output=output,
@@ -238,11 +219,6 @@ def usage_from_responses(raw: dict[str, Any]) -> Usage:
         cached_input=min(cached, prompt),
         reported=True,
     )
-
-
-def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 class ChunkMaker:

@@ -11,7 +11,7 @@ record a ``client_closed`` row.
 from __future__ import annotations
 
 import asyncio
-import threading
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -21,13 +21,18 @@ from app.dialects import anthropic as anthropic_dialect
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import PayloadTooLarge, RelayError
-from app.ids import new_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
+
+
+def new_request_id() -> str:
+    """32 hex characters, random: unique across processes and restarts, and no secret (every
+    response carries its own)."""
+    return secrets.token_hex(16)
 
 
 def dialect_of(path: str) -> str:
@@ -50,19 +55,6 @@ class DisconnectAware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self._loop: tuple[int, asyncio.AbstractEventLoop] | None = None  # (thread, its running loop)
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, found once per thread and loop: CPython 3.11 makes a getpid() system
-        call on every ``get_running_loop()`` and ``current_task()``. A thread runs one loop at a
-        time, so a cached loop that is still running in this thread is the running one."""
-        cached = self._loop
-        thread = threading.get_ident()
-        if cached is not None and cached[0] == thread and cached[1].is_running():
-            return cached[1]
-        loop = asyncio.get_running_loop()
-        self._loop = (thread, loop)
-        return loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +70,7 @@ class DisconnectAware:
         if len(body) > self.max_body_bytes:
             await self._too_large(scope, connection.send)
             return
-        await connection.serve(self.app, scope, receive, self._running_loop())
+        await connection.serve(self.app, scope, receive, asyncio.get_running_loop())
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         parts = []

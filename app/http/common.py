@@ -12,8 +12,7 @@ import falcon.asgi
 import orjson
 
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
-from app.http.asgi import error_body
-from app.ids import new_request_id
+from app.http.asgi import error_body, new_request_id
 from app.internal import Reply
 from app.pipeline.core import Exchange, Pipeline
 

@@ -8,8 +8,10 @@ never share state by accident.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -150,3 +152,15 @@ class Database:
     @property
     def backend(self) -> str:
         return "postgres" if self.url.startswith(("postgres", "asyncpg")) else "sqlite"
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Database]:
+    """The database migrated, open and entered for a command's duration (the CLI's)."""
+    database = Database(url)
+    await database.open(migrate_first=True)
+    try:
+        with database.context:
+            yield database
+    finally:
+        await database.close()

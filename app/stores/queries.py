@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
@@ -79,30 +82,27 @@ class UsageFilter:
         if self.tag is not None:
             # A subquery, not a list of ids: a busy tag has more rows than SQLite takes parameters.
             query = query.filter(request_id__in=Subquery(UsageTag.filter(tag=self.tag).values("request_id")))
-        for column in ("provider", "client", "outcome", "status"):
-            value = getattr(self, column)
-            if value is not None:
-                query = query.filter(**{column: value})
-        if self.model is not None:
-            query = query.filter(resolved_model=self.model)
+        for column, value in self.equalities():
+            query = query.filter(**{column: value})
         return query
+
+    def equalities(self) -> list[tuple[str, Any]]:
+        """(column, value) of the filters that ask for one value of a usage_record column."""
+        pairs = (
+            ("provider", self.provider),
+            ("resolved_model", self.model),
+            ("client", self.client),
+            ("outcome", self.outcome),
+            ("status", self.status),
+        )
+        return [(column, value) for column, value in pairs if value is not None]
 
 
 async def usage_rows(
-    *,
-    since: datetime | None = None,
-    request_ids: list[str] | None = None,
-    tag: str | None = None,
-    page: int = 1000,
-    filters: UsageFilter | None = None,
+    filters: UsageFilter | None = None, *, request_ids: list[str] | None = None, page: int = 1000
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Usage rows oldest first, each with its tags, fetched a page at a time. ``since`` and
-    ``tag``, kept for the callers that predate ``filters``, override its fields of that name."""
+    """Usage rows oldest first, each with its tags, fetched a page at a time."""
     filters = filters or UsageFilter()
-    if since is not None:
-        filters = replace(filters, since=since)
-    if tag is not None:
-        filters = replace(filters, tag=tag)
     last_id = 0
     while True:
         query = filters.apply(UsageRecord.filter(id__gt=last_id))
@@ -138,3 +138,40 @@ async def with_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return rows
     cards = dict(await UsageRates.filter(id__in=ids).values_list("id", "rates"))
     return [row if row["rates"] is not None else {**row, "rates": cards.get(row["rates_id"])} for row in rows]
+
+
+async def take(rows: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The next ``n`` rows (fewer at the end, none when done)."""
+    batch: list[dict[str, Any]] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) == n:
+            break
+    return batch
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+async def export_bytes(batches: AsyncIterator[list[dict[str, Any]]], fmt: str) -> AsyncGenerator[bytes, None]:
+    """Exported rows as CSV (a header line, then the rows) or as a JSON array, a batch at a
+    time, so an export of any size holds one batch in memory: the CLI's and the admin API's."""
+    yield (",".join(EXPORT_FIELDS) + "\r\n").encode() if fmt == "csv" else b"["
+    first = True
+    async for batch in batches:  # none empty
+        if fmt == "csv":
+            out = io.StringIO()
+            csv.DictWriter(out, fieldnames=EXPORT_FIELDS).writerows({k: _cell(v) for k, v in r.items()} for r in batch)
+            yield out.getvalue().encode()
+        else:
+            yield (b"\n" if first else b",\n") + b",\n".join(orjson.dumps(row) for row in batch)
+        first = False
+    if fmt != "csv":
+        yield b"\n]\n"

@@ -113,13 +113,7 @@ class DailyQuery:
             clauses.append(f"d.tag = {self.param(f.tag)}")
         else:
             clauses.append("d.tag <> ''" if by_tag else "d.tag = ''")
-        for column, value in (("provider", f.provider), ("resolved_model", f.model), ("client", f.client)):
-            if value is not None:
-                clauses.append(f"d.{column} = {self.param(value)}")
-        if f.outcome is not None:
-            clauses.append(f"d.outcome = {self.param(f.outcome)}")
-        if f.status is not None:
-            clauses.append(f"d.status = {self.param(f.status)}")
+        clauses += [f"d.{column} = {self.param(value)}" for column, value in f.equalities()]
         return "WHERE " + " AND ".join(clauses)
 
 

@@ -6,15 +6,12 @@ import falcon
 import falcon.asgi
 
 from app.admin.api.ollama import body_of
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import aliases_ops as ops
 from app.admin.render import json
 
 
-class Aliases:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Aliases(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, {"aliases": await ops.list_aliases(self.ctx), "default_model": await ops.get_default(self.ctx)})
 
@@ -23,10 +20,7 @@ class Aliases:
         json(resp, await ops.create_alias(self.ctx, body.get("name"), body.get("target")), 201)
 
 
-class Alias:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Alias(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         json(resp, await ops.get_alias(self.ctx, name))
 
@@ -39,10 +33,7 @@ class Alias:
         json(resp, {"deleted": name.strip().lower()})
 
 
-class DefaultModel:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class DefaultModel(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, await ops.get_default(self.ctx))
 

@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import ollama_ops as ops
 from app.admin.pages import ollama_pulls as pulls
 from app.admin.render import json
@@ -21,10 +21,7 @@ async def body_of(req: falcon.asgi.Request) -> dict[str, Any]:
     return media
 
 
-class Instances:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Instances(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, {"instances": await ops.list_instances(self.ctx)})
 
@@ -33,10 +30,7 @@ class Instances:
         json(resp, await ops.add_instance(self.ctx, body.get("name"), body.get("base_url") or body.get("url")), 201)
 
 
-class Instance:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Instance(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         json(resp, ops.get_instance(self.ctx, name))
 
@@ -45,10 +39,7 @@ class Instance:
         json(resp, {"removed": name})
 
 
-class Models:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Models(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         ops.instance(self.ctx, name)
         if req.get_param_as_bool("refresh"):
@@ -56,28 +47,19 @@ class Models:
         json(resp, {"instance": name, "models": ops.models_of(self.ctx, name)})
 
 
-class Pull:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Pull(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         job = pulls.start_pull(self.ctx, name, (await body_of(req)).get("model"))
         resp.set_header("Location", f"/api/ollama/pulls/{job.id}")
         json(resp, job.view(), 202)
 
 
-class PullStatus:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class PullStatus(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pull_id: str) -> None:
         json(resp, pulls.get_pull(self.ctx, pull_id).view())
 
 
-class DeleteModel:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class DeleteModel(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         model = await ops.delete_model(self.ctx, name, (await body_of(req)).get("model"))
         json(resp, {"instance": name, "deleted": model})

@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import providers_custom as custom
 from app.admin.pages.providers_catalog import search
 from app.admin.pages.providers_common import Invalid, read_json
@@ -30,26 +30,17 @@ async def respond(resp: falcon.asgi.Response, work: Awaitable[Any], status: int 
     json(resp, payload, status)
 
 
-class Providers:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Providers(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, {"providers": await provider_views(self.ctx)})
 
 
-class ProviderTest:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class ProviderTest(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         json(resp, await test_connection(self.ctx, name))
 
 
-class Catalog:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Catalog(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(
             resp,
@@ -63,12 +54,9 @@ class Catalog:
         )
 
 
-class ModelOverride:
+class ModelOverride(Resource):
     """/api/models/{provider}/{model}/override; model ids may hold '/', so the route takes the
     rest of the path and the responder takes ``/override`` off its end."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     def _model(self, provider: str, rest: str) -> str:
         if not rest.endswith(SUFFIX) or rest == SUFFIX:
@@ -94,10 +82,7 @@ class ModelOverride:
         json(resp, await override_view(self.ctx, provider, model))
 
 
-class CustomProviders:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class CustomProviders(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, {"providers": await custom.custom_views(self.ctx)})
 
@@ -105,10 +90,7 @@ class CustomProviders:
         await respond(resp, custom.create(self.ctx, await read_json(req)), 201)
 
 
-class CustomProvider:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class CustomProvider(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         json(resp, await custom.custom_view(self.ctx, name))
 

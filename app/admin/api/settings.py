@@ -7,16 +7,13 @@ import falcon
 import falcon.asgi
 
 from app.admin.api.ollama import body_of
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import settings_ops as ops
-from app.admin.pages.login import set_session
+from app.admin.pages.login import api_session
 from app.admin.render import json
 
 
-class Settings:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Settings(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, await ops.current(self.ctx))
 
@@ -24,18 +21,12 @@ class Settings:
         json(resp, await ops.update(self.ctx, await body_of(req)))
 
 
-class Retention:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Retention(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, await ops.run_retention(self.ctx))
 
 
-class PricingSync:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class PricingSync(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, await ops.sync_status(self.ctx))
 
@@ -44,20 +35,13 @@ class PricingSync:
         json(resp, job.view(), 202)
 
 
-class Password:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Password(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await body_of(req)
         await ops.change_password(
             self.ctx, req.remote_addr or "", body.get("current"), body.get("new"), body.get("confirm")
         )
-        cookie = set_session(self.ctx, req, resp)  # this client stays logged in, with a new session
-        assert self.ctx.sessions is not None
-        session = self.ctx.sessions.check(cookie)
-        assert session is not None
-        json(resp, {"ok": True, "csrf_token": self.ctx.sessions.csrf_token(session), "expires": session.expires})
+        json(resp, {"ok": True, **api_session(self.ctx, req, resp)})  # this client stays logged in
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:

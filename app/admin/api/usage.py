@@ -4,17 +4,11 @@ request log and the export are here. The Usage and Dashboard pages call the same
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import csv
-import io
-from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import datetime
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import falcon
 import falcon.asgi
-import orjson
 
 from app.admin.api.usage_queries import (
     MAX_PER_PAGE,
@@ -32,24 +26,8 @@ from app.admin.api.usage_queries import (
 from app.admin.context import AdminContext
 from app.admin.render import json
 from app.pricing import dollars
-from app.stores.db import Database
 from app.stores.models import UsageRecord
-from app.stores.queries import EXPORT_FIELDS, UsageFilter, usage_rows, with_details
-
-T = TypeVar("T")
-
-
-async def in_database(db: Database, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``work`` with ``db`` as its Tortoise context.
-
-    Not ``with db.context:`` held across awaits: a TortoiseContext keeps one reset token per
-    instance, so two tasks inside it at once reset each other's and one fails ("token was
-    created in a different Context"); a slow usage query overlapping the live configuration's
-    reload did exactly that. Entering and leaving with no await between cannot interleave with
-    another task, and the work runs in a task that carries the context copied in between."""
-    with db.context:
-        snapshot = contextvars.copy_context()
-    return await asyncio.create_task(work(), context=snapshot)
+from app.stores.queries import EXPORT_FIELDS, UsageFilter, export_bytes, take, usage_rows, with_details
 
 
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -88,47 +66,19 @@ def page_numbers(get: Any) -> tuple[int, int]:
     return page, per_page
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, list):
-        return ",".join(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    return value
-
-
 async def export(ctx: AdminContext, f: UsageFilter, fmt: str) -> AsyncIterator[bytes]:
-    """The filtered rows, oldest first, as CSV or a JSON array, streamed a thousand rows at a
-    time, so an export of any size holds one batch in memory."""
-    db = ctx.services.database
-    rows = usage_rows(filters=f)
-    yield (",".join(EXPORT_FIELDS) + "\r\n").encode() if fmt == "csv" else b"["
-    first = True
+    """The filtered rows, oldest first, as CSV or a JSON array, read a thousand at a time."""
+    rows = usage_rows(f)
+
+    async def batches() -> AsyncIterator[list[dict[str, Any]]]:
+        while batch := await ctx.in_db(lambda: take(rows, 1000)):
+            yield batch
+
     try:
-        while batch := await in_database(db, lambda: _take(rows, 1000)):
-            if fmt == "csv":
-                out = io.StringIO()
-                csv.DictWriter(out, fieldnames=EXPORT_FIELDS).writerows(
-                    {k: _cell(v) for k, v in r.items()} for r in batch
-                )
-                yield out.getvalue().encode()
-            else:
-                yield (b"\n" if first else b",\n") + b",\n".join(orjson.dumps(row) for row in batch)
-            first = False
+        async for chunk in export_bytes(batches(), fmt):
+            yield chunk
     finally:
         await rows.aclose()
-    if fmt != "csv":
-        yield b"\n]\n"
-
-
-async def _take(rows: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    batch: list[dict[str, Any]] = []
-    async for row in rows:
-        batch.append(row)
-        if len(batch) == n:
-            break
-    return batch
 
 
 class Endpoint:
@@ -144,7 +94,7 @@ class Endpoint:
             if self.what == "export":
                 self._export(req, resp, q)
                 return
-            answer = await in_database(self.ctx.services.database, lambda: self._answer(req, q))
+            answer = await self.ctx.in_db(lambda: self._answer(req, q))
         except ValueError as exc:
             raise falcon.HTTPBadRequest(title="bad filter", description=str(exc)) from None
         json(resp, {"filters": describe(q), **answer})

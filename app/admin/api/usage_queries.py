@@ -164,13 +164,7 @@ class Sql:
             clauses.append(f"EXISTS (SELECT 1 FROM usage_tag ft WHERE ft.request_id = r.request_id AND ft.tag = {tag})")
         elif f.tag is not None:
             clauses.append(f"r.request_id IN (SELECT request_id FROM usage_tag WHERE tag = {self.param(f.tag)})")
-        for column, value in (("provider", f.provider), ("resolved_model", f.model), ("client", f.client)):
-            if value is not None:
-                clauses.append(f"r.{column} = {self.param(value)}")
-        if f.outcome is not None:
-            clauses.append(f"r.outcome = {self.param(f.outcome)}")
-        if f.status is not None:
-            clauses.append(f"r.status = {self.param(f.status)}")
+        clauses += [f"r.{column} = {self.param(value)}" for column, value in f.equalities()]
         return "WHERE " + " AND ".join(clauses) if clauses else ""
 
 

@@ -3,77 +3,48 @@ delete the admin's own; set the default model. Each change applies to the next r
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any
 
-import falcon
 import falcon.asgi
 
 from app.admin.context import AdminContext
 from app.admin.pages import aliases_ops as ops
-from app.admin.pages.settings_common import Action, act
-from app.admin.render import render
+from app.admin.pages.settings_common import FormPage
 
 
-async def show(
-    ctx: AdminContext,
-    req: falcon.asgi.Request,
-    resp: falcon.asgi.Response,
-    *,
-    fragment: bool,
-    message: str | None = None,
-    error: str | None = None,
-    form: dict[str, str] | None = None,
-) -> None:
-    await render(
-        ctx,
-        req,
-        resp,
-        "aliases_body.html" if fragment else "aliases.html",
-        title="Aliases",
-        aliases=await ops.list_aliases(ctx),
-        default=await ops.get_default(ctx),
-        message=message,
-        error=error,
-        form=form or {},
-    )
+class Page(FormPage):
+    template = "aliases"
+    title = "Aliases"
 
-
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await show(self.ctx, req, resp, fragment=False)
-
-    async def _act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
-        await act(req, resp, partial(show, self.ctx), action)
+    async def values(self) -> dict[str, Any]:
+        return {"aliases": await ops.list_aliases(self.ctx), "default": await ops.get_default(self.ctx)}
 
     async def on_post_create(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         async def create(form: dict[str, str]) -> str:
             alias = await ops.create_alias(self.ctx, form.get("name"), form.get("target"))
             return f"Alias {alias['name']} now means {alias['resolves_to']}."
 
-        await self._act(req, resp, create)
+        await self.act(req, resp, create)
 
     async def on_post_edit(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         async def edit(form: dict[str, str]) -> str:
             alias, _ = await ops.update_alias(self.ctx, name, form.get("target"))
             return f"Alias {alias['name']} now means {alias['resolves_to']}."
 
-        await self._act(req, resp, edit)
+        await self.act(req, resp, edit)
 
     async def on_post_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         async def delete(form: dict[str, str]) -> str:
             await ops.delete_alias(self.ctx, name)
             return f"Deleted alias {name}."
 
-        await self._act(req, resp, delete)
+        await self.act(req, resp, delete)
 
     async def on_post_default(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         async def set_default(form: dict[str, str]) -> str:
             return describe_default(await ops.set_default(self.ctx, default_from_form(form)))
 
-        await self._act(req, resp, set_default)
+        await self.act(req, resp, set_default)
 
 
 def default_from_form(form: dict[str, str]) -> str | None:

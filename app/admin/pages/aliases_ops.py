@@ -16,7 +16,6 @@ import falcon
 from tortoise.exceptions import IntegrityError
 
 from app.admin.context import AdminContext
-from app.admin.pages.settings_common import in_db
 from app.errors import RelayError
 from app.internal import Target
 from app.resolver import Resolver
@@ -90,7 +89,7 @@ def _name(value: Any) -> str:
 
 async def list_aliases(ctx: AdminContext) -> list[dict[str, Any]]:
     """Admin aliases first, then MODEL_ALIASES, then the built-in families, each by name."""
-    stored = await in_db(ctx, lambda: ModelAlias.all().order_by("name").values_list("name", "target"))
+    stored = await ctx.in_db(lambda: ModelAlias.all().order_by("name").values_list("name", "target"))
     admin = {str(n).lower(): str(t) for n, t in stored}
     env = ctx.live.env_aliases
     rows: list[dict[str, Any]] = [
@@ -135,7 +134,7 @@ async def create_alias(ctx: AdminContext, name: Any, target: Any) -> dict[str, A
             return False
         return True
 
-    if not await in_db(ctx, create):
+    if not await ctx.in_db(create):
         raise falcon.HTTPConflict(title=f"the alias {name!r} already exists; edit it instead")
     await ctx.live.reload()
     log.info("admin: alias %s -> %s", name, found.label)
@@ -147,8 +146,8 @@ async def update_alias(ctx: AdminContext, name: str, target: Any) -> tuple[dict[
     name = _name(name)
     _not_env(ctx, name)
     found = check_target(ctx, target)
-    _, created = await in_db(
-        ctx, lambda: ModelAlias.update_or_create(defaults={"target": str(target).strip()}, name=name)
+    _, created = await ctx.in_db(
+        lambda: ModelAlias.update_or_create(defaults={"target": str(target).strip()}, name=name)
     )
     await ctx.live.reload()
     log.info("admin: alias %s -> %s", name, found.label)
@@ -157,7 +156,7 @@ async def update_alias(ctx: AdminContext, name: str, target: Any) -> tuple[dict[
 
 async def delete_alias(ctx: AdminContext, name: str) -> None:
     name = name.strip().lower()
-    deleted = await in_db(ctx, lambda: ModelAlias.filter(name=name).delete())
+    deleted = await ctx.in_db(lambda: ModelAlias.filter(name=name).delete())
     if not deleted:
         _not_env(ctx, name)
         if name in ctx.services.resolver.family_aliases:
@@ -168,7 +167,7 @@ async def delete_alias(ctx: AdminContext, name: str) -> None:
 
 
 async def get_default(ctx: AdminContext) -> dict[str, Any]:
-    stored = await in_db(ctx, lambda: RelaySetting.read(DEFAULT_KEY))
+    stored = await ctx.in_db(lambda: RelaySetting.read(DEFAULT_KEY))
     model = ctx.services.runtime.default_model
     env = ctx.services.settings.default_model
     source = "admin" if isinstance(stored, str) else ("env" if env else "none")
@@ -195,9 +194,9 @@ def check_default_value(ctx: AdminContext, value: Any) -> str | None:
 async def set_default(ctx: AdminContext, value: Any) -> dict[str, Any]:
     model = check_default_value(ctx, value)
     if model is None:
-        await in_db(ctx, lambda: RelaySetting.filter(key=DEFAULT_KEY).delete())
+        await ctx.in_db(lambda: RelaySetting.filter(key=DEFAULT_KEY).delete())
     else:
-        await in_db(ctx, lambda: RelaySetting.write(DEFAULT_KEY, model))
+        await ctx.in_db(lambda: RelaySetting.write(DEFAULT_KEY, model))
     await ctx.live.reload()
     log.info("admin: default model %r", model)
     return await get_default(ctx)

@@ -10,9 +10,8 @@ from urllib.parse import urlencode
 
 import falcon.asgi
 
-from app.admin.api.usage import in_database
 from app.admin.api.usage_queries import Query, Reader, summary
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages.usage import HELPERS, usd
 from app.admin.render import NAV, json, render
 from app.listing import visible
@@ -40,7 +39,7 @@ def _top(total: Total) -> dict[str, Any]:
 
 
 async def dashboard(ctx: AdminContext) -> dict[str, Any]:
-    """The dashboard's figures (run it with :func:`in_database`)."""
+    """The dashboard's figures (run it with :meth:`AdminContext.in_db`)."""
     db = ctx.services.database
     start = datetime.combine(datetime.now(UTC).date(), time(), UTC)
     end = start + timedelta(days=1)
@@ -63,12 +62,9 @@ def top_cost(row: dict[str, Any]) -> str:
     return "unpriced" if row["cost_usd"] is None else usd(row["cost_nanousd"])
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        figures = await in_database(self.ctx.services.database, lambda: dashboard(self.ctx))
+        figures = await self.ctx.in_db(lambda: dashboard(self.ctx))
         day = figures["day"]
 
         def drill(by: str, key: str) -> str:
@@ -79,12 +75,9 @@ class Page:
         await render(self.ctx, req, resp, "dashboard.html", title="Dashboard", **values, **HELPERS)
 
 
-class Api:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Api(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        json(resp, await in_database(self.ctx.services.database, lambda: dashboard(self.ctx)))
+        json(resp, await self.ctx.in_db(lambda: dashboard(self.ctx)))
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:

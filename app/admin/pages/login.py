@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 import falcon.asgi
 
 from app.admin.auth import safe_next
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.middleware import COOKIE
 from app.admin.render import json, render
 
@@ -30,10 +32,16 @@ def set_session(ctx: AdminContext, req: falcon.asgi.Request, resp: falcon.asgi.R
     return cookie
 
 
-class Login:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
+def api_session(ctx: AdminContext, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> dict[str, Any]:
+    """Give an API client a new session: the cookie, and what it needs to use it."""
+    cookie = set_session(ctx, req, resp)
+    assert ctx.sessions is not None
+    session = ctx.sessions.check(cookie)
+    assert session is not None
+    return {"csrf_token": ctx.sessions.csrf_token(session), "expires": session.expires}
 
+
+class Login(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await render(self.ctx, req, resp, "login.html", next=safe_next(req.get_param("next")), error=None)
 
@@ -72,10 +80,7 @@ class Logout:
         raise falcon.HTTPSeeOther("/login")
 
 
-class ApiLogin:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class ApiLogin(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await req.get_media()
         password = body.get("password") if isinstance(body, dict) else None
@@ -85,11 +90,7 @@ class ApiLogin:
                 resp.set_header("Retry-After", str(error[2]))
             json(resp, {"error": error[1]}, error[0])
             return
-        cookie = set_session(self.ctx, req, resp)
-        assert self.ctx.sessions is not None
-        session = self.ctx.sessions.check(cookie)
-        assert session is not None
-        json(resp, {"csrf_token": self.ctx.sessions.csrf_token(session), "expires": session.expires})
+        json(resp, api_session(self.ctx, req, resp))
 
 
 class ApiLogout:

@@ -6,62 +6,29 @@ Actions answer with the page, or with ``#ollama-body`` to htmx (see settings_com
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages import ollama_ops as ops
 from app.admin.pages import ollama_pulls as pulls
-from app.admin.pages.settings_common import Action, act
+from app.admin.pages.settings_common import FormPage
 from app.admin.render import render
 
 
-async def show(
-    ctx: AdminContext,
-    req: falcon.asgi.Request,
-    resp: falcon.asgi.Response,
-    *,
-    fragment: bool,
-    message: str | None = None,
-    error: str | None = None,
-    form: dict[str, str] | None = None,
-) -> None:
-    await render(
-        ctx,
-        req,
-        resp,
-        "ollama_body.html" if fragment else "ollama.html",
-        title="Ollama",
-        instances=await ops.list_instances(ctx),
-        pulls=pulls.pulls_by_instance(ctx),
-        message=message,
-        error=error,
-        form=form or {},
-    )
+class Page(FormPage):
+    """The page, its body (which the page re-reads) and its form posts."""
 
+    template = "ollama"
+    title = "Ollama"
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await show(self.ctx, req, resp, fragment=False)
+    async def values(self) -> dict[str, Any]:
+        return {"instances": await ops.list_instances(self.ctx), "pulls": pulls.pulls_by_instance(self.ctx)}
 
     async def on_get_body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await show(self.ctx, req, resp, fragment=True)
-
-
-class Actions:
-    """The page's form posts; each answers with the page (or its body) and a message."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
-    async def _act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
-        await act(req, resp, partial(show, self.ctx), action)
+        await self.show(req, resp, fragment=True)
 
     async def on_post_add(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         async def add(form: dict[str, str]) -> str:
@@ -69,14 +36,14 @@ class Actions:
             outcome = f"{added['model_count']} models found" if added["status"] == "ok" else added["error"]
             return f"Added instance {added['name']}: {outcome}."
 
-        await self._act(req, resp, add)
+        await self.act(req, resp, add)
 
     async def on_post_remove(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         async def remove(form: dict[str, str]) -> str:
             await ops.remove_instance(self.ctx, name)
             return f"Removed instance {name}."
 
-        await self._act(req, resp, remove)
+        await self.act(req, resp, remove)
 
     async def on_post_refresh(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         async def refresh(form: dict[str, str]) -> str:
@@ -85,28 +52,25 @@ class Actions:
                 return f"{name}: the model list could not be read ({view['error']})."
             return f"{name}: {view['model_count']} models."
 
-        await self._act(req, resp, refresh)
+        await self.act(req, resp, refresh)
 
     async def on_post_pull(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         async def pull(form: dict[str, str]) -> str:
             job = pulls.start_pull(self.ctx, name, form.get("model"))
             return f"Pulling {job.model} on {name}."
 
-        await self._act(req, resp, pull)
+        await self.act(req, resp, pull)
 
     async def on_post_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         async def delete(form: dict[str, str]) -> str:
             model = await ops.delete_model(self.ctx, name, form.get("model"))
             return f"Deleted {model} from {name}."
 
-        await self._act(req, resp, delete)
+        await self.act(req, resp, delete)
 
 
-class PullFragment:
+class PullFragment(Resource):
     """A pull's progress bar; while the pull runs the fragment asks for itself again."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, pull_id: str) -> None:
         job = pulls.get_pull(self.ctx, pull_id)
@@ -117,14 +81,14 @@ class PullFragment:
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
-    page, actions = Page(ctx), Actions(ctx)
+    page = Page(ctx)
     return [
         ("/ollama", page, None),
         ("/ollama/body", page, "body"),
-        ("/ollama/instances", actions, "add"),
-        ("/ollama/instances/{name}/remove", actions, "remove"),
-        ("/ollama/instances/{name}/refresh", actions, "refresh"),
-        ("/ollama/instances/{name}/pull", actions, "pull"),
-        ("/ollama/instances/{name}/delete-model", actions, "delete"),
+        ("/ollama/instances", page, "add"),
+        ("/ollama/instances/{name}/remove", page, "remove"),
+        ("/ollama/instances/{name}/refresh", page, "refresh"),
+        ("/ollama/instances/{name}/pull", page, "pull"),
+        ("/ollama/instances/{name}/delete-model", page, "delete"),
         ("/ollama/pulls/{pull_id}", PullFragment(ctx), None),
     ]

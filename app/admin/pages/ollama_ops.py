@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +17,7 @@ from tortoise.exceptions import IntegrityError
 
 from app.adapters.ollama import OllamaAdapter
 from app.admin.context import AdminContext
-from app.admin.pages.settings_common import in_db
+from app.admin.pages.settings_common import iso
 from app.errors import RelayError
 from app.providers import BUILTIN_BY_NAME, Provider
 from app.stores.models import CustomProvider, OllamaInstance
@@ -26,10 +25,6 @@ from app.stores.models import CustomProvider, OllamaInstance
 log = logging.getLogger("llm_relay.admin")
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")  # the rule for custom provider names
 MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
-
-
-def iso(timestamp: float | None) -> str | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def human_size(size: Any) -> str:
@@ -89,7 +84,7 @@ def _view(ctx: AdminContext, provider: Provider, *, with_models: bool = True) ->
 async def list_instances(ctx: AdminContext, *, with_models: bool = True) -> list[dict[str, Any]]:
     """Every Ollama instance the relay uses, then admin records it could not use (a name taken)."""
     views = [_view(ctx, p, with_models=with_models) for p in ctx.services.upstreams.ollama]
-    stored = await in_db(ctx, lambda: OllamaInstance.all().order_by("name"))
+    stored = await ctx.in_db(lambda: OllamaInstance.all().order_by("name"))
     active = {v["name"] for v in views}
     for row in stored:
         if row.name not in active:
@@ -149,7 +144,7 @@ async def add_instance(ctx: AdminContext, name: Any, url: Any) -> dict[str, Any]
             return False
         return True
 
-    if not await in_db(ctx, create):
+    if not await ctx.in_db(create):
         raise falcon.HTTPConflict(title=f"the name {name!r} is already used by a provider")
     await ctx.live.reload()  # adds the instance and discovers its models
     log.info("admin: added Ollama instance %s at %s", name, url)
@@ -157,7 +152,7 @@ async def add_instance(ctx: AdminContext, name: Any, url: Any) -> dict[str, Any]
 
 
 async def remove_instance(ctx: AdminContext, name: str) -> None:
-    deleted = await in_db(ctx, lambda: OllamaInstance.filter(name=name).delete())
+    deleted = await ctx.in_db(lambda: OllamaInstance.filter(name=name).delete())
     if not deleted:
         if ctx.services.upstreams.get(name) is not None:
             raise falcon.HTTPConflict(title=f"{name!r} comes from the environment (OLLAMA_INSTANCES); remove it there")

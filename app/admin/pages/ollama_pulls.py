@@ -15,7 +15,8 @@ import falcon
 
 from app.adapters.ollama import OllamaAdapter
 from app.admin.context import AdminContext
-from app.admin.pages.ollama_ops import adapter_of, iso, model_name
+from app.admin.pages.ollama_ops import adapter_of, model_name
+from app.admin.pages.settings_common import iso
 from app.errors import RelayError
 
 log = logging.getLogger("llm_relay.admin")

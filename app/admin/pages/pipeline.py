@@ -10,7 +10,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.render import json, render
 from app.pipeline.hookspecs import hook
 
@@ -48,18 +48,12 @@ def pipeline_view(ctx: AdminContext) -> dict[str, Any]:
     return {"stages": stages, "passthrough": pipeline.passthrough}
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await render(self.ctx, req, resp, "pipeline.html", title="Pipeline", view=pipeline_view(self.ctx))
 
 
-class Api:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Api(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         json(resp, pipeline_view(self.ctx))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.pages.providers_catalog import catalog_providers, search
 from app.admin.pages.providers_custom_page import CustomAdd, CustomDelete, CustomEdit, render_providers
 from app.admin.pages.providers_model_page import ModelPage
@@ -17,30 +17,21 @@ from app.admin.render import render
 RESULTS = "catalog-results"  # the element the catalog's search and pager replace
 
 
-class ProvidersPage:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class ProvidersPage(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await render_providers(self.ctx, req, resp)
 
 
-class TestButton:
+class TestButton(Resource):
     """htmx: the result of a connection test, swapped in next to the button."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         result = await test_connection(self.ctx, name)
         await render(self.ctx, req, resp, "providers_test.html", result=result)
 
 
-class CatalogPage:
+class CatalogPage(Resource):
     """The whole page, or (for the search box and the pager) just the results."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         data = search(

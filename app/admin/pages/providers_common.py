@@ -92,14 +92,3 @@ async def read_json(req: falcon.asgi.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise falcon.HTTPBadRequest(title="expected a JSON object")
     return body
-
-
-async def read_form(req: falcon.asgi.Request) -> dict[str, str]:
-    """A urlencoded form as field -> text (a repeated field keeps its last value)."""
-    form = await req.get_media(default_when_empty=None)
-    if not isinstance(form, dict):
-        return {}
-    out: dict[str, str] = {}
-    for key, value in form.items():
-        out[str(key)] = str(value[-1] if isinstance(value, list) and value else value)
-    return out

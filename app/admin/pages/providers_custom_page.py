@@ -9,11 +9,11 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
-from app.admin.pages.providers_common import Invalid, custom_path, model_path, read_form
+from app.admin.context import AdminContext, Resource
+from app.admin.pages.providers_common import Invalid, custom_path, model_path
 from app.admin.pages.providers_custom import FIELDS, create, custom_view, custom_views, delete, update
 from app.admin.pages.providers_status import provider_views
-from app.admin.render import render
+from app.admin.render import read_form, render
 
 DONE = {
     "added": "Custom provider added and made live.",
@@ -56,10 +56,7 @@ async def render_providers(
     )
 
 
-class CustomAdd:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class CustomAdd(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         raise falcon.HTTPSeeOther("/providers#add-custom")
 
@@ -74,10 +71,7 @@ class CustomAdd:
         raise falcon.HTTPSeeOther(custom_path(view["name"]) + "?done=added")
 
 
-class CustomEdit:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class CustomEdit(Resource):
     async def _page(
         self,
         req: falcon.asgi.Request,
@@ -117,10 +111,7 @@ class CustomEdit:
         raise falcon.HTTPSeeOther(custom_path(name) + "?done=saved")
 
 
-class CustomDelete:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class CustomDelete(Resource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
         try:
             await delete(self.ctx, name)

@@ -9,11 +9,11 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
-from app.admin.pages.providers_common import Invalid, model_path, read_form
+from app.admin.context import Resource
+from app.admin.pages.providers_common import Invalid, model_path
 from app.admin.pages.providers_overrides import PARTS, apply_changes, canonical, override_view, parse_changes
 from app.admin.pages.providers_validate import PRICE_FIELDS, SWITCH_FIELDS, quirk_as_form, quirk_from_form
-from app.admin.render import render
+from app.admin.render import read_form, render
 
 NAMES = {"price": "Price override", "switches": "Switches", "quirk": "Quirk override"}
 DONE = {
@@ -49,10 +49,7 @@ def raw_of(part: str, form: dict[str, str]) -> dict[str, Any]:
     return quirk_from_form(form)
 
 
-class ModelPage:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class ModelPage(Resource):
     async def _page(
         self,
         req: falcon.asgi.Request,

@@ -1,41 +1,27 @@
 """What the Ollama, Aliases and Settings pages share.
 
-Form handling: every action works as a plain form post (the whole page comes back) and through
-htmx (only the page's body fragment comes back, with status 200 so htmx swaps in an error
-message too).
+Form handling (:class:`FormPage`): every action works as a plain form post (the whole page
+comes back) and through htmx (only the page's body fragment comes back, with status 200 so htmx
+swaps in an error message too).
 
-Database access: :func:`in_db` runs a query in its own task that carries the relay's Tortoise
-context. ``with database.context:`` keeps its reset token on the shared context object, so two
-tasks that each hold it across an ``await`` (a background pull or sync and a polling request)
-can leave it in the wrong order and fail; entered only around ``create_task`` it never spans an
-``await``, as the usage writer does.
+Background work: :func:`start_in_db` starts a task that carries the relay's Tortoise context,
+entered only around ``create_task`` as :meth:`AdminContext.in_db` does (see there why).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any
 
 import falcon
 import falcon.asgi
 
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
+from app.admin.render import read_form, render
 
-T = TypeVar("T")
-Show = Callable[..., Awaitable[None]]
 Action = Callable[[dict[str, str]], Awaitable[str]]
-
-
-async def in_db(ctx: AdminContext, query: Callable[[], Awaitable[T]]) -> T:
-    """``await query()`` with the relay's database, in a task of its own (see above)."""
-
-    async def run() -> T:
-        return await query()
-
-    with ctx.services.database.context:
-        task = asyncio.create_task(run())
-    return await task
 
 
 def start_in_db(ctx: AdminContext, job: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
@@ -48,12 +34,9 @@ def start_in_db(ctx: AdminContext, job: Callable[[], Awaitable[None]], name: str
         return asyncio.create_task(run(), name=name)
 
 
-async def form_of(req: falcon.asgi.Request) -> dict[str, str]:
-    """A form (or JSON) body as strings; a repeated field keeps its last value."""
-    media = await req.get_media(default_when_empty={})
-    if not isinstance(media, dict):
-        return {}
-    return {str(k): str(v[-1] if isinstance(v, list) and v else v) for k, v in media.items()}
+def iso(timestamp: float | None) -> str | None:
+    """A time.time() moment as ISO 8601 UTC, to the second."""
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def is_htmx(req: falcon.asgi.Request) -> bool:
@@ -64,16 +47,56 @@ def problem(exc: falcon.HTTPError) -> str:
     return f"{exc.title}: {exc.description}" if exc.description else str(exc.title)
 
 
-async def act(req: falcon.asgi.Request, resp: falcon.asgi.Response, show: Show, action: Action) -> None:
-    """Run an action on the posted form, then show the page with its message or its error
-    (the form's values are kept, so a mistake can be corrected)."""
-    form = await form_of(req)
-    values: dict[str, Any]
-    try:
-        values = {"message": await action(form)}
-    except falcon.HTTPError as exc:
-        values = {"error": problem(exc), "form": form}
-    fragment = is_htmx(req)
-    await show(req, resp, fragment=fragment, **values)
-    if "error" in values and not fragment:
-        resp.status = falcon.HTTP_400
+class FormPage(Resource):
+    """A page (``<template>.html``, its body ``<template>_body.html``) whose form posts answer
+    with it and a message."""
+
+    template = ""
+    title = ""
+
+    async def values(self) -> dict[str, Any]:
+        """What the page shows besides the message, the error and the form."""
+        raise NotImplementedError
+
+    def notice(self, req: falcon.asgi.Request) -> str | None:
+        """The message when no action gave one (the page arrived by a redirect, say)."""
+        return None
+
+    async def show(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        *,
+        fragment: bool,
+        message: str | None = None,
+        error: str | None = None,
+        form: dict[str, str] | None = None,
+    ) -> None:
+        await render(
+            self.ctx,
+            req,
+            resp,
+            f"{self.template}_body.html" if fragment else f"{self.template}.html",
+            title=self.title,
+            **await self.values(),
+            message=self.notice(req) if message is None else message,
+            error=error,
+            form=form or {},
+        )
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        await self.show(req, resp, fragment=False)
+
+    async def act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
+        """Run an action on the posted form, then show the page with its message or its error
+        (the form's values are kept, so a mistake can be corrected)."""
+        form = await read_form(req)
+        values: dict[str, Any]
+        try:
+            values = {"message": await action(form)}
+        except falcon.HTTPError as exc:
+            values = {"error": problem(exc), "form": form}
+        fragment = is_htmx(req)
+        await self.show(req, resp, fragment=fragment, **values)
+        if "error" in values and not fragment:
+            resp.status = falcon.HTTP_400

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ import falcon
 
 from app.admin.context import AdminContext
 from app.admin.pages.aliases_ops import check_default_value
-from app.admin.pages.settings_common import in_db, start_in_db
+from app.admin.pages.settings_common import iso, start_in_db
 from app.pricing.catalog_build import Models
 from app.pricing.sync import SyncError, sync_pricing
 from app.runtime import RUNTIME_KEYS
@@ -33,7 +32,7 @@ SYNC = "pricing_sync"  # key in ctx.state: the pricing sync under way, or the la
 
 
 async def current(ctx: AdminContext) -> dict[str, Any]:
-    stored = await in_db(ctx, RelaySetting.read_all)
+    stored = await ctx.in_db(RelaySetting.read_all)
     runtime = ctx.services.runtime
     values: dict[str, Any] = {key: getattr(runtime, key) for key in RUNTIME_KEYS}
     values["sources"] = {key: "admin" if stored.get(key) is not None else "env" for key in RUNTIME_KEYS}
@@ -74,7 +73,7 @@ async def update(ctx: AdminContext, changes: dict[str, Any]) -> dict[str, Any]:
             else:
                 await RelaySetting.write(key, value)
 
-    await in_db(ctx, store)
+    await ctx.in_db(store)
     await ctx.live.reload()
     if checked:
         log.info("admin: settings changed: %s", checked)
@@ -102,15 +101,11 @@ class SyncJob:
         return {
             "source": self.source,
             "running": self.running,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "result": self.result,
             "error": self.error,
         }
-
-
-def _iso(timestamp: float | None) -> str | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _source(ctx: AdminContext, value: Any) -> str:
@@ -162,8 +157,7 @@ async def sync_status(ctx: AdminContext, limit: int = 10) -> dict[str, Any]:
         "active_pricing": ctx.services.catalog.pricing_source,
         "default_url": ctx.services.settings.pricing_url,
     }
-    status["history"] = await in_db(
-        ctx,
+    status["history"] = await ctx.in_db(
         lambda: (
             PricingSync.all()
             .order_by("-id")

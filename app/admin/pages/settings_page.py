@@ -3,7 +3,6 @@ its fragment polls itself every 500 ms while it runs) and the admin password."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import falcon
@@ -12,36 +11,10 @@ import falcon.asgi
 from app.admin.context import AdminContext
 from app.admin.pages import settings_ops as ops
 from app.admin.pages.login import set_session
-from app.admin.pages.settings_common import Action, act, form_of, is_htmx, problem
-from app.admin.render import render
+from app.admin.pages.settings_common import FormPage, is_htmx, problem
+from app.admin.render import read_form, render
 
 CHANGED = "/settings?password=changed"
-
-
-async def show(
-    ctx: AdminContext,
-    req: falcon.asgi.Request,
-    resp: falcon.asgi.Response,
-    *,
-    fragment: bool,
-    message: str | None = None,
-    error: str | None = None,
-    form: dict[str, str] | None = None,
-) -> None:
-    if message is None and req.get_param("password") == "changed":
-        message = "Password changed. Every other session has ended; this one continues."
-    await render(
-        ctx,
-        req,
-        resp,
-        "settings_body.html" if fragment else "settings.html",
-        title="Settings",
-        settings=await ops.current(ctx),
-        sync=await ops.sync_status(ctx, limit=5),
-        message=message,
-        error=error,
-        form=form or {},
-    )
 
 
 def runtime_from_form(form: dict[str, str]) -> dict[str, Any]:
@@ -57,15 +30,20 @@ def runtime_from_form(form: dict[str, str]) -> dict[str, Any]:
     }
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
+class Page(FormPage):
+    """The page, its form posts, and the pricing sync fragment: its status (polling itself
+    while a sync runs) and history."""
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await show(self.ctx, req, resp, fragment=False)
+    template = "settings"
+    title = "Settings"
 
-    async def _act(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, action: Action) -> None:
-        await act(req, resp, partial(show, self.ctx), action)
+    async def values(self) -> dict[str, Any]:
+        return {"settings": await ops.current(self.ctx), "sync": await ops.sync_status(self.ctx, limit=5)}
+
+    def notice(self, req: falcon.asgi.Request) -> str | None:
+        if req.get_param("password") == "changed":
+            return "Password changed. Every other session has ended; this one continues."
+        return None
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         async def save(form: dict[str, str]) -> str:
@@ -75,7 +53,7 @@ class Page:
             await ops.update(self.ctx, changed)
             return "Settings saved; they apply from the next request." if changed else "Nothing changed."
 
-        await self._act(req, resp, save)
+        await self.act(req, resp, save)
 
     async def on_post_retention(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         async def retention(form: dict[str, str]) -> str:
@@ -84,16 +62,16 @@ class Page:
                 return "Retention is off (0 days): nothing was deleted."
             return f"Deleted {done['deleted']} usage rows older than {done['retention_days']} days."
 
-        await self._act(req, resp, retention)
+        await self.act(req, resp, retention)
 
     async def on_post_password(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        form = await form_of(req)
+        form = await read_form(req)
         try:
             await ops.change_password(
                 self.ctx, req.remote_addr or "", form.get("current"), form.get("new"), form.get("confirm", "")
             )
         except falcon.HTTPError as exc:
-            await show(self.ctx, req, resp, fragment=is_htmx(req), error=problem(exc))
+            await self.show(req, resp, fragment=is_htmx(req), error=problem(exc))
             if not is_htmx(req):
                 resp.status = exc.status
             return
@@ -104,31 +82,24 @@ class Page:
             return
         raise falcon.HTTPSeeOther(CHANGED)
 
-
-class Sync:
-    """The pricing sync fragment: its status (polling itself while a sync runs) and history."""
-
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
-    async def _fragment(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **values: Any) -> None:
+    async def _sync_fragment(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **values: Any) -> None:
         values.setdefault("error", None)
         await render(self.ctx, req, resp, "settings_sync.html", sync=await ops.sync_status(self.ctx, limit=5), **values)
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        await self._fragment(req, resp)
+    async def on_get_sync(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        await self._sync_fragment(req, resp)
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        form = await form_of(req)
+    async def on_post_sync(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        form = await read_form(req)
         error = None
         try:
             ops.start_sync(self.ctx, form.get("url"))
         except falcon.HTTPError as exc:
             error = problem(exc)
         if is_htmx(req):
-            await self._fragment(req, resp, error=error)
+            await self._sync_fragment(req, resp, error=error)
         elif error:
-            await show(self.ctx, req, resp, fragment=False, error=error)
+            await self.show(req, resp, fragment=False, error=error)
             resp.status = falcon.HTTP_400
         else:
             raise falcon.HTTPSeeOther("/settings#pricing")
@@ -140,5 +111,5 @@ def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
         ("/settings", page, None),
         ("/settings/retention", page, "retention"),
         ("/settings/password", page, "password"),
-        ("/settings/pricing-sync", Sync(ctx), None),
+        ("/settings/pricing-sync", page, "sync"),
     ]

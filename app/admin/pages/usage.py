@@ -18,9 +18,9 @@ from urllib.parse import urlencode
 import falcon.asgi
 import orjson
 
-from app.admin.api.usage import in_database, page_numbers, request_log
+from app.admin.api.usage import page_numbers, request_log
 from app.admin.api.usage_queries import FILTER_KEYS, OUTCOMES, PER_PAGE, Query, Reader, measured, overview, parse_query
-from app.admin.context import AdminContext
+from app.admin.context import AdminContext, Resource
 from app.admin.render import render
 from app.pricing.pricer import NANOS_PER_USD
 
@@ -148,10 +148,7 @@ def link(params: dict[str, str], **changes: Any) -> str:
     return "/usage?" + urlencode({k: v for k, v in merged.items() if v not in (None, "")})
 
 
-class Page:
-    def __init__(self, ctx: AdminContext) -> None:
-        self.ctx = ctx
-
+class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.vary = ("HX-Request", "HX-Target")  # one URL, three shapes: never cache one for another
         restoring = req.get_header("HX-History-Restore-Request") == "true"
@@ -180,7 +177,7 @@ class Page:
             total = found["summary"]["requests"] if found else None  # the log's count, already known
             return {**found, "log": await request_log(reader, measured_q, page, per_page, total)}
 
-        values = await in_database(db, read)
+        values = await self.ctx.in_db(read)
         if not log_only:
             values["chart"] = chart(values["series"]["points"], q.bucket)
         per_page_param = per_page if per_page != PER_PAGE else None
