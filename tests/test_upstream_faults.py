@@ -135,7 +135,14 @@ def test_failures_after_streaming_began_end_with_an_error_frame(relay_on, sdk, f
 
 @pytest.mark.parametrize(
     ("status", "error_type"),
-    [(401, "authentication_error"), (404, "not_found_error"), (429, "rate_limit_error"), (503, "overloaded_error")],
+    [
+        (401, "authentication_error"),
+        (404, "not_found_error"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (503, "overloaded_error"),
+        (529, "overloaded_error"),
+    ],
 )
 def test_anthropic_dialect_gets_anthropics_error_types(relay_on, status: int, error_type: str) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
