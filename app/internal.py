@@ -120,8 +120,9 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Frames:
-    """Upstream SSE events relayed as they arrived, already framed for an OpenAI-dialect client
-    (the adapter parses only the events it must: usage, errors, provider quirks). ``tokens``
+    """Upstream SSE events relayed as they arrived, already framed for the client's dialect (an
+    OpenAI client's from an OpenAI-compatible provider, an Anthropic client's from Anthropic;
+    the adapter parses only the events it must: usage, errors, provider quirks). ``tokens``
     counts the events that carried a token, for metering."""
 
     data: bytes
@@ -152,5 +153,8 @@ class Reply:
     body: dict[str, Any] | None = None
     stream: AsyncGenerator[StreamItem, None] | None = None
     usage: Usage | None = None
+    # The body is in the client's own dialect: a provider of the same API family answered it
+    # (only when every stage is passthrough_safe, as for Frames).
+    native: bool = False
     # Response headers a stage adds (e.g. a rate limit's); the relay's own headers win on a clash.
     headers: dict[str, str] = field(default_factory=dict)

@@ -19,6 +19,7 @@ from app.adapters.images import ImageLimits
 from app.catalog import Catalog, ModelEntry, load_pricing_snapshot
 from app.discovery import Discovery
 from app.errors import RelayError
+from app.http import anthropic as anthropic_http
 from app.http import ollama as ollama_http
 from app.http import openai as openai_http
 from app.http.asgi import DisconnectAware
@@ -163,6 +164,8 @@ def create_app(
     api.add_route("/v1/chat/completions", openai_http.InferenceResource(pipeline, "chat"))
     api.add_route("/v1/completions", openai_http.InferenceResource(pipeline, "completion"))
     api.add_route("/v1/embeddings", openai_http.InferenceResource(pipeline, "embedding"))
+    api.add_route("/v1/messages", anthropic_http.MessagesResource(pipeline))
+    api.add_route("/v1/messages/count_tokens", anthropic_http.CountTokensResource(services))
     models = openai_http.ModelsResource(services)
     api.add_route("/v1/models", models)
     api.add_route("/v1/models/{model_id:path}", models, suffix="model")

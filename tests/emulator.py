@@ -6,6 +6,7 @@ Routes (``{p}`` is a provider directory under ``tests/fixtures``):
   ``chat_stream_text_short``; ``/gemini/v1beta/models/{recording}:{method}`` for Gemini. A ``slow:`` prefix paces
   the replay one SSE event per ``SLOW_GAP`` seconds (to test disconnects mid-stream).
 - ``GET /{p}/.../models``: the recordings of ``p`` as an OpenAI model list.
+- ``POST /{p}/v1/messages/count_tokens``: ``{"input_tokens": 1000 + len(messages)}``.
 - ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
   ``/api/version``, ``/api/embed`` answer with the recorded documentation examples;
   ``/api/chat`` and ``/api/generate`` replay the recording the model names, else the
@@ -78,6 +79,10 @@ class Emulator:
             names = sorted({stem for provider, stem in MANIFEST if provider == parts[0]})
             data = [{"id": n, "object": "model", "created": 0, "owned_by": parts[0]} for n in names]
             await _json(send, 200, {"object": "list", "data": data})
+        elif parts[-1] == "count_tokens":
+            # No count_tokens reply was recorded; this is the shape of Anthropic's documented
+            # example ({"input_tokens": N}), with N made from the request so tests see it passed.
+            await _json(send, 200, {"input_tokens": 1000 + len((body or {}).get("messages") or ())})
         elif ":" in parts[-1]:  # Gemini: /gemini/v1beta/models/{model}:{method}
             model, _, method = parts[-1].partition(":")
             stream = method == "streamGenerateContent"

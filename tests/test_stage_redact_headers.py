@@ -73,6 +73,21 @@ def test_streamed_to_an_anthropic_upstream(redacting, upstream, sdk) -> None:
     assert_redacted(str(sent["messages"]))
 
 
+def test_anthropic_dialect_to_anthropic_as_written_but_redacted(redacting, upstream) -> None:
+    body = {
+        "model": "anthropic/messages_stream_text_simple",
+        "max_tokens": 20,
+        "stream": True,
+        "system": [{"type": "text", "text": f"Reply to {SECRET_MAIL}", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": TEXT}]}],
+    }
+    reply = httpx.post(redacting.url + "/v1/messages", json=body, timeout=10)
+    assert reply.status_code == 200 and "message_stop" in reply.text
+    sent = upstream.last("/anthropic/v1/messages").body
+    assert_redacted(sent["system"][0]["text"] + sent["messages"][0]["content"][0]["text"])
+    assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}  # the rest as the client wrote it
+
+
 def test_ollama_dialect_to_an_ollama_upstream(redacting, upstream, sdk) -> None:
     client = sdk.ollama(redacting.url)
     list(client.chat(model="lab/api_chat_stream_truncated", messages=[{"role": "user", "content": TEXT}], stream=True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import anthropic
 import httpx
 import ollama
 import openai
@@ -130,3 +131,45 @@ def test_failures_after_streaming_began_end_with_an_error_frame(relay_on, sdk, f
         list(client.chat(model=f"openai/{fault}", messages=MESSAGES, stream=True))
     client.close()
     assert one_row(relay_on, tag)["outcome"] == "upstream_error"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [
+        (401, "authentication_error"),
+        (404, "not_found_error"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (503, "overloaded_error"),
+        (529, "overloaded_error"),
+    ],
+)
+def test_anthropic_dialect_gets_anthropics_error_types(relay_on, status: int, error_type: str) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    client = anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client.messages.create(
+            model=f"openai/status:{status}", max_tokens=5, messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
+        )
+    assert caught.value.status_code == status
+    assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == error_type
+    assert f"emulated {status}" in caught.value.body["error"]["message"]
+    assert one_row(relay_on, tag)["dialect"] == "anthropic"
+
+
+@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset"])
+def test_anthropic_stream_failing_midway_ends_with_an_error_event(relay_on, fault: str) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    client = anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0)
+    text = ""
+    with pytest.raises(anthropic.APIError) as caught:
+        with client.messages.stream(
+            model=f"openai/{fault}", max_tokens=5, messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
+        ) as stream:
+            for piece in stream.text_stream:
+                text += piece
+    assert text  # the stream had begun
+    if fault == "midstream-error":
+        assert "Tool call validation failed" in str(caught.value)
+    row = one_row(relay_on, tag)
+    assert (row["outcome"], row["status"], row["dialect"]) == ("upstream_error", 200, "anthropic")

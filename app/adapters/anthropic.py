@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from app.adapters import anthropic_native as native
 from app.adapters.base import Adapter, Call
 from app.adapters.client import Opened
 from app.adapters.failures import error_from_payload, load_json
@@ -24,17 +25,30 @@ from app.formats.anthropic_stream import StreamTranslator
 from app.internal import Reply, StreamItem
 
 ANTHROPIC_VERSION = "2023-06-01"
+CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 class AnthropicAdapter(Adapter):
+    dialect = "anthropic"
+
     def _headers(self, stream: bool) -> dict[str, str]:
         key = {"x-api-key": self.provider.api_key} if self.provider.api_key else {}
         return self._json_headers(stream, {"anthropic-version": ANTHROPIC_VERSION, **key})
+
+    def _native_headers(self, call: Call) -> dict[str, str]:
+        """An Anthropic client's own version and beta flags go on to Anthropic as it sent them."""
+        headers = self._headers(call.stream)
+        for name in CLIENT_HEADERS:
+            if call.headers.get(name):
+                headers[name] = call.headers[name]
+        return headers
 
     async def send(self, call: Call) -> Reply:
         if call.kind != "chat":
             # Anthropic has neither embeddings nor a bare-prompt completion endpoint.
             raise BadRequest(f"{self.provider.name} models serve chat only: use /v1/chat/completions or /api/chat")
+        if call.dialect == "anthropic" and call.passthrough and call.native is not None:
+            return await native.send(self, call, self._native_headers(call))
         body = build_request(call.body, model=call.model, stream=call.stream, catalog=call.catalog)
         url = self.provider.base_url + "/v1/messages"
         content = orjson.dumps(body)
@@ -69,6 +83,19 @@ class AnthropicAdapter(Adapter):
                 raise UpstreamProtocolError(f"{self.provider.name}: the stream ended before the message did")
         finally:
             await events.aclose()
+
+    async def count_tokens(self, call: Call) -> dict[str, Any] | None:
+        if call.native is None:
+            return None
+        url = self.provider.base_url + "/v1/messages/count_tokens"
+        body = {k: v for k, v in call.native.items() if k not in native.NOT_COUNTED}
+        data = await self.http.post(
+            self.provider, url, orjson.dumps({**body, "model": call.model}), self._native_headers(call)
+        )
+        counted = load_json(self.provider, data)
+        if not isinstance(counted, dict) or not isinstance(counted.get("input_tokens"), int):
+            raise error_from_payload(self.provider, counted if isinstance(counted, dict) else {}, error_status(counted))
+        return counted
 
     async def list_models(self) -> list[dict[str, Any]]:
         url = self.provider.base_url + "/v1/models"

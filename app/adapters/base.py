@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -31,14 +31,18 @@ class Call:
     body: dict[str, Any]  # internal (OpenAI) form
     stream: bool
     request_id: str
-    native: dict[str, Any] | None = None  # the client's own body, when it spoke Ollama
-    native_endpoint: str | None = None  # e.g. /api/generate
+    native: dict[str, Any] | None = None  # the client's own body, in its own dialect
+    native_endpoint: str | None = None  # e.g. /api/generate, /v1/messages
+    dialect: str = "openai"  # the client's: openai | ollama | anthropic
+    headers: Mapping[str, str] = field(default_factory=dict)  # the client's, lower-case names
     catalog: Mapping[str, Any] | None = None  # the model's catalog entry (limits, capabilities), if known
-    passthrough: bool = False  # the client takes OpenAI SSE bytes as the upstream sent them (Frames)
+    passthrough: bool = False  # the client takes its own dialect's bytes as the upstream sent them (Frames)
 
 
 class Adapter(abc.ABC):
     """Carries calls to one provider."""
+
+    dialect: ClassVar[str | None] = None  # the inbound dialect whose bodies it can send as they are
 
     def __init__(self, provider: Provider, http: UpstreamClient, images: ImageLimits | None = None) -> None:
         self.provider = provider
@@ -51,6 +55,10 @@ class Adapter(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook, like httpx's transports)
         """Release what this adapter holds (the shared HTTP client is closed by its owner)."""
+
+    async def count_tokens(self, call: Call) -> dict[str, Any] | None:
+        """The provider's own count of a request's input tokens, where its API has one."""
+        return None
 
     async def list_models(self) -> list[dict[str, Any]]:
         """The provider's own model list, for discovery; adapters without one return []."""

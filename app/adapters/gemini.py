@@ -189,7 +189,7 @@ class GeminiAdapter(Adapter):
 
 def _with_native_options(call: Call) -> dict[str, Any]:
     """top_k has no OpenAI name, so the Ollama dialect leaves it in the client's options."""
-    options = (call.native or {}).get("options")
+    options = (call.native or {}).get("options") if call.dialect == "ollama" else None
     if isinstance(options, dict) and options.get("top_k") is not None and call.body.get("top_k") is None:
         return {**call.body, "top_k": options["top_k"]}
     return call.body

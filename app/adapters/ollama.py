@@ -83,7 +83,7 @@ class OllamaAdapter(Adapter):
         """Build Ollama's body from the internal one (which stages may have rewritten), then
         add what only an Ollama-speaking client can ask for (keep_alive, raw, extra options)."""
         body = call.body
-        native = call.native or {}
+        native = (call.native or {}) if call.dialect == "ollama" else {}
         if call.kind == "embedding":
             request: dict[str, Any] = {"model": call.model, "input": body.get("input", "")}
             return "/api/embed", {**_extras(native, EMBED_EXTRAS), **request}

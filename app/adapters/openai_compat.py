@@ -65,7 +65,7 @@ class OpenAICompatAdapter(Adapter):
             # Some servers ignore "stream": answer with the whole body, replayed as chunks.
             data = await opened.read()
             return Reply(stream=_replay(self._whole(load_json(self.provider, data), call)))
-        if call.passthrough:
+        if call.passthrough and call.dialect == "openai":
             return Reply(stream=self._frames(opened.event_batches(), opened.ended, call))
         return Reply(stream=self._chunks(opened.sse(), opened.ended, call))
 

@@ -36,9 +36,30 @@ ERROR_STATUS = {
 }
 
 
+# The counts that add up across a request's sampling iterations.
+_ITERATION_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def billed(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The usage a request is billed for. With server-side compaction a request samples more
+    than once, and the top-level counts cover only the last iteration; ``iterations`` lists
+    them all (the compaction's summary included), so their sum is what counts."""
+    iterations = [i for i in raw.get("iterations") or () if isinstance(i, dict)]
+    if not iterations:
+        return raw
+    summed: dict[str, Any] = {**raw}
+    for name in _ITERATION_COUNTS:
+        summed[name] = sum(token_count(i.get(name)) for i in iterations)
+    if any("cache_creation" in i for i in iterations):
+        one_hour = (details(i, "cache_creation").get("ephemeral_1h_input_tokens") for i in iterations)
+        summed["cache_creation"] = {"ephemeral_1h_input_tokens": sum(map(token_count, one_hour))}
+    return summed
+
+
 def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
     """Anthropic's ``input_tokens`` leaves out the cached prompt, which it reports as cache
     reads and writes beside it: the same split :class:`Usage` keeps."""
+    raw = billed(raw)
     output = token_count(raw.get("output_tokens"))
     cache_write = token_count(raw.get("cache_creation_input_tokens"))
     return Usage(

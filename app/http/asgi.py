@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from app.dialects import anthropic as anthropic_dialect
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
 from app.errors import PayloadTooLarge, RelayError
@@ -35,13 +36,18 @@ def new_request_id() -> str:
 
 
 def dialect_of(path: str) -> str:
-    return "ollama" if path.startswith("/api/") or path == "/" else "openai"
+    if path.startswith("/api/") or path == "/":
+        return "ollama"
+    return "anthropic" if path.startswith("/v1/messages") else "openai"
 
 
 def error_body(path: str, error: RelayError) -> dict[str, Any]:
     """An error in the dialect of the endpoint it happened on."""
-    if dialect_of(path) == "ollama":
+    dialect = dialect_of(path)
+    if dialect == "ollama":
         return ollama_dialect.error_body(error)
+    if dialect == "anthropic":
+        return anthropic_dialect.error_body(error)
     return openai_dialect.error_body(error)
 
 

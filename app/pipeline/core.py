@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from app.errors import RelayError
 from app.internal import Reply, Target, Usage
 from app.pipeline.hookspecs import hook
 
@@ -24,7 +25,7 @@ class Exchange:
     """One inference request on its way through the pipeline."""
 
     request_id: str
-    dialect: str  # openai | ollama
+    dialect: str  # openai | ollama | anthropic
     endpoint: str  # the inbound path, e.g. /v1/chat/completions
     kind: str  # chat | completion | embedding
     body: dict[str, Any]  # the request in internal (OpenAI) form; stages may rewrite it
@@ -33,6 +34,9 @@ class Exchange:
     client: str
     requested_model: str
     native: dict[str, Any] | None = None  # the body as the client sent it, for same-dialect upstreams
+    # What of ``native`` the internal form has no place for: only a same-dialect upstream,
+    # taking ``native`` as it is, may serve the request; any other answers with this error.
+    untranslatable: RelayError | None = None
     # UTC, as it is stored: astimezone() would look the local zone up on every request.
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)

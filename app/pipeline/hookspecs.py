@@ -13,7 +13,7 @@ class StageHooks:
     """The optional members, with their defaults."""
 
     passthrough_safe: bool = False
-    """True when the stage copes with relayed upstream bytes (``Frames``) in a stream."""
+    """True when the stage copes with relayed upstream bytes (``Frames``) and native bodies."""
 
     terminal: bool = False
     """True for the one stage that talks to the provider (the built-in ``dispatch``)."""

@@ -31,6 +31,8 @@ class DispatchStage:
         if ex.target is None:
             raise ModelNotFound("no model was resolved for this request", param="model")
         adapter = self.upstreams.adapter(ex.target.provider.name)
+        if ex.untranslatable is not None and not (ex.passthrough and adapter.dialect == ex.dialect):
+            raise ex.untranslatable
         call = Call(
             model=ex.target.model,
             kind=ex.kind,
@@ -38,7 +40,9 @@ class DispatchStage:
             stream=ex.stream,
             request_id=ex.request_id,
             native=ex.native,
-            native_endpoint=ex.endpoint if ex.dialect == "ollama" else None,
+            native_endpoint=ex.endpoint if ex.dialect != "openai" else None,
+            dialect=ex.dialect,
+            headers=ex.headers,
             catalog=ex.target.catalog_entry,
             passthrough=ex.passthrough,
         )

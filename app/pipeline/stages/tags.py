@@ -3,10 +3,11 @@
 With ``REQUIRE_API_KEY`` the request must carry a valid relay key (``Authorization: Bearer`` or
 ``x-api-key``), or it gets a 401 in its own dialect. Tags, by priority: the ``X-Proxy-Tag``
 header, then a ``model@tag`` suffix (always stripped from the model name, even when the header
-wins), then the relay key's own tags, then (without a relay key) the bearer token itself. A
-comma-separated list gives several tags; each is trimmed, checked and de-duplicated. A bad tag
-in the header or the suffix is the caller's error; a bearer token that isn't a valid tag, or
-looks like a provider's secret, is simply not used, so secrets never land in the usage table.
+wins), then the relay key's own tags, then (without a relay key) the bearer token itself, or
+the ``x-api-key`` Anthropic clients send instead. A comma-separated list gives several tags;
+each is trimmed, checked and de-duplicated. A bad tag in the header or the suffix is the
+caller's error; a token that isn't a valid tag, or looks like a provider's secret, is simply
+not used, so secrets never land in the usage table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.internal import Reply
 from app.keys import PREFIX, KeyInfo
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
+from app.services import Services
 from app.tagging import bearer_tags, parse_tags, split_model_tag
 
 
@@ -29,6 +31,25 @@ def presented_key(headers: Mapping[str, str]) -> str:
     return headers.get("x-api-key", "").strip()
 
 
+def token_header(headers: Mapping[str, str]) -> str:
+    """The Authorization header, or Anthropic clients' ``x-api-key`` in its place."""
+    if headers.get("authorization") or not headers.get("x-api-key"):
+        return headers.get("authorization", "")
+    return "Bearer " + headers["x-api-key"].strip()
+
+
+def authenticate(services: Services, headers: Mapping[str, str]) -> KeyInfo | None:
+    """The relay key a request presents, if valid; with REQUIRE_API_KEY, a 401 without one."""
+    key = presented_key(headers)
+    info = services.keys.check(key) if key.startswith(PREFIX) else None
+    if info is None and services.settings.require_api_key:
+        # One message for missing, unknown, revoked and expired keys: no oracle for guessing.
+        raise AuthenticationError(
+            "a valid relay API key is required (Authorization: Bearer rk-... or x-api-key: rk-...)"
+        )
+    return info
+
+
 class TagStage:
     name: ClassVar[str] = "tags"
     passthrough_safe: ClassVar[bool] = True  # handles Frames, or never looks at the stream
@@ -37,16 +58,8 @@ class TagStage:
         services = ctx.services
         self.services = services
 
-    def _key(self, ex: Exchange) -> KeyInfo | None:
-        key = presented_key(ex.headers)
-        info = self.services.keys.check(key) if key.startswith(PREFIX) else None
-        if info is None and self.services.settings.require_api_key:
-            # One message for missing, unknown, revoked and expired keys: no oracle for guessing.
-            raise AuthenticationError("a valid relay API key is required (Authorization: Bearer rk-...)")
-        return info
-
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        key = self._key(ex)
+        key = authenticate(self.services, ex.headers)
         model = ex.body.get("model")
         suffix = ""
         if isinstance(model, str):
@@ -60,7 +73,7 @@ class TagStage:
         elif key is not None:
             ex.tags = list(key.tags)
         else:
-            ex.tags = bearer_tags(ex.headers.get("authorization", ""))
+            ex.tags = bearer_tags(token_header(ex.headers))
         if key is not None:
             ex.state["api_key"] = key.id
         return await call_next(ex)
