@@ -5,6 +5,7 @@
     RelayError
     ├── ClientError                  the caller sent something we cannot serve (4xx)
     │   ├── BadRequest               400: malformed JSON, wrong types, missing fields
+    │   │   └── Untranslatable       400: only a provider of the client's own API can take it
     │   ├── AuthenticationError      401: REQUIRE_API_KEY and no valid key
     │   ├── ModelNotFound            404: no provider serves that model and no default is set
     │   ├── Forbidden                403: a stage refuses this caller or model
@@ -61,6 +62,12 @@ class ClientError(RelayError):
 
 class BadRequest(ClientError):
     pass
+
+
+class Untranslatable(BadRequest):
+    """Part of a client's request that only a provider speaking the client's own API can take
+    (an Anthropic server tool, a Responses API built-in tool): such a provider gets the request
+    as written, any other answers with this 400."""
 
 
 class AuthenticationError(ClientError):

@@ -26,6 +26,7 @@ from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
+from app.http.responses import ResponsesResource
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.pipeline.loader import build_pipeline, read_config
@@ -165,6 +166,7 @@ def create_app(
     api.add_route("/v1/completions", openai_http.InferenceResource(pipeline, "completion"))
     api.add_route("/v1/embeddings", openai_http.InferenceResource(pipeline, "embedding"))
     api.add_route("/v1/messages", anthropic_http.MessagesResource(pipeline))
+    api.add_route("/v1/responses", ResponsesResource(pipeline))
     api.add_route("/v1/messages/count_tokens", anthropic_http.CountTokensResource(services))
     models = openai_http.ModelsResource(services)
     api.add_route("/v1/models", models)

@@ -88,8 +88,14 @@ class Emulator:
             stream = method == "streamGenerateContent"
             await self._replay(parts[0], model, receive, send, stream if "Content" in method else None)
         else:
+            # OpenAI's Responses recordings live beside its Chat Completions ones, in openai-responses.
+            responses = parts[-1] == "responses" and (FIXTURES / f"{parts[0]}-responses").is_dir()
             await self._replay(
-                parts[0], (body or {}).get("model", ""), receive, send, (body or {}).get("stream", False)
+                f"{parts[0]}-responses" if responses else parts[0],
+                (body or {}).get("model", ""),
+                receive,
+                send,
+                (body or {}).get("stream", False),
             )
 
     async def _replay(self, provider: str, model: str, receive: Any, send: Any, stream: Any = None) -> None:

@@ -44,6 +44,10 @@ class Adapter(abc.ABC):
 
     dialect: ClassVar[str | None] = None  # the inbound dialect whose bodies it can send as they are
 
+    def speaks(self, dialect: str) -> bool:
+        """Whether this provider takes a client's body of that dialect as it is (see Call.native)."""
+        return dialect == self.dialect
+
     def __init__(self, provider: Provider, http: UpstreamClient, images: ImageLimits | None = None) -> None:
         self.provider = provider
         self.http = http

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from app.adapters import responses_native
 from app.adapters.base import Adapter, Call, is_json_type
 from app.adapters.client import UpstreamClient
 from app.adapters.failures import error_from_payload, load_json
@@ -51,7 +52,15 @@ class OpenAICompatAdapter(Adapter):
             headers["x-title"] = "LLM Relay"
         return headers
 
+    dialect = "openai"
+
+    def speaks(self, dialect: str) -> bool:
+        # OpenAI's own API also serves the Responses API; other compatible servers may not.
+        return dialect == "openai" or (dialect == "responses" and self.provider.name == "openai")
+
     async def send(self, call: Call) -> Reply:
+        if call.dialect == "responses" and call.passthrough and call.native is not None and self.speaks("responses"):
+            return await responses_native.send(self, call, self._streaming if call.stream else self._plain)
         body = {**call.body, "model": call.model}
         if call.kind != "embedding":
             body["stream"] = call.stream

@@ -13,18 +13,13 @@ from typing import Any
 
 import orjson
 
-from app.errors import BadRequest
+from app.errors import BadRequest, Untranslatable
 
 # Thinking budgets as OpenAI's effort levels: the least level whose budget covers it.
 EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
 # Anthropic's effort levels as the ones OpenAI-style APIs all take.
 ADAPTIVE_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 SAMPLING_FIELDS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop"}
-
-
-class Untranslatable(BadRequest):
-    """Something only Anthropic itself can take (a server tool, a block of a type other APIs
-    lack): the request still goes to an Anthropic model as written, and to no other."""
 
 
 def _fail(message: str, param: str | None = None) -> BadRequest:

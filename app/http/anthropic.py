@@ -53,7 +53,7 @@ class CountTokensResource:
         authenticate(self.services, req.headers)
         target = self.services.resolver.resolve(split_model_tag(internal["model"])[0])
         adapter = self.services.upstreams.adapter(target.provider.name)
-        if translated.untranslatable is not None and adapter.dialect != "anthropic":
+        if translated.untranslatable is not None and not adapter.speaks("anthropic"):
             raise translated.untranslatable
         call = Call(
             model=target.model,

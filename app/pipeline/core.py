@@ -25,7 +25,7 @@ class Exchange:
     """One inference request on its way through the pipeline."""
 
     request_id: str
-    dialect: str  # openai | ollama | anthropic
+    dialect: str  # openai | ollama | anthropic | responses
     endpoint: str  # the inbound path, e.g. /v1/chat/completions
     kind: str  # chat | completion | embedding
     body: dict[str, Any]  # the request in internal (OpenAI) form; stages may rewrite it

@@ -31,7 +31,7 @@ class DispatchStage:
         if ex.target is None:
             raise ModelNotFound("no model was resolved for this request", param="model")
         adapter = self.upstreams.adapter(ex.target.provider.name)
-        if ex.untranslatable is not None and not (ex.passthrough and adapter.dialect == ex.dialect):
+        if ex.untranslatable is not None and not (ex.passthrough and adapter.speaks(ex.dialect)):
             raise ex.untranslatable
         call = Call(
             model=ex.target.model,

@@ -1,0 +1,93 @@
+"""A Responses API client's request to a provider that speaks the Responses API (OpenAI): the
+body as the client wrote it (only the model name is the resolved one), the reply as the
+provider sent it. The relay reads only the usage of the final response and the errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from app.adapters.base import Adapter, Call
+from app.adapters.failures import error_from_payload, load_json
+from app.adapters.wire import SSEvent, parse_block
+from app.errors import UpstreamError, UpstreamProtocolError
+from app.formats.responses_api import FAILURE_EVENTS, TERMINAL_EVENTS, usage_from_responses
+from app.internal import Frames, Reply, StreamItem, Usage
+
+_TOKEN_EVENTS = (
+    "response.output_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.function_call_arguments.delta",
+)
+
+
+def _usage(response: Any) -> Usage | None:
+    usage = response.get("usage") if isinstance(response, dict) else None
+    return usage_from_responses(usage) if isinstance(usage, dict) else None
+
+
+async def send(adapter: Adapter, call: Call, headers: dict[str, str]) -> Reply:
+    assert call.native is not None
+    provider = adapter.provider
+    content = orjson.dumps({**call.native, "model": call.model, "stream": call.stream})
+    url = provider.base_url + "/responses"
+    if not call.stream:
+        data = load_json(provider, await adapter.http.post(provider, url, content, headers))
+        if not isinstance(data, dict) or data.get("object") != "response":
+            raise error_from_payload(
+                provider,
+                data if isinstance(data, dict) and "error" in data else {"error": {"message": f"{data!r:.200}"}},
+            )
+        return Reply(body=data, usage=_usage(data), native=True)
+    opened = await adapter.http.stream(provider, url, content, headers)
+    return Reply(stream=_frames(adapter, opened.event_batches()))
+
+
+def _payload(adapter: Adapter, event: SSEvent) -> dict[str, Any]:
+    payload = load_json(adapter.provider, event.data) if event.data.strip() else {}
+    if not isinstance(payload, dict):
+        return {}
+    kind = payload.get("type")
+    if kind in FAILURE_EVENTS:
+        failed = payload.get("response") if kind != "error" else None
+        error = (failed or {}).get("error") if isinstance(failed, dict) else None
+        raise error_from_payload(adapter.provider, {"error": error or payload})
+    return payload
+
+
+async def _frames(
+    adapter: Adapter, batches: AsyncGenerator[list[bytes | SSEvent], None]
+) -> AsyncGenerator[StreamItem, None]:
+    finished = False
+    try:
+        async for batch in batches:
+            relayed: list[bytes] = []
+            tokens = 0
+            for block in batch:
+                for event in parse_block(block) if isinstance(block, bytes) else [block]:
+                    try:
+                        payload = _payload(adapter, event)
+                    except UpstreamError:
+                        if relayed:  # what came before the error goes first
+                            yield Frames(b"".join(relayed), tokens)
+                        raise
+                    kind = payload.get("type")
+                    if kind in TERMINAL_EVENTS:
+                        finished = True
+                        usage = _usage(payload.get("response"))
+                        if usage is not None:
+                            yield usage
+                    tokens += kind in _TOKEN_EVENTS
+                relayed.append(block + b"\n\n" if isinstance(block, bytes) else _framed(block))
+            yield Frames(b"".join(relayed), tokens)
+        if not finished:
+            raise UpstreamProtocolError(f"{adapter.provider.name}: the stream ended before the response did")
+    finally:
+        await batches.aclose()
+
+
+def _framed(event: SSEvent) -> bytes:
+    head = f"event: {event.event}\n" if event.event else ""
+    return (head + "".join(f"data: {line}\n" for line in event.data.split("\n")) + "\n").encode()
