@@ -159,3 +159,74 @@ def test_built_in_tools_and_stored_state_are_refused_by_name_elsewhere(relay) ->
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="groq/chat_nonstream_basic", input="x", previous_response_id="resp_1")
     assert "does not store conversations" in str(caught.value)
+
+
+OTHER_UPSTREAMS = [  # (model, whether its recording is a stream)
+    ("anthropic/messages_nonstream_parallel_tool_use", False),
+    ("anthropic/messages_stream_thinking", True),
+    ("anthropic/messages_stream_tool_use", True),
+    ("gemini/generateContent_basic_thoughts", False),
+    ("gemini/generateContent_function_call", True),
+    ("gemini/streamGenerateContent_sse_thinking", True),
+    ("lab/api_chat_stream_truncated", True),
+    ("lab/api_chat_nonstream_tool_calls", False),
+]
+
+
+@pytest.mark.parametrize(("model", "stream"), OTHER_UPSTREAMS)
+def test_anthropic_gemini_and_ollama_say_the_same_in_both_dialects(relay, sdk, model: str, stream: bool) -> None:
+    """The Responses dialect tells what the OpenAI dialect tells of the same recording: text,
+    reasoning (as a summary), function calls, and the same usage row."""
+    tags = [f"t-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    chat = sdk.openai(relay.url)
+    if stream:
+        text = reasoning = ""
+        calls: dict[int, list[str]] = {}
+        for chunk in chat.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "hello"}],
+            stream=True,
+            extra_headers={"X-Proxy-Tag": tags[0]},
+        ):
+            for choice in chunk.choices:
+                text += choice.delta.content or ""
+                reasoning += getattr(choice.delta, "reasoning_content", None) or ""
+                for call in choice.delta.tool_calls or []:
+                    slot = calls.setdefault(call.index, ["", ""])
+                    slot[0] += call.function.name or ""
+                    slot[1] += call.function.arguments or ""
+        tool_calls = [(name, arguments) for name, arguments in calls.values()]
+        with _client(relay, tags[1]).responses.stream(model=model, input="hello") as events:
+            response = events.get_final_response()
+    else:
+        said = (
+            chat.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hello"}], extra_headers={"X-Proxy-Tag": tags[0]}
+            )
+            .choices[0]
+            .message
+        )
+        text, reasoning = said.content or "", getattr(said, "reasoning_content", None) or ""
+        tool_calls = [(c.function.name, c.function.arguments) for c in said.tool_calls or []]
+        response = _client(relay, tags[1]).responses.create(model=model, input="hello")
+    assert response.output_text == text
+    assert "".join(s.text for o in response.output if o.type == "reasoning" for s in o.summary) == reasoning
+    assert [(o.name, o.arguments) for o in response.output if o.type == "function_call"] == tool_calls
+    first, second = relay.rows(tag=tags[0])[0], relay.rows(tag=tags[1])[0]
+    counts = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cost_nanousd")
+    assert [first[c] for c in counts] == [second[c] for c in counts]
+    assert (first["dialect"], second["dialect"]) == ("openai", "responses")
+
+
+def test_openais_own_errors_reach_the_client(relay) -> None:
+    tag = f"t-{uuid.uuid4().hex[:12]}"
+    client = _client(relay, tag)
+    with pytest.raises(openai.APIError) as caught:
+        for _ in client.responses.create(model="openai/responses_stream_error", input="x", stream=True):
+            pass
+    assert "exceeded your current quota" in str(caught.value)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.responses.create(model="openai/responses_nonstream_error", input="x")
+    assert "exceeded your current quota" in limited.value.message
+    rows = relay.rows(tag=tag)
+    assert [(r["outcome"], r["dialect"]) for r in rows] == [("upstream_error", "responses")] * 2

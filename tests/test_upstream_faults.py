@@ -173,3 +173,34 @@ def test_anthropic_stream_failing_midway_ends_with_an_error_event(relay_on, faul
         assert "Tool call validation failed" in str(caught.value)
     row = one_row(relay_on, tag)
     assert (row["outcome"], row["status"], row["dialect"]) == ("upstream_error", 200, "anthropic")
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [(401, openai.AuthenticationError), (429, openai.RateLimitError), (503, openai.InternalServerError)],
+)
+def test_responses_dialect_keeps_the_status(relay_on, status: int, error_class) -> None:
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    client = openai.OpenAI(base_url=relay_on.url + "/v1", api_key="k", max_retries=0)
+    with pytest.raises(error_class) as caught:
+        client.responses.create(model=f"openai/status:{status}", input="hi", extra_headers={"X-Proxy-Tag": tag})
+    assert caught.value.status_code == status and f"emulated {status}" in caught.value.message
+    assert one_row(relay_on, tag)["dialect"] == "responses"
+
+
+@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset"])
+def test_responses_stream_failing_midway_ends_with_an_error_event(make_relay, faulty, fault: str) -> None:
+    relay_on = make_relay(provider_base_urls={"groq": faulty.url}, upstream_timeouts="groq=1/2")  # translated
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    client = openai.OpenAI(base_url=relay_on.url + "/v1", api_key="k", max_retries=0)
+    text = ""
+    with pytest.raises(openai.APIError) as caught:
+        for event in client.responses.create(
+            model=f"groq/{fault}", input="hi", stream=True, extra_headers={"X-Proxy-Tag": tag}
+        ):
+            text += getattr(event, "delta", "") if event.type == "response.output_text.delta" else ""
+    assert text  # the stream had begun
+    if fault == "midstream-error":
+        assert "Tool call validation failed" in str(caught.value)
+    row = one_row(relay_on, tag)
+    assert (row["outcome"], row["status"], row["dialect"]) == ("upstream_error", 200, "responses")

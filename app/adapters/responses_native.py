@@ -50,10 +50,11 @@ def _payload(adapter: Adapter, event: SSEvent) -> dict[str, Any]:
     if not isinstance(payload, dict):
         return {}
     kind = payload.get("type")
-    if kind in FAILURE_EVENTS:
-        failed = payload.get("response") if kind != "error" else None
-        error = (failed or {}).get("error") if isinstance(failed, dict) else None
-        raise error_from_payload(adapter.provider, {"error": error or payload})
+    if kind == "error":  # {"type": "error", "error": {"type", "code", "message", "param"}}
+        raise error_from_payload(adapter.provider, {"error": payload.get("error") or payload})
+    if kind in FAILURE_EVENTS:  # response.failed and response.cancelled carry the response's error
+        failed = payload.get("response")
+        raise error_from_payload(adapter.provider, {"error": (failed or {}).get("error") or payload})
     return payload
 
 

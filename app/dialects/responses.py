@@ -165,10 +165,11 @@ async def events(
         if not native:
             yield b"".join(stream.end())
     except RelayError as err:
-        yield stream.event("error", {"code": err.code or err.type, "message": err.message, "param": err.param})
+        yield stream.failed(error_body(err)["error"])
     except Exception as exc:  # a bug must still end the stream in the client's dialect
         log.exception("stream %s failed", ex.request_id)
-        yield stream.event("error", {"code": "server_error", "message": f"internal error ({type(exc).__name__})"})
+        error = {"type": "server_error", "code": "server_error", "message": f"internal error ({type(exc).__name__})"}
+        yield stream.failed({**error, "param": None})
     finally:
         await source.aclose()
 
@@ -298,6 +299,14 @@ class _EventStream:
             else:
                 self.text.append(function["arguments"])  # a custom tool's input is whole only at the end
         return out
+
+    def failed(self, error: dict[str, Any]) -> bytes:
+        """An ``error`` event, then ``response.failed``, as OpenAI ends a stream that fails."""
+        response = {
+            **self.items.response("failed", with_usage=True),
+            "error": {k: error[k] for k in ("code", "message")},
+        }
+        return self.event("error", {"error": error}) + self.event("response.failed", {"response": response})
 
     def end(self) -> list[bytes]:
         out = ([] if self.started else self._start()) + self._close()
