@@ -5,6 +5,8 @@ Routes (``{p}`` is a provider directory under ``tests/fixtures``):
   ``/v1/responses``: the request's ``model`` names the recording, e.g.
   ``chat_stream_text_short``; ``/gemini/v1beta/models/{recording}:{method}`` for Gemini. A ``slow:`` prefix paces
   the replay one SSE event per ``SLOW_GAP`` seconds (to test disconnects mid-stream).
+- A model ``<a>~<b>`` calls a tool, then answers: recording ``a``, or ``b`` once the request
+  carries a tool's result (a ``tool`` message, a ``function_call_output`` item).
 - ``GET /{p}/.../models``: the recordings of ``p`` as an OpenAI model list.
 - ``POST /{p}/v1/messages/count_tokens``: ``{"input_tokens": 1000 + len(messages)}``.
 - ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
@@ -92,7 +94,7 @@ class Emulator:
             responses = parts[-1] == "responses" and (FIXTURES / f"{parts[0]}-responses").is_dir()
             await self._replay(
                 f"{parts[0]}-responses" if responses else parts[0],
-                (body or {}).get("model", ""),
+                _turn(body or {}),
                 receive,
                 send,
                 (body or {}).get("stream", False),
@@ -222,3 +224,18 @@ def _unlisted(provider: str, name: str) -> dict[str, Any] | None:
         if (FIXTURES / provider / f"{name}{suffix}").exists():
             return {"file": f"{name}{suffix}", "status": 200, "content_type": content_type, "uri": ""}
     return None
+
+
+def _turn(body: dict[str, Any]) -> str:
+    """The recording a request names. ``<a>~<b>`` is a model that calls a tool, then answers:
+    recording a, or b once the request carries a tool's result."""
+    model = str(body.get("model", ""))
+    first, sep, second = model.partition("~")
+    if not sep:
+        return model
+    items = [*(body.get("messages") or ()), *(body.get("input") or () if isinstance(body.get("input"), list) else ())]
+    answered = any(
+        isinstance(i, dict) and (i.get("role") == "tool" or str(i.get("type", "")).endswith("call_output"))
+        for i in items
+    )
+    return second if answered else first

@@ -20,13 +20,17 @@ AGENTS = Path(__file__).parent / "agents"
 CLAUDE = AGENTS / "node_modules" / ".bin" / "claude"
 
 
+def install_agents(binary: Path) -> None:
+    """The pinned agents of tests/agents, installed from the lock file on first use."""
+    if not binary.exists():
+        npm = shutil.which("npm")
+        assert npm, "npm is needed to install the agents the tests drive (tests/agents)"
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=AGENTS, check=True, timeout=600)
+
+
 @pytest.fixture(scope="session")
 def claude() -> Path:
-    """The pinned Claude Code, installed from the lock file on first use."""
-    if not CLAUDE.exists():
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to install Claude Code for tests/test_claude_code.py"
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=AGENTS, check=True, timeout=600)
+    install_agents(CLAUDE)
     return CLAUDE
 
 

@@ -1,0 +1,98 @@
+"""Codex CLI itself (npm ``@openai/codex``, pinned in tests/agents/package.json) completes a
+task through the relay with the relay as a custom model provider (``wire_api = "responses"``):
+against an emulated Chat Completions upstream, where the model calls a tool, Codex answers
+with the tool's result and the model then answers (a round trip), and against an emulated
+OpenAI Responses upstream (its own events relayed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.recordings import expected_stream
+from tests.test_claude_code import AGENTS, install_agents
+
+CODEX = AGENTS / "node_modules" / ".bin" / "codex"
+CONFIG = """model = "{model}"
+model_provider = "relay"
+web_search = "disabled"  # a built-in tool only a Responses API model runs
+
+[model_providers.relay]
+name = "LLM Relay"
+base_url = "{url}/v1"
+env_key = "RELAY_KEY"
+wire_api = "responses"
+"""
+
+
+@pytest.fixture(scope="session")
+def codex() -> Path:
+    install_agents(CODEX)
+    return CODEX
+
+
+def run_codex(codex: Path, relay_url: str, model: str, key: str, home: Path) -> list[dict[str, Any]]:
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(CONFIG.format(model=model, url=relay_url))
+    work = home / "work"
+    work.mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "CODEX_HOME": str(home / ".codex"), "RELAY_KEY": key}
+    done = subprocess.run(
+        [str(codex), "exec", "--json", "--skip-git-repo-check", "What is the weather in Paris?"],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, f"codex failed ({done.returncode}): {done.stdout[-3000:]} {done.stderr[-3000:]}"
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def _answer(events: list[dict[str, Any]]) -> str:
+    messages = [
+        e["item"] for e in events if e.get("type") == "item.completed" and e["item"].get("type") == "agent_message"
+    ]
+    assert messages, events
+    return str(messages[-1]["text"])
+
+
+def test_codex_round_trip_through_a_chat_completions_upstream(make_relay, emulator, codex, tmp_path) -> None:
+    # xAI's provider pointed at the recorded OpenAI chat replies: a Chat Completions API that
+    # the relay translates to (only OpenAI's own API takes Responses requests as they are).
+    upstream, url = emulator
+    relay = make_relay(provider_base_urls={"xai": f"{url}/openai/v1"})
+    tag = f"cx-{uuid.uuid4().hex[:10]}"
+    model = "xai/chat_stream_tool_call_include_usage~chat_stream_text_short"
+    events = run_codex(codex, relay.url, model, tag, tmp_path)
+    assert _answer(events).strip() == expected_stream("openai", "chat_stream_text_short").text.strip()
+    chats = [
+        r
+        for r in upstream.requests
+        if r.path == "/openai/v1/chat/completions" and r.body.get("model") == model.split("/", 1)[1]
+    ]
+    assert len(chats) >= 2  # the call, then the answer to its result
+    results = [m for m in chats[-1].body["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in results] == ["call_ZR5UUuTt3pf61kjwAJIYdVMj"]  # the recorded call's id
+    rows = relay.rows(tag=tag)
+    assert len(rows) == len(chats) and all(r["dialect"] == "responses" and r["outcome"] == "ok" for r in rows)
+    assert {t["function"]["name"] for t in chats[0].body["tools"]} >= {"exec_command", "multi_agent_v1__spawn_agent"}
+
+
+def test_codex_through_an_openai_responses_upstream(relay, upstream, codex, tmp_path) -> None:
+    tag = f"cx-{uuid.uuid4().hex[:10]}"
+    name = "responses_stream_shell_local_multiturn"
+    events = run_codex(codex, relay.url, f"openai/{name}", tag, tmp_path)
+    recorded = (Path(__file__).parent / "fixtures" / "openai-responses" / f"{name}.sse").read_text()
+    assert _answer(events) in recorded
+    sent = upstream.last("/openai/v1/responses")
+    assert sent.body["model"] == name and sent.body["store"] is False  # Codex's own body, passed on
+    assert sent.body["include"] == ["reasoning.encrypted_content"]
+    rows = relay.rows(tag=tag)
+    assert rows and all(r["dialect"] == "responses" and r["outcome"] == "ok" for r in rows)
