@@ -230,3 +230,38 @@ def test_openais_own_errors_reach_the_client(relay) -> None:
     assert "exceeded your current quota" in limited.value.message
     rows = relay.rows(tag=tag)
     assert [(r["outcome"], r["dialect"]) for r in rows] == [("upstream_error", "responses")] * 2
+
+
+@pytest.mark.parametrize("name", ["agent_responses_nonstream_web_search", "agent_responses_stream_web_search"])
+def test_perplexitys_agent_api_takes_responses_requests_as_written(relay, upstream, sdk, name: str) -> None:
+    """Perplexity's Agent API is a Responses API: the client's body goes on as written, and the
+    row's usage and cost are those the OpenAI dialect's row records for the same reply."""
+    tags = [f"t-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    client = _client(relay, tags[0])
+    request = {"model": f"perplexity/{name}", "input": "news?", "tools": [{"type": "web_search"}]}
+    if "_stream_" in name:
+        events = list(client.responses.create(**request, stream=True))
+        assert events[-1].type == "response.completed"
+    else:
+        assert client.responses.create(**request).output
+    assert upstream.last("/perplexity/v1/responses").body["tools"] == [{"type": "web_search"}]
+    chat = sdk.openai(relay.url).chat.completions.create(
+        model=f"perplexity/{name}",
+        messages=[{"role": "user", "content": "news?"}],
+        stream="_stream_" in name,
+        extra_headers={"X-Proxy-Tag": tags[1]},
+    )
+    if "_stream_" in name:
+        list(chat)  # type: ignore[arg-type]
+    native, translated = relay.rows(tag=tags[0])[0], relay.rows(tag=tags[1])[0]
+    columns = ("input_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd", "provider_cost_nanousd")
+    assert [native[c] for c in columns] == [translated[c] for c in columns]
+    assert native["dialect"] == "responses" and native["provider_cost_nanousd"]
+
+
+def test_web_searches_in_openais_output_are_counted(relay) -> None:
+    tag = f"t-{uuid.uuid4().hex[:12]}"
+    _client(relay, tag).responses.create(model="openai/responses_nonstream_web_search_tool", input="news?")
+    recorded = _recorded_response("responses_nonstream_web_search_tool")
+    searches = sum(1 for item in recorded["output"] if item["type"] == "web_search_call")
+    assert searches > 0 and relay.rows(tag=tag)[0]["web_search_requests"] == searches

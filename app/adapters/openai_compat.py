@@ -60,7 +60,9 @@ class OpenAICompatAdapter(Adapter):
 
     async def send(self, call: Call) -> Reply:
         if call.dialect == "responses" and call.passthrough and call.native is not None and self.speaks("responses"):
-            return await responses_native.send(self, call, self._streaming if call.stream else self._plain)
+            headers = self._streaming if call.stream else self._plain
+            url = self.provider.base_url + "/responses"
+            return await responses_native.send(self, call, headers, url, responses_native.openai_usage)
         body = {**call.body, "model": call.model}
         if call.kind != "embedding":
             body["stream"] = call.stream

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from app.adapters import responses_native
 from app.adapters.base import Adapter, Call
 from app.adapters.client import Opened
 from app.adapters.failures import error_from_payload, load_json
@@ -97,6 +98,8 @@ def _search_results(event: dict[str, Any]) -> list[Any]:
 
 
 class PerplexityAdapter(Adapter):
+    dialect = "responses"  # the Agent API is a Responses API: its clients' bodies go as written
+
     def _headers(self, stream: bool) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
         if self.provider.api_key:
@@ -109,6 +112,8 @@ class PerplexityAdapter(Adapter):
             # request is the caller's to change (400), not something this relay lacks (5xx).
             raise BadRequest(f"{self.provider.name}: Perplexity's Agent API serves chat only, not {call.kind}")
         url = self.provider.base_url + "/v1/responses"
+        if call.dialect == "responses" and call.passthrough and call.native is not None:
+            return await responses_native.send(self, call, self._headers(call.stream), url, _usage_of)
         content = orjson.dumps(agent_request(call))
         functions = function_names(call.body.get("tools"))
         if not call.stream:

@@ -4,7 +4,7 @@ provider sent it. The relay reads only the usage of the final response and the e
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
@@ -23,30 +23,37 @@ _TOKEN_EVENTS = (
 )
 
 
-def _usage(response: Any) -> Usage | None:
-    usage = response.get("usage") if isinstance(response, dict) else None
-    return usage_from_responses(usage) if isinstance(usage, dict) else None
+UsageOf = Callable[[Any], Usage | None]
 
 
-async def send(adapter: Adapter, call: Call, headers: dict[str, str]) -> Reply:
+def openai_usage(response: Any) -> Usage | None:
+    """A final response's usage, with the web searches its output shows (each one is billed)."""
+    raw = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    usage = usage_from_responses(raw)
+    output = response.get("output") if isinstance(response.get("output"), list) else []
+    usage.web_search_requests = sum(1 for i in output if isinstance(i, dict) and i.get("type") == "web_search_call")
+    return usage
+
+
+async def send(adapter: Adapter, call: Call, headers: dict[str, str], url: str, usage_of: UsageOf) -> Reply:
     assert call.native is not None
     provider = adapter.provider
     content = orjson.dumps({**call.native, "model": call.model, "stream": call.stream})
-    url = provider.base_url + "/responses"
     if not call.stream:
         data = load_json(provider, await adapter.http.post(provider, url, content, headers))
         if not isinstance(data, dict) or data.get("object") != "response":
-            raise error_from_payload(
-                provider,
-                data if isinstance(data, dict) and "error" in data else {"error": {"message": f"{data!r:.200}"}},
-            )
-        return Reply(body=data, usage=_usage(data), native=True)
+            payload = data if isinstance(data, dict) and "error" in data else {"error": {"message": f"{data!r:.200}"}}
+            raise error_from_payload(provider, payload)
+        return Reply(body=data, usage=usage_of(data), native=True)
     opened = await adapter.http.stream(provider, url, content, headers)
-    return Reply(stream=_frames(adapter, opened.event_batches()))
+    return Reply(stream=_frames(adapter, opened.event_batches(), usage_of))
 
 
 def _payload(adapter: Adapter, event: SSEvent) -> dict[str, Any]:
-    payload = load_json(adapter.provider, event.data) if event.data.strip() else {}
+    data = event.data.strip()
+    payload = load_json(adapter.provider, data) if data and data != "[DONE]" else {}  # Perplexity ends with [DONE]
     if not isinstance(payload, dict):
         return {}
     kind = payload.get("type")
@@ -59,7 +66,7 @@ def _payload(adapter: Adapter, event: SSEvent) -> dict[str, Any]:
 
 
 async def _frames(
-    adapter: Adapter, batches: AsyncGenerator[list[bytes | SSEvent], None]
+    adapter: Adapter, batches: AsyncGenerator[list[bytes | SSEvent], None], usage_of: UsageOf
 ) -> AsyncGenerator[StreamItem, None]:
     finished = False
     try:
@@ -77,7 +84,7 @@ async def _frames(
                     kind = payload.get("type")
                     if kind in TERMINAL_EVENTS:
                         finished = True
-                        usage = _usage(payload.get("response"))
+                        usage = usage_of(payload.get("response"))
                         if usage is not None:
                             yield usage
                     tokens += kind in _TOKEN_EVENTS
