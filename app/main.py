@@ -26,7 +26,7 @@ from app.http.asgi import DisconnectAware
 from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
 from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
-from app.http.responses import ResponsesResource
+from app.http.responses import ResponsesResource, StoredResponseResource
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.pipeline.loader import build_pipeline, read_config
@@ -167,6 +167,10 @@ def create_app(
     api.add_route("/v1/embeddings", openai_http.InferenceResource(pipeline, "embedding"))
     api.add_route("/v1/messages", anthropic_http.MessagesResource(pipeline))
     api.add_route("/v1/responses", ResponsesResource(pipeline))
+    stored = StoredResponseResource(services)
+    api.add_route("/v1/responses/{response_id}", stored)
+    api.add_route("/v1/responses/{response_id}/cancel", stored, suffix="cancel")
+    api.add_route("/v1/responses/{response_id}/input_items", stored, suffix="input_items")
     api.add_route("/v1/messages/count_tokens", anthropic_http.CountTokensResource(services))
     models = openai_http.ModelsResource(services)
     api.add_route("/v1/models", models)

@@ -265,3 +265,34 @@ def test_web_searches_in_openais_output_are_counted(relay) -> None:
     recorded = _recorded_response("responses_nonstream_web_search_tool")
     searches = sum(1 for item in recorded["output"] if item["type"] == "web_search_call")
     assert searches > 0 and relay.rows(tag=tag)[0]["web_search_requests"] == searches
+
+
+def test_stored_responses_are_openais_and_pass_through(relay, upstream) -> None:
+    """No recording of these endpoints exists: what is checked is that each call reaches OpenAI
+    (the emulated one) as the client made it, with the relay's key, and that OpenAI's answer,
+    here a 404, comes back as OpenAI gave it."""
+    client = _client(relay, "t-stored")
+    calls = [
+        (lambda: client.responses.retrieve("resp_abc"), "GET", "/openai/v1/responses/resp_abc"),
+        (lambda: client.responses.delete("resp_abc"), "DELETE", "/openai/v1/responses/resp_abc"),
+        (lambda: client.responses.cancel("resp_abc"), "POST", "/openai/v1/responses/resp_abc/cancel"),
+        (
+            lambda: client.responses.input_items.list("resp_abc", limit=5),
+            "GET",
+            "/openai/v1/responses/resp_abc/input_items",
+        ),
+    ]
+    for call, method, path in calls:
+        with pytest.raises(openai.NotFoundError) as caught:
+            call()
+        assert "no recording" in caught.value.message
+        sent = upstream.requests[-1]
+        assert (sent.method, sent.path) == (method, path)
+        assert sent.headers["authorization"] == "Bearer test-key-openai"
+
+
+def test_stored_responses_without_openai_are_a_clear_404(make_relay) -> None:
+    relay = make_relay(provider_keys={})
+    with pytest.raises(openai.NotFoundError) as caught:
+        _client(relay, "t").responses.retrieve("resp_abc")
+    assert "keeps none" in caught.value.message

@@ -9,7 +9,7 @@ chunk, Mistral tool calls without ``type``, Groq's usage inside ``x_groq``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -57,6 +57,13 @@ class OpenAICompatAdapter(Adapter):
     def speaks(self, dialect: str) -> bool:
         # OpenAI's own API also serves the Responses API; other compatible servers may not.
         return dialect == "openai" or (dialect == "responses" and self.provider.name == "openai")
+
+    async def stored_response(self, method: str, path: str, params: Mapping[str, Any]) -> Any:
+        """A response OpenAI stored (``GET``/``DELETE /responses/{id}``, its ``cancel`` and
+        ``input_items``), as OpenAI answers it."""
+        url = self.provider.base_url + "/responses" + path
+        response = await self._control(method, url, params=dict(params), headers=self._plain)
+        return load_json(self.provider, response.content)
 
     async def send(self, call: Call) -> Reply:
         if call.dialect == "responses" and call.passthrough and call.native is not None and self.speaks("responses"):

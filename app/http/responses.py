@@ -1,14 +1,22 @@
-"""The Responses API resource: ``POST /v1/responses`` (Codex CLI, the OpenAI Agents SDK and
-``client.responses`` use it)."""
+"""The Responses API resources: ``POST /v1/responses`` (Codex CLI, the OpenAI Agents SDK and
+``client.responses`` use it), and the stored responses OpenAI keeps (``GET``/``DELETE
+/v1/responses/{id}``, ``POST .../cancel``, ``GET .../input_items``), passed on to OpenAI: the
+relay itself stores no conversation."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import falcon.asgi
 
+from app.adapters import OpenAICompatAdapter
 from app.dialects import responses as dialect
+from app.errors import ModelNotFound
 from app.formats import responses_inbound as inbound
 from app.http.common import json_response, new_exchange, read_json, run, stream_response
 from app.pipeline.core import Pipeline
+from app.pipeline.stages.tags import authenticate
+from app.services import Services
 
 
 class ResponsesResource:
@@ -30,3 +38,30 @@ class ResponsesResource:
             json_response(resp, reply.body)
         else:
             json_response(resp, dialect.whole(ex, reply.body or {}, translated))
+
+
+class StoredResponseResource:
+    """``/v1/responses/{response_id}`` and its ``cancel`` and ``input_items``: OpenAI's own."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def _pass(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, method: str, path: str) -> None:
+        authenticate(self.services, req.headers)
+        upstreams = self.services.upstreams
+        adapter = upstreams.adapter("openai") if upstreams.get("openai") is not None else None
+        if not isinstance(adapter, OpenAICompatAdapter):
+            raise ModelNotFound("no stored responses here: the relay keeps none, and OpenAI is not configured")
+        json_response(resp, await adapter.stored_response(method, path, req.params))
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, response_id: str) -> None:
+        await self._pass(req, resp, "GET", f"/{quote(response_id, safe='')}")
+
+    async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, response_id: str) -> None:
+        await self._pass(req, resp, "DELETE", f"/{quote(response_id, safe='')}")
+
+    async def on_post_cancel(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, response_id: str) -> None:
+        await self._pass(req, resp, "POST", f"/{quote(response_id, safe='')}/cancel")
+
+    async def on_get_input_items(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, response_id: str) -> None:
+        await self._pass(req, resp, "GET", f"/{quote(response_id, safe='')}/input_items")
