@@ -296,3 +296,62 @@ def test_stored_responses_without_openai_are_a_clear_404(make_relay) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         _client(relay, "t").responses.retrieve("resp_abc")
     assert "keeps none" in caught.value.message
+
+
+STREAMED = [case for case in TRANSLATED if case.stream]
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("case", STREAMED, ids=lambda c: c.id)
+def test_a_translated_stream_adds_up_to_the_whole_response(relay, case: Case) -> None:
+    """The SDK's own accumulator takes the translated events, and the response it ends with is
+    the one the relay renders whole from the same recording's reply (its chunks added up)."""
+    from app.dialects.responses import whole
+    from app.formats.responses_inbound import internal_request
+    from app.internal import Usage
+    from app.pipeline.core import Exchange
+    from tests.recordings import payloads
+
+    model = f"{case.provider}/{case.name}"
+    with _client(relay, "t-acc").responses.stream(model=model, input="hello") as stream:
+        final = stream.get_final_response()
+    message: dict[str, Any] = {"role": "assistant", "content": "", "reasoning_content": ""}
+    calls: dict[int, dict[str, Any]] = {}
+    finish = None
+    for chunk in payloads(case.provider, case.name):
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            message["content"] += delta.get("content") or ""
+            message["reasoning_content"] += delta.get("reasoning_content") or delta.get("reasoning") or ""
+            for call in delta.get("tool_calls") or []:
+                slot = calls.setdefault(call.get("index", 0), {"id": "", "function": {"name": "", "arguments": ""}})
+                slot["id"] = call.get("id") or slot["id"]
+                slot["function"]["name"] += (call.get("function") or {}).get("name") or ""
+                slot["function"]["arguments"] += (call.get("function") or {}).get("arguments") or ""
+            finish = choice.get("finish_reason") or finish
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    ex = Exchange(
+        request_id=final.id.removeprefix("resp_"),
+        dialect="responses",
+        endpoint="/v1/responses",
+        kind="chat",
+        body={"model": model},
+        stream=False,
+        headers={},
+        client="",
+        requested_model=model,
+        native={"model": model, "input": "hello"},
+    )
+    reasoning = final.usage.output_tokens_details.reasoning_tokens if final.usage else 0
+    ex.usage = Usage(input=case.input, output=case.output, reasoning=reasoning, cached_input=case.cached, reported=True)
+    rendered = whole(ex, {"choices": [{"message": message, "finish_reason": finish}]}, internal_request(ex.native))
+    assert json.loads(final.model_dump_json(exclude_none=True))["output"] == _without_nulls(rendered["output"])
+    assert final.status == rendered["status"] and final.usage.output_tokens == rendered["usage"]["output_tokens"]
