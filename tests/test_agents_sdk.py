@@ -23,13 +23,24 @@ def chat_relay(make_relay, emulator):
     return make_relay(provider_base_urls={"xai": f"{emulator[1]}/openai/v1"})
 
 
-def _agent(relay, model: str, tools: list) -> Agent:
-    """An agent on the SDK's Responses API model, with the relay's model name as it is (the
-    SDK's default provider would read ``xai/`` as a prefix of its own)."""
+def run(relay, model: str, tools: list, question: str, *, streamed: bool = False) -> str:
+    """The agent's final output, on the SDK's Responses API model with the relay's model name as
+    it is (the SDK's default provider would read ``xai/`` as a prefix of its own). The client
+    lives and is closed inside the run's own event loop."""
     set_tracing_disabled(True)
-    client = AsyncOpenAI(base_url=relay.url + "/v1", api_key="agents")
-    model_object = OpenAIResponsesModel(model=model, openai_client=client)
-    return Agent(name="helper", instructions="Answer briefly.", tools=tools, model=model_object)
+
+    async def go() -> str:
+        async with AsyncOpenAI(base_url=relay.url + "/v1", api_key="agents") as client:
+            model_object = OpenAIResponsesModel(model=model, openai_client=client)
+            agent = Agent(name="helper", instructions="Answer briefly.", tools=tools, model=model_object)
+            if not streamed:
+                return str((await Runner.run(agent, question)).final_output)
+            result = Runner.run_streamed(agent, question)
+            async for _ in result.stream_events():
+                pass
+            return str(result.final_output)
+
+    return asyncio.run(go())
 
 
 def test_runner_calls_a_function_tool_and_answers(chat_relay, emulator) -> None:
@@ -41,10 +52,9 @@ def test_runner_calls_a_function_tool_and_answers(chat_relay, emulator) -> None:
         asked.append("country")
         return "France"
 
-    agent = _agent(chat_relay, "xai/chat_nonstream_tool_calls~chat_nonstream_basic", [get_user_country])
-    result = Runner.run_sync(agent, "Where am I?")
+    answer = run(chat_relay, "xai/chat_nonstream_tool_calls~chat_nonstream_basic", [get_user_country], "Where am I?")
     assert asked == ["country"]  # the relay's function_call item ran the tool
-    assert result.final_output == expected_body("openai", "chat_nonstream_basic").text
+    assert answer == expected_body("openai", "chat_nonstream_basic").text
     sent = emulator[0].last("/openai/v1/chat/completions").body
     assert [m for m in sent["messages"] if m["role"] == "tool"] == [
         {"role": "tool", "tool_call_id": "call_iXFttys57ap0o16JSlC8yhYo", "content": "France"}
@@ -62,21 +72,15 @@ def test_streamed_runner_round_trip(chat_relay) -> None:
         asked.append(country)
         return "London"
 
-    agent = _agent(chat_relay, "xai/chat_stream_tool_call_include_usage~chat_stream_text_short", [get_capital])
-
-    async def run() -> str:
-        streamed = Runner.run_streamed(agent, "Capital of the UK?")
-        async for _ in streamed.stream_events():
-            pass
-        return str(streamed.final_output)
-
-    assert asyncio.run(run()) == expected_stream("openai", "chat_stream_text_short").text
+    model = "xai/chat_stream_tool_call_include_usage~chat_stream_text_short"
+    answer = run(chat_relay, model, [get_capital], "Capital of the UK?", streamed=True)
+    assert answer == expected_stream("openai", "chat_stream_text_short").text
     assert asked == ["UK"]
 
 
 def test_runner_against_openai_responses(relay) -> None:
     name = "responses_nonstream_shell_local_multiturn"
-    result = Runner.run_sync(_agent(relay, f"openai/{name}", []), "Which architecture?")
+    answer = run(relay, f"openai/{name}", [], "Which architecture?")
     recorded = json.loads((RESPONSES / f"{name}.json").read_text())
     texts = [c["text"] for o in recorded["output"] if o["type"] == "message" for c in o["content"]]
-    assert result.final_output == "".join(texts)
+    assert answer == "".join(texts)

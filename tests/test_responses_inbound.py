@@ -141,7 +141,7 @@ def test_function_tools_round_trip_and_structured_output(relay, upstream) -> Non
     assert sent["messages"][3] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
     assert sent["tools"][0]["function"]["name"] == "get_weather"
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert sent["reasoning_effort"] == "low" and sent["max_completion_tokens"] == 99
+    assert sent["reasoning_effort"] == "low" and sent["max_tokens"] == 99
     schema = {"type": "json_schema", "name": "weather", "schema": Weather.model_json_schema(), "strict": True}
     client.responses.create(model="groq/chat_nonstream_basic", input="x", text={"format": schema})
     sent = upstream.last("/groq/v1/chat/completions").body

@@ -62,6 +62,31 @@ EXPECTED: dict[str, tuple[int, dict[Any, int]]] = {
         {**_ANTHROPIC_SHORT, "content_block_delta": 110, "content_block_start": 2, "content_block_stop": 2},
     ),
     "anthropic/messages_stream_tool_use.sse": (7, _ANTHROPIC_SHORT),
+    # Counted from the files' own `event:` lines.
+    "openai-responses/responses_stream_client_tool_search.sse": (
+        5,
+        {"response.created": 1, "response.in_progress": 1, "response.output_item.added": 1}
+        | {"response.output_item.done": 1, "response.completed": 1},
+    ),
+    "openai-responses/responses_stream_error.sse": (
+        4,
+        {"response.created": 1, "response.in_progress": 1, "error": 1, "response.failed": 1},
+    ),
+    "openai-responses/responses_stream_shell_local_multiturn.sse": (
+        16,
+        {"response.created": 1, "response.in_progress": 1, "response.output_item.added": 1}
+        | {"response.content_part.added": 1, "response.output_text.delta": 8, "response.output_text.done": 1}
+        | {"response.content_part.done": 1, "response.output_item.done": 1, "response.completed": 1},
+    ),
+    "openai-responses/responses_stream_web_search_tool.sse": (
+        185,
+        {"response.created": 1, "response.in_progress": 1, "response.output_item.added": 14}
+        | {"response.output_item.done": 14, "response.web_search_call.in_progress": 6}
+        | {"response.web_search_call.searching": 6, "response.web_search_call.completed": 6}
+        | {"response.content_part.added": 1, "response.output_text.delta": 121}
+        | {"response.output_text.annotation.added": 12, "response.output_text.done": 1}
+        | {"response.content_part.done": 1, "response.completed": 1},
+    ),
     "deepseek/chat_stream_reasoner.sse": (212, {None: 212}),
     "gemini/streamGenerateContent_sse_basic.sse": (3, {None: 3}),
     "gemini/streamGenerateContent_sse_thinking.sse": (23, {None: 23}),
@@ -101,7 +126,7 @@ def parse_at(data: bytes, cuts: list[int]) -> list[SSEvent]:
 
 
 def test_every_recorded_sse_file_is_listed():
-    assert sorted(EXPECTED) == [_name(p) for p in SSE_FILES]
+    assert sorted(EXPECTED) == sorted(_name(p) for p in SSE_FILES)
 
 
 @pytest.mark.parametrize("path", SSE_FILES, ids=_name)
@@ -118,9 +143,10 @@ def test_recorded_stream_parses_the_same_for_any_split(path: Path):
         if event.data != "[DONE]":
             json.loads(event.data)
         assert "\r" not in event.data and not event.data.startswith(" ")
-    # OpenAI-style streams end with exactly one [DONE]; Anthropic and Gemini send none.
+    # Chat Completions streams end with exactly one [DONE]; Anthropic, Gemini and OpenAI's
+    # Responses API send none.
     done = [e for e in whole if e.data == "[DONE]"]
-    assert (done == [whole[-1]]) == (path.parent.name not in ("anthropic", "gemini"))
+    assert (done == [whole[-1]]) == (path.parent.name not in ("anthropic", "gemini", "openai-responses"))
 
 
 def test_anthropic_padding_is_kept_and_still_json():

@@ -20,7 +20,9 @@ from app.errors import BadRequest, Untranslatable
 
 NAMESPACE_SEPARATOR = "__"
 CUSTOM_PARAMETERS = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
-PASSED_ON = ("temperature", "top_p", "user", "service_tier", "prompt_cache_key", "parallel_tool_calls")
+# Fields with the same meaning in Chat Completions. prompt_cache_key stays behind: a caching hint
+# that only OpenAI's own chat API knows, and the rest may refuse.
+PASSED_ON = ("temperature", "top_p", "user", "service_tier", "parallel_tool_calls")
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
@@ -192,7 +194,7 @@ def _options(body: dict[str, Any], out: Translated) -> None:
         if body.get(name) is not None:
             internal[name] = body[name]
     if isinstance(body.get("max_output_tokens"), int):
-        internal["max_completion_tokens"] = body["max_output_tokens"]
+        internal["max_tokens"] = body["max_output_tokens"]  # the name every chat API takes (quirks rename it)
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") in ("function", "custom"):
         internal["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
