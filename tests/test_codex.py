@@ -1,8 +1,8 @@
 """Codex CLI itself (npm ``@openai/codex``, pinned in tests/agents/package.json) completes a
-task through the relay with the relay as a custom model provider (``wire_api = "responses"``):
-against an emulated Chat Completions upstream, where the model calls a tool, Codex answers
-with the tool's result and the model then answers (a round trip), and against an emulated
-OpenAI Responses upstream (its own events relayed)."""
+task through the relay with the relay as a custom model provider (``wire_api = "responses"``),
+a tool call round trip each time: the model calls a tool, Codex answers with the tool's result,
+and the model then answers. Against an emulated Chat Completions upstream (translated) and an
+emulated OpenAI Responses upstream (Codex's body and OpenAI's events passed on as they are)."""
 
 from __future__ import annotations
 
@@ -82,14 +82,21 @@ def test_codex_round_trip_through_a_chat_completions_upstream(make_relay, emulat
     assert {t["function"]["name"] for t in chats[0].body["tools"]} >= {"exec_command", "multi_agent_v1__spawn_agent"}
 
 
-def test_codex_through_an_openai_responses_upstream(relay, upstream, codex, tmp_path) -> None:
+def test_codex_round_trip_through_an_openai_responses_upstream(relay, upstream, codex, tmp_path) -> None:
+    """The first reply calls exec_command (a stream composed from OpenAI's OpenAPI document: no
+    recording holds a plain function call); Codex runs it and sends its output, which the
+    recorded shell answer then follows. Both requests go to OpenAI as Codex wrote them."""
     tag = f"cx-{uuid.uuid4().hex[:10]}"
-    name = "responses_stream_shell_local_multiturn"
-    events = run_codex(codex, relay.url, f"openai/{name}", tag, tmp_path)
-    recorded = (Path(__file__).parent / "fixtures" / "openai-responses" / f"{name}.sse").read_text()
-    assert _answer(events) in recorded
-    sent = upstream.last("/openai/v1/responses")
-    assert sent.body["model"] == name and sent.body["store"] is False  # Codex's own body, passed on
-    assert sent.body["include"] == ["reasoning.encrypted_content"]
+    answer = "responses_stream_shell_local_multiturn"
+    model = f"openai/responses_stream_function_call_spec~{answer}"
+    before = len(upstream.requests)
+    events = run_codex(codex, relay.url, model, tag, tmp_path)
+    recorded = (Path(__file__).parent / "fixtures" / "openai-responses" / f"{answer}.sse").read_text()
+    assert _answer(events) and _answer(events) in recorded
+    sent = [r for r in upstream.requests[before:] if r.path == "/openai/v1/responses"]
+    assert len(sent) >= 2
+    assert all(r.body["store"] is False and r.body["include"] == ["reasoning.encrypted_content"] for r in sent)
+    outputs = [i for i in sent[-1].body["input"] if i.get("type") == "function_call_output"]
+    assert [o["call_id"] for o in outputs] == ["call_relayspec0000000000000"]
     rows = relay.rows(tag=tag)
-    assert rows and all(r["dialect"] == "responses" and r["outcome"] == "ok" for r in rows)
+    assert len(rows) == len(sent) and all(r["dialect"] == "responses" and r["outcome"] == "ok" for r in rows)

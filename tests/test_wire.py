@@ -68,6 +68,12 @@ EXPECTED: dict[str, tuple[int, dict[Any, int]]] = {
         {"response.created": 1, "response.in_progress": 1, "response.output_item.added": 1}
         | {"response.output_item.done": 1, "response.completed": 1},
     ),
+    "openai-responses/responses_stream_function_call_spec.sse": (
+        8,
+        {"response.created": 1, "response.in_progress": 1, "response.output_item.added": 1}
+        | {"response.function_call_arguments.delta": 2, "response.function_call_arguments.done": 1}
+        | {"response.output_item.done": 1, "response.completed": 1},
+    ),
     "openai-responses/responses_stream_error.sse": (
         4,
         {"response.created": 1, "response.in_progress": 1, "error": 1, "response.failed": 1},
