@@ -355,3 +355,21 @@ def test_a_translated_stream_adds_up_to_the_whole_response(relay, case: Case) ->
     rendered = whole(ex, {"choices": [{"message": message, "finish_reason": finish}]}, internal_request(ex.native))
     assert json.loads(final.model_dump_json(exclude_none=True))["output"] == _without_nulls(rendered["output"])
     assert final.status == rendered["status"] and final.usage.output_tokens == rendered["usage"]["output_tokens"]
+
+
+class CityLocation(BaseModel):
+    city: str
+    country: str
+
+
+def test_structured_output_parses_end_to_end(make_relay, emulator) -> None:
+    """responses.parse with a pydantic model, against the recorded JSON-schema reply of Ollama's
+    OpenAI-compatible endpoint (reached as a Chat Completions provider, so translated)."""
+    relay = make_relay(provider_base_urls={"xai": f"{emulator[1]}/ollama/v1"})
+    parsed = _client(relay, "t-parse").responses.parse(
+        model="xai/v1_chat_completions_json_schema", input="Where is the Eiffel tower?", text_format=CityLocation
+    )
+    assert parsed.output_parsed == CityLocation(city="Paris", country="France")
+    sent = emulator[0].last("/ollama/v1/chat/completions").body
+    assert sent["response_format"]["json_schema"]["name"] == "CityLocation"
+    assert sent["response_format"]["json_schema"]["schema"]["required"] == ["city", "country"]
