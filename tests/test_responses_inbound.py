@@ -373,3 +373,43 @@ def test_structured_output_parses_end_to_end(make_relay, emulator) -> None:
     sent = emulator[0].last("/ollama/v1/chat/completions").body
     assert sent["response_format"]["json_schema"]["name"] == "CityLocation"
     assert sent["response_format"]["json_schema"]["schema"]["required"] == ["city", "country"]
+
+
+def test_custom_and_namespaced_tools_travel_as_functions(relay, upstream) -> None:
+    """Codex's freeform tools (apply_patch) and namespaced ones: one-string functions and
+    ``<namespace>__<name>`` functions towards a chat API, and back as custom_tool_call items."""
+    client = _client(relay, "t-custom")
+    tools = [
+        {"type": "custom", "name": "weather", "description": "freeform"},
+        {
+            "type": "namespace",
+            "name": "agents",
+            "description": "sub-agents",
+            "tools": [
+                {"type": "function", "name": "spawn", "parameters": {"type": "object"}},
+            ],
+        },
+    ]
+    history = [
+        {"role": "user", "content": "patch it"},
+        {"type": "custom_tool_call", "call_id": "c1", "name": "weather", "input": "*** Begin Patch"},
+        {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"},
+        {"type": "function_call", "call_id": "c2", "namespace": "agents", "name": "spawn", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c2", "output": "ok"},
+    ]
+    response = client.responses.create(model="mistral/chat_nonstream_tool_call", input=history, tools=tools)
+    call = next(o for o in response.output if o.type == "custom_tool_call")
+    recorded = json.loads((Path(__file__).parent / "fixtures/mistral/chat_nonstream_tool_call.json").read_text())
+    assert (call.name, call.input) == (
+        "weather",
+        recorded["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+    )
+    sent = upstream.last("/mistral/v1/chat/completions").body
+    functions = {t["function"]["name"]: t["function"]["parameters"] for t in sent["tools"]}
+    assert functions["weather"]["properties"] == {"input": {"type": "string"}}
+    assert "agents__spawn" in functions
+    calls = [c for m in sent["messages"] if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+    assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        ("c1", "weather", '{"input":"*** Begin Patch"}'),
+        ("c2", "agents__spawn", "{}"),
+    ]

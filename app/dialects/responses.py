@@ -113,12 +113,13 @@ class _Items:
 
 
 def custom_input(arguments: str) -> str:
-    """The freeform input of a custom tool, from the one-string function that stood for it."""
+    """The freeform input of a custom tool, from the one-string function that stood for it (a
+    model that ignored that function's shape gets its arguments passed on as they are)."""
     try:
         parsed = orjson.loads(arguments)
     except orjson.JSONDecodeError:
         return arguments
-    return str(parsed.get("input", "")) if isinstance(parsed, dict) else arguments
+    return str(parsed["input"]) if isinstance(parsed, dict) and "input" in parsed else arguments
 
 
 def _finish_call(item: dict[str, Any]) -> None:
