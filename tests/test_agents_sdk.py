@@ -84,3 +84,25 @@ def test_runner_against_openai_responses(relay) -> None:
     recorded = json.loads((RESPONSES / f"{name}.json").read_text())
     texts = [c["text"] for o in recorded["output"] if o["type"] == "message" for c in o["content"]]
     assert answer == "".join(texts)
+
+
+@pytest.mark.parametrize(
+    ("model", "streamed"),
+    [
+        ("anthropic/messages_nonstream_thinking", False),
+        ("anthropic/messages_stream_text_simple", True),
+        ("gemini/generateContent_basic_thoughts", False),
+        ("gemini/streamGenerateContent_sse_basic", True),
+        ("lab/api_chat_stream_truncated", True),
+        ("groq/chat_nonstream_basic", False),
+    ],
+)
+def test_runner_on_anthropic_gemini_ollama_and_chat_models(relay, sdk, model: str, streamed: bool) -> None:
+    """The Runner's answer is the text the OpenAI dialect gives for the same recording."""
+    messages = [{"role": "user", "content": "hello"}]
+    if streamed:
+        chunks = sdk.openai(relay.url).chat.completions.create(model=model, messages=messages, stream=True)
+        text = "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
+    else:
+        text = sdk.openai(relay.url).chat.completions.create(model=model, messages=messages).choices[0].message.content
+    assert run(relay, model, [], "hello", streamed=streamed) == text
