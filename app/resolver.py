@@ -21,6 +21,9 @@ from app.upstreams import Upstreams
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+OLLAMA_DEFAULT_TAG = ":latest"
+
+
 class Resolver:
     def __init__(
         self,
@@ -90,6 +93,9 @@ class Resolver:
             if provider is None:
                 provider = next((p for n, p in self.upstreams.providers.items() if n.lower() == prefix.lower()), None)
             if provider is not None:
+                if not provider.is_ollama and rest.lower().endswith(OLLAMA_DEFAULT_TAG):
+                    # Ollama clients add ":latest" to every name; no other provider's id has it.
+                    rest = rest[: -len(OLLAMA_DEFAULT_TAG)]
                 entry = self.catalog.get(provider.name, rest)
                 if entry is not None:
                     return self._target(entry), ""

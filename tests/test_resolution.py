@@ -49,6 +49,16 @@ def test_ollama_namespacing_latest_and_case() -> None:
     assert resolve("den/phi3:mini") == ("den/phi3:mini", "direct")
 
 
+def test_the_ollama_tag_latest_is_dropped_for_other_providers() -> None:
+    """Ollama clients (Open WebUI, llm-ollama) add ":latest" to every name they list."""
+    assert resolve("openai/gpt-4o:latest") == ("openai/gpt-4o", "direct")
+    assert resolve("groq/openai/gpt-oss-120b:LATEST") == ("groq/openai/gpt-oss-120b", "direct")
+    assert resolve("openai/gpt-9-preview:latest") == ("openai/gpt-9-preview", "direct")  # unknown ones too
+    # Other tags are a provider's own (OpenRouter's ":free" models), and Ollama keeps its own.
+    assert resolve("openrouter/meta-llama/llama-3.3-70b-instruct:free")[0].endswith(":free")
+    assert resolve("lab/llama3.2:latest") == ("lab/llama3.2:latest", "direct")
+
+
 def test_dashed_instance_form() -> None:
     assert resolve("lab-qwen3:8b") == ("lab/qwen3:8b", "direct")
     assert resolve("den-llama3.2") == ("den/llama3.2:latest", "direct")
