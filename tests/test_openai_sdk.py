@@ -128,3 +128,22 @@ def test_legacy_completions(relay, sdk) -> None:
     assert completion.choices[0].text == want.text and completion.choices[0].finish_reason == "length"
     row = relay.rows(tag=tag)[0]
     assert (row["endpoint"], row["input_tokens"], row["output_tokens"]) == ("/v1/completions", 14, 16)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "anthropic/messages_nonstream_parallel_tool_use",
+        "gemini/generateContent_basic_thoughts",
+        "lab/api_chat_nonstream_tool_calls",
+        "openai/chat_nonstream_basic",
+    ],
+)
+def test_every_chat_choice_has_the_fields_openais_schema_requires(relay, model: str) -> None:
+    import httpx
+
+    reply = httpx.post(
+        relay.url + "/v1/chat/completions", json={"model": model, "messages": MESSAGES}, timeout=10
+    ).json()
+    for choice in reply["choices"]:
+        assert "logprobs" in choice and "refusal" in choice["message"], choice

@@ -72,6 +72,17 @@ def with_cost(ex: Exchange, usage: dict[str, Any]) -> dict[str, Any]:
     return usage if charged is None else {**usage, "cost": dollars(charged)}
 
 
+def complete_choices(body: Any) -> Any:
+    """The fields OpenAI's schema requires of every choice that other providers' replies lack:
+    ``logprobs`` (null unless asked for) and a chat message's ``refusal``."""
+    for choice in body.get("choices") or () if isinstance(body, dict) else ():
+        if isinstance(choice, dict):
+            choice.setdefault("logprobs", None)
+            if isinstance(choice.get("message"), dict):
+                choice["message"].setdefault("refusal", None)
+    return body
+
+
 def body_with_cost(ex: Exchange, body: Any) -> Any:
     if isinstance(body, dict) and isinstance(body.get("usage"), dict) and ex.cost_nanousd is not None:
         if "cost" not in body["usage"]:

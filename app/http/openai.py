@@ -28,7 +28,7 @@ class InferenceResource:
         if reply.stream is not None:
             stream_response(resp, "text/event-stream", dialect.sse(ex, reply.stream))
         else:
-            json_response(resp, dialect.body_with_cost(ex, reply.body))
+            json_response(resp, dialect.body_with_cost(ex, dialect.complete_choices(reply.body)))
 
 
 class ModelsResource:
