@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--expires-days", type=float, help="the key stops working after this many days")
     key_commands.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_commands.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("key", help="the key's #id or the start of it as listed")
+    revoke.add_argument("key", help="the key's #id, the whole key, the start of it as listed, or its name")
     usage = commands.add_parser("usage", help="usage records")
     usage_commands = usage.add_subparsers(dest="usage_command", required=True)
     export = usage_commands.add_parser("export", help="write usage rows, oldest first")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 
+from tortoise.expressions import Q
+
 from app.keys import key_hash, new_key, shown_prefix
 from app.settings import Settings
 from app.stores.db import opened
@@ -43,9 +45,17 @@ async def list_keys(settings: Settings) -> int:
 
 
 async def revoke(settings: Settings, which: str) -> int:
+    """Revoke the one active key that ``which`` names: its #id, the whole key, the start of it
+    as listed, or its name."""
+    number = which.removeprefix("#")
     async with opened(settings.resolved_database_url):
-        query = ApiKey.filter(id=int(which)) if which.isdigit() else ApiKey.filter(prefix__startswith=which)
-        matches = await query.filter(revoked_at=None)
+        active = ApiKey.filter(revoked_at=None)
+        if number.isdigit():
+            matches = await active.filter(id=int(number))
+        else:
+            matches = await active.filter(key_hash=key_hash(which)) or await active.filter(
+                Q(prefix__startswith=which) | Q(name=which)
+            )
         if len(matches) != 1:
             print(f"llm-relay: {len(matches)} active keys match {which!r}; give the key's #id", file=sys.stderr)
             return 1

@@ -116,6 +116,23 @@ def test_cli_creates_lists_and_revokes_and_keeps_only_a_hash(db_url, make_relay)
     assert post(relay, key).status_code == 401
 
 
+def test_revoke_takes_the_name_the_whole_key_the_id_or_the_listed_start(db_url) -> None:
+    keys = {}
+    for name in ("by-name", "by-key", "by-id", "by-prefix"):
+        created = cli(db_url, "create", "--name", name)
+        assert created.returncode == 0, created.stderr
+        keys[name] = created.stdout.strip()
+    listed = cli(db_url, "list").stdout
+    key_id = next(line.split()[0] for line in listed.splitlines() if "'by-id'" in line)  # "#12"
+    for which in ("by-name", keys["by-key"], key_id, keys["by-prefix"][:9]):
+        revoked = cli(db_url, "revoke", which)
+        assert revoked.returncode == 0 and "revoked" in revoked.stdout, (which, revoked.stderr)
+    listed = cli(db_url, "list").stdout
+    for name in keys:
+        assert next(line for line in listed.splitlines() if f"'{name}'" in line).split()[2] == "revoked"
+    assert cli(db_url, "revoke", "no-such-key").returncode == 1
+
+
 def test_without_the_requirement_relay_keys_never_become_tags(make_relay) -> None:
     relay = make_relay()
     reply = post(relay, new_key())
