@@ -5,6 +5,7 @@ from what their server reported."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -75,13 +76,13 @@ def ollama_tag(services: Services, entry: ModelEntry) -> dict[str, Any]:
         "model": entry.label,
         "modified_at": entry.info.get("modified_at") or _iso(STARTED),
         "size": entry.info.get("size", 0),
-        "digest": entry.info.get("digest", ""),
+        # Clients group models by digest (llm-ollama takes a shared one for aliases of one model),
+        # so a model without its own gets one made from its name: stable, and its alone.
+        "digest": entry.info.get("digest") or hashlib.sha256(entry.label.encode()).hexdigest(),
         "details": _details(entry),
     }
     if not entry.discovered:
-        provider = services.upstreams.providers[entry.provider]
-        tag["remote_model"] = entry.id
-        tag["remote_host"] = provider.base_url
+        tag["remote_model"] = entry.id  # the provider's base URL is the relay's business, not the client's
     return tag
 
 
@@ -124,7 +125,6 @@ async def ollama_show(services: Services, target: Target) -> dict[str, Any]:
         "capabilities": capabilities(info, entry.mode),
         "modified_at": _iso(STARTED),
         "remote_model": target.model,
-        "remote_host": provider.base_url,
     }
 
 

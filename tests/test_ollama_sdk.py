@@ -149,6 +149,20 @@ def test_listing_endpoints(relay, sdk) -> None:
     assert root.text == "Ollama is running"
 
 
+def test_every_listed_model_has_a_digest_of_its_own_and_no_provider_address(relay, sdk) -> None:
+    """llm-ollama groups models by digest: an empty or shared one made every relay model an
+    alias of one, served and billed by another provider."""
+    tags = httpx.get(relay.url + "/api/tags").json()["models"]
+    digests = [m["digest"] for m in tags]
+    assert all(len(d) == 64 for d in digests) and len(set(digests)) == len(digests)
+    again = {m["model"]: m["digest"] for m in httpx.get(relay.url + "/api/tags").json()["models"]}
+    assert again == {m["model"]: m["digest"] for m in tags}  # stable
+    lab = next(m for m in tags if m["model"] == "lab/llama3.2:latest")
+    assert lab["digest"].startswith("a80c4f17")  # the instance's own digest is kept
+    shown = httpx.post(relay.url + "/api/show", json={"model": "openai/gpt-4o"}).json()
+    assert "remote_host" not in shown and all("remote_host" not in m for m in tags)
+
+
 def test_embeddings_both_dialects(relay, sdk) -> None:
     client, tag = tagged_client(relay, sdk)
     result = client.embed(model="lab/all-minilm", input="The sky is blue")
