@@ -30,16 +30,18 @@ class QuirkRule:
     provider: str | None = None
     family: str | None = None
     model: re.Pattern[str] | None = None
+    kind: str | None = None  # builtin | ollama | custom
     stream_usage: bool | None = None
     rename: Mapping[str, str] = field(default_factory=dict)
     drop: tuple[str, ...] = ()
     fold_system: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
-    def matches(self, provider: str, family: str, model: str) -> bool:
+    def matches(self, provider: str, family: str, model: str, kind: str = "builtin") -> bool:
         return (
             (self.provider is None or self.provider == provider)
             and (self.family is None or self.family == family)
+            and (self.kind is None or self.kind == kind)
             and (self.model is None or self.model.search(model) is not None)
         )
 
@@ -48,7 +50,7 @@ def rule_from_dict(raw: Mapping[str, Any]) -> QuirkRule:
     name = str(raw.get("name") or "unnamed rule")
     match = raw.get("match") or {}
     unknown = set(raw) - ACTIONS - {"name", "match"}
-    if unknown or not isinstance(match, dict) or set(match) - {"provider", "family", "model"}:
+    if unknown or not isinstance(match, dict) or set(match) - {"provider", "family", "model", "kind"}:
         raise QuirkError(f"quirk rule {name!r}: unknown keys {sorted(unknown or set(match))}")
     try:
         pattern = re.compile(match["model"]) if match.get("model") else None
@@ -62,6 +64,7 @@ def rule_from_dict(raw: Mapping[str, Any]) -> QuirkRule:
         provider=match.get("provider"),
         family=match.get("family"),
         model=pattern,
+        kind=match.get("kind"),
         stream_usage=raw.get("stream_usage"),
         rename=dict(raw.get("rename") or {}),
         drop=tuple(raw.get("drop") or ()),
@@ -83,16 +86,17 @@ class QuirkBook:
         self.overrides = list(overrides)
         # The book never changes (it is swapped whole), so neither do a model's rules: matched
         # once per model instead of every rule's pattern on every request.
-        self._matched: dict[tuple[str, str, str], tuple[QuirkRule, ...]] = {}
+        self._matched: dict[tuple[str, str, str, str], tuple[QuirkRule, ...]] = {}
 
     def with_overrides(self, overrides: Iterable[QuirkRule]) -> QuirkBook:
         return QuirkBook(self.file_rules, overrides)
 
-    def rules_for(self, provider: str, family: str, model: str) -> tuple[QuirkRule, ...]:
-        key = (provider, family, model)
+    def rules_for(self, provider: str, family: str, model: str, kind: str = "builtin") -> tuple[QuirkRule, ...]:
+        key = (provider, family, model, kind)
         found = self._matched.get(key)
         if found is None:
-            found = tuple(r for r in (*self.file_rules, *self.overrides) if r.matches(provider, family, model))
+            rules = (*self.file_rules, *self.overrides)
+            found = tuple(r for r in rules if r.matches(provider, family, model, kind))
             if len(self._matched) >= 10_000:  # model names come from callers: bounded
                 self._matched.clear()
             self._matched[key] = found
@@ -105,7 +109,8 @@ class QuirkBook:
             return []
         dropped: list[str] = []
         stream_usage: bool | None = None
-        for rule in self.rules_for(target.provider.name, target.provider.family, target.model):
+        provider = target.provider
+        for rule in self.rules_for(provider.name, provider.family, target.model, provider.kind):
             if rule.stream_usage is not None:
                 stream_usage = rule.stream_usage
             for old, new in rule.rename.items():

@@ -106,3 +106,17 @@ def test_custom_provider_cannot_take_a_builtin_name(tmp_path) -> None:
 def test_missing_file_is_a_clear_error() -> None:
     with pytest.raises(SettingsError, match="cannot read"):
         load_custom_providers(os.devnull + "-missing")
+
+
+def test_custom_openai_servers_get_max_tokens(make_relay, providers_file, upstream, sdk, monkeypatch) -> None:
+    """llama.cpp and other OpenAI-compatible servers know only max_tokens: the cap LangChain and
+    pydantic-ai send as max_completion_tokens reaches them under that name; OpenAI's own keeps it."""
+    monkeypatch.setenv("COMPAT_TEST_KEY", "compat-secret")
+    relay = make_relay(providers_file=providers_file)
+    client = sdk.openai(relay.url)
+    client.chat.completions.create(model="compat/chat_nonstream_basic", messages=MESSAGES, max_completion_tokens=7)
+    sent = upstream.last("/openai/v1/chat/completions").body
+    assert sent["max_tokens"] == 7 and "max_completion_tokens" not in sent
+    client.chat.completions.create(model="openai/chat_nonstream_basic", messages=MESSAGES, max_completion_tokens=7)
+    sent = upstream.last("/openai/v1/chat/completions").body
+    assert sent["max_completion_tokens"] == 7 and "max_tokens" not in sent

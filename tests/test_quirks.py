@@ -32,6 +32,11 @@ def test_shipped_rules_load_and_name_what_they_do() -> None:
     names = [r.name for r in book.rules_for("openai", "openai_compat", "gpt-5.1")]
     assert "OpenAI reasoning models take max_completion_tokens and no sampling parameters" in names
     assert len(book.rules_for("openai", "openai_compat", "gpt-5-chat-latest")) == 1  # chat variant keeps sampling
+    custom = (
+        "custom OpenAI-compatible servers (llama.cpp, vLLM, LM Studio...) know max_tokens, not max_completion_tokens"
+    )
+    assert custom in [r.name for r in book.rules_for("lmstudio", "openai_compat", "qwen", "custom")]
+    assert custom not in [r.name for r in book.rules_for("groq", "openai_compat", "qwen", "builtin")]
 
 
 def test_a_models_rules_are_matched_once_and_a_new_book_sees_new_overrides() -> None:
