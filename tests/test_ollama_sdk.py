@@ -190,3 +190,11 @@ def test_sources_are_appended_for_ollama_clients(make_relay, emulator, sdk) -> N
     streamed = "".join(p.message.content for p in parts)
     assert streamed.startswith(expected_stream("perplexity", "chat_stream_citations").text)
     assert streamed.count("\n\nSources:\n") == 1 and parts[-1].done
+
+
+def test_a_whole_reply_from_another_provider_reports_durations_that_add_up(relay, sdk) -> None:
+    """Its time is generation time: Open WebUI showed 134,516 tokens/s when the moment the whole
+    body arrived was taken for the first token."""
+    reply = sdk.ollama(relay.url).chat(model="openai/chat_nonstream_basic", messages=MESSAGES, stream=False)
+    assert reply.load_duration + reply.prompt_eval_duration + reply.eval_duration == reply.total_duration
+    assert reply.eval_duration == reply.total_duration and reply.eval_count == 363

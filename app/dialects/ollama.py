@@ -113,12 +113,15 @@ def timestamp() -> str:
 def metrics(ex: Exchange) -> dict[str, Any]:
     """The final line's counts and timings: Ollama's own when the model ran on Ollama."""
     now = time.perf_counter()
-    first = ex.first_token_at or now
+    # A whole reply arrives at once, so its first token says nothing of when reading the prompt
+    # ended: all its time is counted as generation, which gives clients a believable rate.
+    first = ex.first_token_at if ex.stream and ex.first_token_at else ex.started
+    total, prompt = int((now - ex.started) * 1e9), int((first - ex.started) * 1e9)
     measured = {
-        "total_duration": int((now - ex.started) * 1e9),
+        "total_duration": total,
         "load_duration": 0,
-        "prompt_eval_duration": int((first - ex.started) * 1e9),
-        "eval_duration": int((now - first) * 1e9),
+        "prompt_eval_duration": prompt,
+        "eval_duration": total - prompt,
     }
     return {
         **measured,
