@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from app.providers import BUILTIN_PROVIDERS
+from app.settings_values import SettingsError, convert, parse_pairs, read_value
+
+__all__ = ["DEFAULT_STAGES", "Settings", "SettingsError", "parse_pairs"]
 
 DEFAULT_STAGES = ("tags", "resolve", "quirks", "dispatch", "meter", "cost")
 
 
 def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
-
-
-class SettingsError(ValueError):
-    """A setting has a value the relay cannot use."""
 
 
 @dataclass(frozen=True)
@@ -244,21 +243,21 @@ class Settings:
             name = f.metadata["env"]
             if name.startswith("<"):
                 continue
-            raw = _read(env, name, secret=f.metadata["secret"])
+            raw = read_value(env, name, secret=f.metadata["secret"])
             if raw is None:
                 continue
-            values[f.name] = _convert(name, raw, f.default)
+            values[f.name] = convert(name, raw, f.default)
         keys: dict[str, str] = {}
         urls: dict[str, str] = {}
         for spec in BUILTIN_PROVIDERS:
-            key = _read(env, f"{spec.env}_API_KEY", secret=True)
+            key = read_value(env, f"{spec.env}_API_KEY", secret=True)
             if key:
                 keys[spec.name] = key
                 file = env.get(f"{spec.env}_API_KEY_FILE")
                 values.setdefault("secret_sources", {})[spec.name] = (
                     f"{spec.env}_API_KEY_FILE" if file else f"{spec.env}_API_KEY"
                 )
-            url = _read(env, f"{spec.env}_BASE_URL", secret=False)
+            url = read_value(env, f"{spec.env}_BASE_URL", secret=False)
             if url:
                 urls[spec.name] = url.rstrip("/")
         return cls(**values, provider_keys=keys, provider_base_urls=urls)
@@ -271,46 +270,3 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite://{Path(self.data_dir) / 'llm-relay.db'}"
-
-
-def _read(env: Mapping[str, str], name: str, *, secret: bool) -> str | None:
-    if secret:
-        path = env.get(f"{name}_FILE")
-        if path:
-            try:
-                return Path(path).read_text().strip()
-            except OSError as exc:
-                raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
-    value = env.get(name)
-    return value.strip() if value is not None else None
-
-
-def _convert(name: str, raw: str, default: Any) -> Any:
-    try:
-        if isinstance(default, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
-    return raw
-
-
-def parse_pairs(name: str, raw: str) -> list[tuple[str, str]]:
-    """Parse ``a=x,b=y`` settings; a malformed entry is an error, never silently skipped."""
-    pairs = []
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise SettingsError(f"{name}: expected name=value, got {item!r}")
-        pairs.append((key.strip(), value.strip()))
-    return pairs

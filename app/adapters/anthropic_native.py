@@ -4,17 +4,16 @@ usage from message_start and message_delta, errors, and whether the message ende
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from app.adapters.base import Call
 from app.adapters.failures import error_from_payload, load_json
-from app.adapters.wire import SSEvent, parse_block
-from app.errors import UpstreamError, UpstreamProtocolError
+from app.adapters.relayed import relay
+from app.adapters.wire import SSEvent
 from app.formats.anthropic_reply import error_status, merge_usage, usage_from_anthropic
-from app.internal import Frames, Reply, StreamItem
+from app.internal import Reply, Usage
 
 if TYPE_CHECKING:
     from app.adapters.anthropic import AnthropicAdapter
@@ -36,56 +35,32 @@ async def send(adapter: AnthropicAdapter, call: Call, headers: dict[str, str]) -
         usage = data.get("usage")
         return Reply(body=data, usage=usage_from_anthropic(usage) if isinstance(usage, dict) else None, native=True)
     opened = await adapter.http.stream(provider, url, content, headers)
-    return Reply(stream=_frames(adapter, opened.event_batches()))
+    return Reply(stream=relay(provider.name, opened.event_batches(), _Reader(adapter)))
 
 
-def _payload(adapter: AnthropicAdapter, event: SSEvent) -> dict[str, Any]:
-    data = event.data.strip()  # real streams pad their data lines with spaces
-    payload = load_json(adapter.provider, data) if data else {}
-    if not isinstance(payload, dict):
-        return {}
-    if event.event == "error" or payload.get("type") == "error":
-        raise error_from_payload(adapter.provider, payload, error_status(payload))
-    return payload
+class _Reader:
+    """Usage from message_start (counted at once, so a client that leaves mid-stream still has
+    its prompt recorded) and message_delta (cumulative, over message_start's)."""
 
+    def __init__(self, adapter: AnthropicAdapter) -> None:
+        self.provider = adapter.provider
+        self.start: dict[str, Any] = {}
+        self.finished = False
 
-async def _frames(
-    adapter: AnthropicAdapter, batches: AsyncGenerator[list[bytes | SSEvent], None]
-) -> AsyncGenerator[StreamItem, None]:
-    start: dict[str, Any] = {}
-    finished = False
-    try:
-        async for batch in batches:
-            relayed: list[bytes] = []
-            tokens = 0
-            for block in batch:
-                events = parse_block(block) if isinstance(block, bytes) else [block]
-                for event in events:
-                    try:
-                        payload = _payload(adapter, event)
-                    except UpstreamError:
-                        if relayed:  # what came before the error goes first
-                            yield Frames(b"".join(relayed), tokens)
-                        raise
-                    kind = payload.get("type")
-                    if kind == "message_start":
-                        usage = (payload.get("message") or {}).get("usage")
-                        start = usage if isinstance(usage, dict) else {}
-                        # Counted now, so a client that leaves mid-stream still has its prompt recorded.
-                        yield usage_from_anthropic(start)
-                    elif kind == "message_delta":
-                        finished = True
-                        final = payload.get("usage")
-                        yield usage_from_anthropic(merge_usage(start, final if isinstance(final, dict) else {}))
-                    tokens += kind == "content_block_delta"
-                relayed.append(block + b"\n\n" if isinstance(block, bytes) else _framed(block))
-            yield Frames(b"".join(relayed), tokens)
-        if not finished:
-            raise UpstreamProtocolError(f"{adapter.provider.name}: the stream ended before the message did")
-    finally:
-        await batches.aclose()
-
-
-def _framed(event: SSEvent) -> bytes:
-    head = f"event: {event.event}\n" if event.event else ""
-    return (head + "".join(f"data: {line}\n" for line in event.data.split("\n")) + "\n").encode()
+    def __call__(self, event: SSEvent) -> tuple[Usage | None, bool]:
+        data = event.data.strip()  # real streams pad their data lines with spaces
+        payload = load_json(self.provider, data) if data else {}
+        if not isinstance(payload, dict):
+            return None, False
+        kind = payload.get("type")
+        if event.event == "error" or kind == "error":
+            raise error_from_payload(self.provider, payload, error_status(payload))
+        if kind == "message_start":
+            usage = (payload.get("message") or {}).get("usage")
+            self.start = usage if isinstance(usage, dict) else {}
+            return usage_from_anthropic(self.start), False
+        if kind == "message_delta":
+            self.finished = True
+            final = payload.get("usage")
+            return usage_from_anthropic(merge_usage(self.start, final if isinstance(final, dict) else {})), False
+        return None, kind == "content_block_delta"

@@ -4,17 +4,17 @@ provider sent it. The relay reads only the usage of the final response and the e
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from app.adapters.base import Adapter, Call
 from app.adapters.failures import error_from_payload, load_json
-from app.adapters.wire import SSEvent, parse_block
-from app.errors import UpstreamError, UpstreamProtocolError
+from app.adapters.relayed import relay
+from app.adapters.wire import SSEvent
 from app.formats.responses_api import FAILURE_EVENTS, TERMINAL_EVENTS, usage_from_responses
-from app.internal import Frames, Reply, StreamItem, Usage
+from app.internal import Reply, Usage
 
 _TOKEN_EVENTS = (
     "response.output_text.delta",
@@ -48,54 +48,29 @@ async def send(adapter: Adapter, call: Call, headers: dict[str, str], url: str, 
             raise error_from_payload(provider, payload)
         return Reply(body=data, usage=usage_of(data), native=True)
     opened = await adapter.http.stream(provider, url, content, headers)
-    return Reply(stream=_frames(adapter, opened.event_batches(), usage_of))
+    return Reply(stream=relay(provider.name, opened.event_batches(), _Reader(adapter, usage_of)))
 
 
-def _payload(adapter: Adapter, event: SSEvent) -> dict[str, Any]:
-    data = event.data.strip()
-    payload = load_json(adapter.provider, data) if data and data != "[DONE]" else {}  # Perplexity ends with [DONE]
-    if not isinstance(payload, dict):
-        return {}
-    kind = payload.get("type")
-    if kind == "error":  # {"type": "error", "error": {"type", "code", "message", "param"}}
-        raise error_from_payload(adapter.provider, {"error": payload.get("error") or payload})
-    if kind in FAILURE_EVENTS:  # response.failed and response.cancelled carry the response's error
-        failed = payload.get("response")
-        raise error_from_payload(adapter.provider, {"error": (failed or {}).get("error") or payload})
-    return payload
+class _Reader:
+    """Usage from the final response (completed or incomplete); failures raise."""
 
+    def __init__(self, adapter: Adapter, usage_of: UsageOf) -> None:
+        self.provider = adapter.provider
+        self.usage_of = usage_of
+        self.finished = False
 
-async def _frames(
-    adapter: Adapter, batches: AsyncGenerator[list[bytes | SSEvent], None], usage_of: UsageOf
-) -> AsyncGenerator[StreamItem, None]:
-    finished = False
-    try:
-        async for batch in batches:
-            relayed: list[bytes] = []
-            tokens = 0
-            for block in batch:
-                for event in parse_block(block) if isinstance(block, bytes) else [block]:
-                    try:
-                        payload = _payload(adapter, event)
-                    except UpstreamError:
-                        if relayed:  # what came before the error goes first
-                            yield Frames(b"".join(relayed), tokens)
-                        raise
-                    kind = payload.get("type")
-                    if kind in TERMINAL_EVENTS:
-                        finished = True
-                        usage = usage_of(payload.get("response"))
-                        if usage is not None:
-                            yield usage
-                    tokens += kind in _TOKEN_EVENTS
-                relayed.append(block + b"\n\n" if isinstance(block, bytes) else _framed(block))
-            yield Frames(b"".join(relayed), tokens)
-        if not finished:
-            raise UpstreamProtocolError(f"{adapter.provider.name}: the stream ended before the response did")
-    finally:
-        await batches.aclose()
-
-
-def _framed(event: SSEvent) -> bytes:
-    head = f"event: {event.event}\n" if event.event else ""
-    return (head + "".join(f"data: {line}\n" for line in event.data.split("\n")) + "\n").encode()
+    def __call__(self, event: SSEvent) -> tuple[Usage | None, bool]:
+        data = event.data.strip()
+        payload = load_json(self.provider, data) if data and data != "[DONE]" else {}  # Perplexity ends with [DONE]
+        if not isinstance(payload, dict):
+            return None, False
+        kind = payload.get("type")
+        if kind == "error":  # {"type": "error", "error": {"type", "code", "message", "param"}}
+            raise error_from_payload(self.provider, {"error": payload.get("error") or payload})
+        if kind in FAILURE_EVENTS:  # response.failed and response.cancelled carry the response's error
+            failed = payload.get("response")
+            raise error_from_payload(self.provider, {"error": (failed or {}).get("error") or payload})
+        if kind in TERMINAL_EVENTS:
+            self.finished = True
+            return self.usage_of(payload.get("response")), False
+        return None, kind in _TOKEN_EVENTS

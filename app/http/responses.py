@@ -11,6 +11,7 @@ import falcon.asgi
 
 from app.adapters import OpenAICompatAdapter
 from app.dialects import responses as dialect
+from app.dialects import responses_stream
 from app.errors import ModelNotFound
 from app.formats import responses_inbound as inbound
 from app.http.common import json_response, new_exchange, read_json, run, stream_response
@@ -33,7 +34,7 @@ class ResponsesResource:
         ex.passthrough = self.pipeline.passthrough
         reply = await run(self.pipeline, ex, resp)
         if reply.stream is not None:
-            stream_response(resp, "text/event-stream", dialect.events(ex, reply.stream, translated))
+            stream_response(resp, "text/event-stream", responses_stream.events(ex, reply.stream, translated))
         elif reply.native:
             json_response(resp, reply.body)
         else:
