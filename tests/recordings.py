@@ -74,3 +74,30 @@ def expected_body(provider: str, name: str) -> Expected:
         args = call["function"].get("arguments")
         calls.append((call["function"]["name"], args if isinstance(args, str) else json.dumps(args)))
     return Expected(text or choice.get("text", ""), reasoning, calls, choice.get("finish_reason"))
+
+
+def openai_dialect_says(client: Any, model: str, *, stream: bool, tag: str = "") -> Expected:
+    """What the relay's OpenAI dialect tells an openai SDK client of ``model``'s recording (the
+    dialect other tests check against the recordings themselves), to hold other dialects to."""
+    messages = [{"role": "user", "content": "hello"}]
+    headers = {"X-Proxy-Tag": tag} if tag else {}
+    said = Expected()
+    if not stream:
+        completion = client.chat.completions.create(model=model, messages=messages, extra_headers=headers)
+        message = completion.choices[0].message
+        said.text, said.reasoning = message.content or "", getattr(message, "reasoning_content", None) or ""
+        said.tool_calls = [(c.function.name, c.function.arguments) for c in message.tool_calls or []]
+        said.finish = completion.choices[0].finish_reason
+        return said
+    calls: dict[int, list[str]] = {}
+    for chunk in client.chat.completions.create(model=model, messages=messages, stream=True, extra_headers=headers):
+        for choice in chunk.choices:
+            said.text += choice.delta.content or ""
+            said.reasoning += getattr(choice.delta, "reasoning_content", None) or ""
+            for call in choice.delta.tool_calls or []:
+                slot = calls.setdefault(call.index, ["", ""])
+                slot[0] += call.function.name or ""
+                slot[1] += call.function.arguments or ""
+            said.finish = choice.finish_reason or said.finish
+    said.tool_calls = [(name, arguments) for name, arguments in (calls[i] for i in sorted(calls))]
+    return said

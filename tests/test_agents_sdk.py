@@ -12,7 +12,7 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from tests.recordings import expected_body, expected_stream
+from tests.recordings import expected_body, expected_stream, openai_dialect_says
 
 RESPONSES = Path(__file__).parent / "fixtures" / "openai-responses"
 
@@ -99,10 +99,5 @@ def test_runner_against_openai_responses(relay) -> None:
 )
 def test_runner_on_anthropic_gemini_ollama_and_chat_models(relay, sdk, model: str, streamed: bool) -> None:
     """The Runner's answer is the text the OpenAI dialect gives for the same recording."""
-    messages = [{"role": "user", "content": "hello"}]
-    if streamed:
-        chunks = sdk.openai(relay.url).chat.completions.create(model=model, messages=messages, stream=True)
-        text = "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
-    else:
-        text = sdk.openai(relay.url).chat.completions.create(model=model, messages=messages).choices[0].message.content
-    assert run(relay, model, [], "hello", streamed=streamed) == text
+    text = openai_dialect_says(sdk.openai(relay.url), model, stream=streamed).text
+    assert text and run(relay, model, [], "hello", streamed=streamed) == text

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.cases import CHAT_CASES, Case
-from tests.recordings import expected_body, expected_stream
+from tests.recordings import expected_body, expected_stream, openai_dialect_says
 from tests.test_anthropic import RECORDINGS, Recording, _streamed_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
@@ -245,33 +245,14 @@ def test_gemini_ollama_and_reasoning_upstreams_say_the_same_in_both_dialects(
     """The Anthropic dialect tells what the OpenAI dialect tells of the same recording: text,
     thinking (as thinking blocks), tool calls, stop reason, and the same usage row."""
     tags = [f"t-{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    openai_client = sdk.openai(relay.url)
+    said = openai_dialect_says(sdk.openai(relay.url), model, stream=stream, tag=tags[0])
+    text, reasoning, finish = said.text, said.reasoning, said.finish
+    tool_calls = [(name, json.loads(arguments or "{}")) for name, arguments in said.tool_calls]
+    assert text or tool_calls  # the recording says something
     if stream:
-        text = reasoning = ""
-        calls: dict[int, list[str]] = {}
-        finish = None
-        for chunk in openai_client.chat.completions.create(
-            model=model, messages=HELLO, stream=True, extra_headers={"X-Proxy-Tag": tags[0]}
-        ):
-            for choice in chunk.choices:
-                text += choice.delta.content or ""
-                reasoning += getattr(choice.delta, "reasoning_content", None) or ""
-                for call in choice.delta.tool_calls or []:
-                    slot = calls.setdefault(call.index, ["", ""])
-                    slot[0] += call.function.name or ""
-                    slot[1] += call.function.arguments or ""
-                finish = choice.finish_reason or finish
-        tool_calls = [(name, json.loads(arguments or "{}")) for name, arguments in calls.values()]
         with _client(relay, tags[1]).messages.stream(model=model, max_tokens=64, messages=HELLO) as events:
             message = events.get_final_message()
     else:
-        completion = openai_client.chat.completions.create(
-            model=model, messages=HELLO, extra_headers={"X-Proxy-Tag": tags[0]}
-        )
-        said = completion.choices[0].message
-        text, reasoning = said.content or "", getattr(said, "reasoning_content", None) or ""
-        tool_calls = [(c.function.name, json.loads(c.function.arguments)) for c in said.tool_calls or []]
-        finish = completion.choices[0].finish_reason
         message = _client(relay, tags[1]).messages.create(model=model, max_tokens=64, messages=HELLO)
     assert "".join(b.text for b in message.content if b.type == "text") == text
     assert "".join(b.thinking for b in message.content if b.type == "thinking") == reasoning

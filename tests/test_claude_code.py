@@ -47,16 +47,15 @@ def run_claude(claude: Path, relay_url: str, model: str, key: str, home: Path) -
         "DISABLE_TELEMETRY": "1",
         "CI": "1",
     }
-    done = subprocess.run(
-        [str(claude), "-p", "Say hi.", "--output-format", "json", "--model", model, "--max-turns", "1"],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"claude failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    return json.loads(done.stdout)
+    argv = [str(claude), "-p", "Say hi.", "--output-format", "json", "--model", model, "--max-turns", "1"]
+    return json.loads(run_agent(argv, env, home))  # type: ignore[no-any-return]
+
+
+def run_agent(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    """An agent's standard output; its output and errors are the message when it fails."""
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"{argv[0]} failed ({done.returncode}): {done.stdout[-3000:]} {done.stderr[-3000:]}"
+    return done.stdout
 
 
 def _recorded_text(model: str) -> str:

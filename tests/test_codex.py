@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.recordings import expected_stream
-from tests.test_claude_code import AGENTS, install_agents
+from tests.test_claude_code import AGENTS, install_agents, run_agent
 
 CODEX = AGENTS / "node_modules" / ".bin" / "codex"
 CONFIG = """model = "{model}"
@@ -43,16 +42,10 @@ def run_codex(codex: Path, relay_url: str, model: str, key: str, home: Path) -> 
     work = home / "work"
     work.mkdir()
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "CODEX_HOME": str(home / ".codex"), "RELAY_KEY": key}
-    done = subprocess.run(
-        [str(codex), "exec", "--json", "--skip-git-repo-check", "What is the weather in Paris?"],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    stdout = run_agent(
+        [str(codex), "exec", "--json", "--skip-git-repo-check", "What is the weather in Paris?"], env, work
     )
-    assert done.returncode == 0, f"codex failed ({done.returncode}): {done.stdout[-3000:]} {done.stderr[-3000:]}"
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def _answer(events: list[dict[str, Any]]) -> str:

@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.cases import CHAT_CASES, Case
-from tests.recordings import expected_body, expected_stream
+from tests.recordings import expected_body, expected_stream, openai_dialect_says
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai-responses"
 NATIVE = [
@@ -178,36 +178,13 @@ def test_anthropic_gemini_and_ollama_say_the_same_in_both_dialects(relay, sdk, m
     """The Responses dialect tells what the OpenAI dialect tells of the same recording: text,
     reasoning (as a summary), function calls, and the same usage row."""
     tags = [f"t-{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    chat = sdk.openai(relay.url)
+    said = openai_dialect_says(sdk.openai(relay.url), model, stream=stream, tag=tags[0])
+    text, reasoning, tool_calls = said.text, said.reasoning, said.tool_calls
+    assert text or tool_calls  # the recording says something
     if stream:
-        text = reasoning = ""
-        calls: dict[int, list[str]] = {}
-        for chunk in chat.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": "hello"}],
-            stream=True,
-            extra_headers={"X-Proxy-Tag": tags[0]},
-        ):
-            for choice in chunk.choices:
-                text += choice.delta.content or ""
-                reasoning += getattr(choice.delta, "reasoning_content", None) or ""
-                for call in choice.delta.tool_calls or []:
-                    slot = calls.setdefault(call.index, ["", ""])
-                    slot[0] += call.function.name or ""
-                    slot[1] += call.function.arguments or ""
-        tool_calls = [(name, arguments) for name, arguments in calls.values()]
         with _client(relay, tags[1]).responses.stream(model=model, input="hello") as events:
             response = events.get_final_response()
     else:
-        said = (
-            chat.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "hello"}], extra_headers={"X-Proxy-Tag": tags[0]}
-            )
-            .choices[0]
-            .message
-        )
-        text, reasoning = said.content or "", getattr(said, "reasoning_content", None) or ""
-        tool_calls = [(c.function.name, c.function.arguments) for c in said.tool_calls or []]
         response = _client(relay, tags[1]).responses.create(model=model, input="hello")
     assert response.output_text == text
     assert "".join(s.text for o in response.output if o.type == "reasoning" for s in o.summary) == reasoning

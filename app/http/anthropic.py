@@ -9,7 +9,7 @@ from app.adapters import Call
 from app.dialects import anthropic as dialect
 from app.formats import anthropic_inbound as inbound
 from app.formats.token_count import estimate_input_tokens
-from app.http.common import json_response, new_exchange, read_json, run, stream_response
+from app.http.common import json_response, new_exchange, read_json, serve_translated
 from app.pipeline.core import Pipeline
 from app.pipeline.stages.tags import authenticate
 from app.services import Services
@@ -28,15 +28,7 @@ class MessagesResource:
         ex = new_exchange(
             req, dialect="anthropic", kind="chat", body=translated.body, stream=translated.stream, native=native
         )
-        ex.untranslatable = translated.untranslatable
-        ex.passthrough = self.pipeline.passthrough
-        reply = await run(self.pipeline, ex, resp)
-        if reply.stream is not None:
-            stream_response(resp, "text/event-stream", dialect.events(ex, reply.stream))
-        elif reply.native:
-            json_response(resp, reply.body)
-        else:
-            json_response(resp, dialect.whole(ex, reply.body or {}))
+        await serve_translated(self.pipeline, req, resp, ex, translated.untranslatable, dialect.events, dialect.whole)
 
 
 class CountTokensResource:

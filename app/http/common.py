@@ -4,7 +4,7 @@ pipeline, and rendering every error in the caller's own dialect."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import falcon
@@ -13,7 +13,7 @@ import orjson
 
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
 from app.http.asgi import error_body, new_request_id
-from app.internal import Reply
+from app.internal import Reply, StreamItem
 from app.pipeline.core import Exchange, Pipeline
 
 log = logging.getLogger("llm_relay.http")
@@ -80,6 +80,28 @@ async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> R
             resp.set_header("X-Relay-Route", ex.target.via)
         if ex.state.get("dropped_params"):
             resp.set_header("X-Relay-Dropped-Params", ",".join(ex.state["dropped_params"]))
+
+
+async def serve_translated(
+    pipeline: Pipeline,
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    ex: Exchange,
+    untranslatable: RelayError | None,
+    events: Callable[[Exchange, AsyncGenerator[StreamItem, None]], AsyncGenerator[bytes, None]],
+    whole: Callable[[Exchange, dict[str, Any]], Any],
+) -> None:
+    """A chat request of a dialect the relay translates (Anthropic's, the Responses API): the
+    provider's own reply when it speaks that dialect, else the internal one rebuilt in it."""
+    ex.untranslatable = untranslatable
+    ex.passthrough = pipeline.passthrough
+    reply = await run(pipeline, ex, resp)
+    if reply.stream is not None:
+        stream_response(resp, "text/event-stream", events(ex, reply.stream))
+    elif reply.native:
+        json_response(resp, reply.body)
+    else:
+        json_response(resp, whole(ex, reply.body or {}))
 
 
 def stream_response(resp: falcon.asgi.Response, content_type: str, frames: AsyncGenerator[bytes, None]) -> None:

@@ -5,6 +5,7 @@ relay itself stores no conversation."""
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import quote
 
 import falcon.asgi
@@ -14,7 +15,7 @@ from app.dialects import responses as dialect
 from app.dialects import responses_stream
 from app.errors import ModelNotFound
 from app.formats import responses_inbound as inbound
-from app.http.common import json_response, new_exchange, read_json, run, stream_response
+from app.http.common import json_response, new_exchange, read_json, serve_translated
 from app.pipeline.core import Pipeline
 from app.pipeline.stages.tags import authenticate
 from app.services import Services
@@ -30,15 +31,15 @@ class ResponsesResource:
         ex = new_exchange(
             req, dialect="responses", kind="chat", body=translated.body, stream=translated.stream, native=native
         )
-        ex.untranslatable = translated.untranslatable
-        ex.passthrough = self.pipeline.passthrough
-        reply = await run(self.pipeline, ex, resp)
-        if reply.stream is not None:
-            stream_response(resp, "text/event-stream", responses_stream.events(ex, reply.stream, translated))
-        elif reply.native:
-            json_response(resp, reply.body)
-        else:
-            json_response(resp, dialect.whole(ex, reply.body or {}, translated))
+        await serve_translated(
+            self.pipeline,
+            req,
+            resp,
+            ex,
+            translated.untranslatable,
+            partial(responses_stream.events, translated=translated),
+            partial(dialect.whole, translated=translated),
+        )
 
 
 class StoredResponseResource:
