@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.internal import Usage
+
 
 def _text_length(value: Any) -> int:
     if isinstance(value, str):
@@ -24,3 +26,8 @@ def _text_length(value: Any) -> int:
 def prompt_tokens(body: dict[str, Any]) -> int:
     chars = _text_length(body.get("messages")) + _text_length(body.get("prompt")) + _text_length(body.get("input"))
     return (chars + 3) // 4
+
+
+def usage_so_far(usage: Usage, body: dict[str, Any], pieces: int) -> Usage:
+    """The provider's report, or without one the estimate (what the usage row will record)."""
+    return usage if usage.reported else Usage(input=prompt_tokens(body), output=pieces)

@@ -17,7 +17,7 @@ import orjson
 from app import estimate
 from app.errors import RelayError
 from app.formats.anthropic_reply import ERROR_STATUS
-from app.internal import Frames, StreamItem, Usage
+from app.internal import Frames, StreamItem
 from app.pipeline.core import Exchange
 
 log = logging.getLogger("llm_relay.anthropic")
@@ -54,9 +54,7 @@ def message_id(ex: Exchange) -> str:
 def usage_body(ex: Exchange) -> dict[str, int]:
     """Anthropic's usage: ``input_tokens`` leaves out the prompt read from or written to a cache.
     Without a report from the provider, the relay's own estimate."""
-    usage = ex.usage
-    if not usage.reported:
-        usage = Usage(input=estimate.prompt_tokens(ex.body), output=ex.pieces)
+    usage = estimate.usage_so_far(ex.usage, ex.body, ex.pieces)
     return {
         "input_tokens": max(usage.input - usage.cached_input, 0),
         "output_tokens": usage.output,

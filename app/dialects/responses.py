@@ -16,7 +16,6 @@ import orjson
 from app import estimate
 from app.errors import RelayError
 from app.formats.responses_inbound import NAMESPACE_SEPARATOR, Translated
-from app.internal import Usage
 from app.pipeline.core import Exchange
 
 log = logging.getLogger("llm_relay.responses")
@@ -27,7 +26,7 @@ def error_body(err: RelayError) -> dict[str, Any]:
 
 
 def usage_body(ex: Exchange) -> dict[str, Any]:
-    usage = ex.usage if ex.usage.reported else Usage(input=estimate.prompt_tokens(ex.body), output=ex.pieces)
+    usage = estimate.usage_so_far(ex.usage, ex.body, ex.pieces)
     prompt = usage.prompt_total
     return {
         "input_tokens": prompt,
