@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -180,6 +180,24 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
     report = os.environ.get("RELAY_TEST_REPORT")
     if report:
         Path(report).write_text(line + "\n")
+
+
+# SDK clients tests make themselves, closed when each test ends: left to the garbage collector,
+# their sockets close during some later test and fail it with an unraisable ResourceWarning.
+_OPEN_CLIENTS: list[Any] = []
+ClientT = TypeVar("ClientT")
+
+
+def closing(client: ClientT) -> ClientT:
+    _OPEN_CLIENTS.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()
 
 
 class SDKClients:

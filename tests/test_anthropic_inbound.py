@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.cases import CHAT_CASES, Case
+from tests.conftest import closing
 from tests.recordings import expected_body, expected_stream, openai_dialect_says
 from tests.test_anthropic import RECORDINGS, Recording, _streamed_message
 
@@ -26,7 +27,7 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 def _client(relay: Any, tag: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=relay.url, api_key="sk-ant-test", default_headers={"X-Proxy-Tag": tag})
+    return closing(anthropic.Anthropic(base_url=relay.url, api_key="sk-ant-test", default_headers={"X-Proxy-Tag": tag}))
 
 
 def _recorded_blocks(name: str) -> tuple[list[dict[str, Any]], str]:
@@ -194,7 +195,7 @@ def test_async_client_and_tool_round_trip(relay, upstream) -> None:
 
 
 def test_errors_come_in_anthropics_shape(relay) -> None:
-    client = anthropic.Anthropic(base_url=relay.url, api_key="k", max_retries=0)
+    client = closing(anthropic.Anthropic(base_url=relay.url, api_key="k", max_retries=0))
     with pytest.raises(anthropic.BadRequestError) as bad:
         client.messages.create(model="openai/chat_nonstream_basic", messages=HELLO, max_tokens=0)
     assert bad.value.body["type"] == "error"
@@ -208,7 +209,7 @@ def test_errors_come_in_anthropics_shape(relay) -> None:
 
 
 def test_count_tokens_from_anthropic_and_estimated_elsewhere(relay, upstream) -> None:
-    client = anthropic.Anthropic(base_url=relay.url, api_key="k")
+    client = closing(anthropic.Anthropic(base_url=relay.url, api_key="k"))
     counted = client.messages.count_tokens(model="anthropic/claude-x", messages=HELLO, system="s")
     assert counted.input_tokens == 1001  # the emulated Anthropic's own count
     sent = upstream.last("count_tokens")
@@ -270,7 +271,7 @@ def test_x_api_key_is_a_relay_key_or_a_tag(make_relay) -> None:
     from app.stores.models import ApiKey
 
     plain = make_relay()
-    client = anthropic.Anthropic(base_url=plain.url, api_key="team-claude")  # sent as x-api-key
+    client = closing(anthropic.Anthropic(base_url=plain.url, api_key="team-claude"))  # sent as x-api-key
     raw = client.messages.with_raw_response.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO)
     assert plain.row(raw.headers["x-request-id"])["tags"] == ["team-claude"]
 
@@ -283,13 +284,13 @@ def test_x_api_key_is_a_relay_key_or_a_tag(make_relay) -> None:
         await keyed.app.live.reload()
 
     keyed.server.call(create)
-    refused = anthropic.Anthropic(base_url=keyed.url, api_key="rk-wrong", max_retries=0)
+    refused = closing(anthropic.Anthropic(base_url=keyed.url, api_key="rk-wrong", max_retries=0))
     with pytest.raises(anthropic.AuthenticationError) as caught:
         refused.messages.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO)
     assert caught.value.body["error"]["type"] == "authentication_error"
     with pytest.raises(anthropic.AuthenticationError):
         refused.messages.count_tokens(model="openai/chat_nonstream_basic", messages=HELLO)
-    served = anthropic.Anthropic(base_url=keyed.url, api_key=key)
+    served = closing(anthropic.Anthropic(base_url=keyed.url, api_key=key))
     raw = served.messages.with_raw_response.create(model="openai/chat_nonstream_basic", max_tokens=9, messages=HELLO)
     assert keyed.row(raw.headers["x-request-id"])["tags"] == ["keyed"]
     assert served.messages.count_tokens(model="openai/chat_nonstream_basic", messages=HELLO).input_tokens > 0
@@ -317,7 +318,7 @@ def test_compaction_iterations_are_what_is_billed() -> None:
 
 
 def test_what_only_anthropic_takes_goes_to_anthropic_and_nowhere_else(relay, upstream) -> None:
-    client = anthropic.Anthropic(base_url=relay.url, api_key="k", max_retries=0)
+    client = closing(anthropic.Anthropic(base_url=relay.url, api_key="k", max_retries=0))
     search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
     history = [
         {"role": "user", "content": "news?"},
@@ -342,7 +343,7 @@ def test_what_only_anthropic_takes_goes_to_anthropic_and_nowhere_else(relay, ups
 
 def test_claude_model_names_follow_an_alias_to_a_local_model(make_relay, upstream) -> None:
     relay = make_relay(model_aliases="claude-haiku-4-5=lab/api_chat_nonstream_tool_calls")
-    client = anthropic.Anthropic(base_url=relay.url, api_key="k")
+    client = closing(anthropic.Anthropic(base_url=relay.url, api_key="k"))
     raw = client.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=32, messages=HELLO)
     assert raw.headers["x-relay-model"] == "lab/api_chat_nonstream_tool_calls"
     assert raw.headers["x-relay-route"] == "alias"

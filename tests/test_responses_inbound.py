@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.cases import CHAT_CASES, Case
+from tests.conftest import closing
 from tests.recordings import expected_body, expected_stream, openai_dialect_says
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai-responses"
@@ -31,7 +32,9 @@ NATIVE = [
 
 
 def _client(relay: Any, tag: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=relay.url + "/v1", api_key="k", default_headers={"X-Proxy-Tag": tag}, max_retries=0)
+    return closing(
+        openai.OpenAI(base_url=relay.url + "/v1", api_key="k", default_headers={"X-Proxy-Tag": tag}, max_retries=0)
+    )
 
 
 def _recorded_response(name: str) -> dict[str, Any]:

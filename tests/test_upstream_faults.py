@@ -12,6 +12,7 @@ import ollama
 import openai
 import pytest
 
+from tests.conftest import closing
 from tests.fault_upstream import FaultyUpstream
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -146,7 +147,7 @@ def test_failures_after_streaming_began_end_with_an_error_frame(relay_on, sdk, f
 )
 def test_anthropic_dialect_gets_anthropics_error_types(relay_on, status: int, error_type: str) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
-    client = anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0)
+    client = closing(anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0))
     with pytest.raises(anthropic.APIStatusError) as caught:
         client.messages.create(
             model=f"openai/status:{status}", max_tokens=5, messages=MESSAGES, extra_headers={"X-Proxy-Tag": tag}
@@ -160,7 +161,7 @@ def test_anthropic_dialect_gets_anthropics_error_types(relay_on, status: int, er
 @pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset"])
 def test_anthropic_stream_failing_midway_ends_with_an_error_event(relay_on, fault: str) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
-    client = anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0)
+    client = closing(anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0))
     text = ""
     with pytest.raises(anthropic.APIError) as caught:
         with client.messages.stream(
@@ -181,7 +182,7 @@ def test_anthropic_stream_failing_midway_ends_with_an_error_event(relay_on, faul
 )
 def test_responses_dialect_keeps_the_status(relay_on, status: int, error_class) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
-    client = openai.OpenAI(base_url=relay_on.url + "/v1", api_key="k", max_retries=0)
+    client = closing(openai.OpenAI(base_url=relay_on.url + "/v1", api_key="k", max_retries=0))
     with pytest.raises(error_class) as caught:
         client.responses.create(model=f"openai/status:{status}", input="hi", extra_headers={"X-Proxy-Tag": tag})
     assert caught.value.status_code == status and f"emulated {status}" in caught.value.message
@@ -192,7 +193,7 @@ def test_responses_dialect_keeps_the_status(relay_on, status: int, error_class) 
 def test_responses_stream_failing_midway_ends_with_an_error_event(make_relay, faulty, fault: str) -> None:
     relay_on = make_relay(provider_base_urls={"groq": faulty.url}, upstream_timeouts="groq=1/2")  # translated
     tag = f"t-{uuid.uuid4().hex[:8]}"
-    client = openai.OpenAI(base_url=relay_on.url + "/v1", api_key="k", max_retries=0)
+    client = closing(openai.OpenAI(base_url=relay_on.url + "/v1", api_key="k", max_retries=0))
     text = ""
     with pytest.raises(openai.APIError) as caught:
         for event in client.responses.create(
