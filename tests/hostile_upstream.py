@@ -32,19 +32,24 @@ from tests.fault_upstream import REPLY, STREAM, FaultyUpstream
 class HostileUpstream(FaultyUpstream):
     def __init__(self) -> None:
         self.connections = 0
-        self.requests_on: dict[int, int] = {}  # connection number -> requests seen on it
+        # Requests seen per open connection, keyed by its writer: held while the connection is open,
+        # so a new connection never inherits a count (as it could from a reused id()).
+        self.requests_on: dict[asyncio.StreamWriter, int] = {}
         super().__init__()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        await super()._handle(reader, writer)
+        self.requests_on[writer] = 0
+        try:
+            await super()._handle(reader, writer)
+        finally:
+            del self.requests_on[writer]
 
     async def _answer(self, model: str, writer: asyncio.StreamWriter, body: dict) -> bool:
-        connection = id(writer)
-        self.requests_on[connection] = self.requests_on.get(connection, 0) + 1
+        self.requests_on[writer] += 1
         kind, _, arg = model.partition(":")
         stream = bool(body.get("stream"))
-        if kind == "plain" or (kind == "idle-close" and self.requests_on[connection] == 1):
+        if kind == "plain" or (kind == "idle-close" and self.requests_on[writer] == 1):
             self.hits[model] += 1
             if stream:  # chunked, on a connection that stays open
                 writer.write(
