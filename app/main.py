@@ -23,9 +23,10 @@ from app.http import anthropic as anthropic_http
 from app.http import ollama as ollama_http
 from app.http import openai as openai_http
 from app.http.asgi import DisconnectAware
-from app.http.common import handle_http_error, handle_relay_error, handle_unexpected
+from app.http.common import ErrorHandlers
 from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
+from app.http.refusals import Refusals
 from app.http.responses import ResponsesResource, StoredResponseResource
 from app.metrics import Metrics
 from app.pipeline import Pipeline
@@ -158,9 +159,11 @@ def create_app(
     lifecycle = Lifecycle(services, pipeline, discovery, live, migrate=migrate)
     api = falcon.asgi.App(middleware=[lifecycle])
     api.req_options.strip_url_path_trailing_slash = True
-    api.add_error_handler(Exception, handle_unexpected)
-    api.add_error_handler(falcon.HTTPError, handle_http_error)
-    api.add_error_handler(RelayError, handle_relay_error)
+    refusals = Refusals(services)
+    errors = ErrorHandlers(refusals)
+    api.add_error_handler(Exception, errors.unexpected)
+    api.add_error_handler(falcon.HTTPError, errors.http_error)
+    api.add_error_handler(RelayError, errors.relay_error)
 
     api.add_route("/v1/chat/completions", openai_http.InferenceResource(pipeline, "chat"))
     api.add_route("/v1/completions", openai_http.InferenceResource(pipeline, "completion"))
@@ -191,7 +194,7 @@ def create_app(
     api.add_route("/api/show", ollama_http.ShowResource(services))
     api.add_route("/api/ps", ollama_http.PsResource(services))
 
-    app = RelayApp(api, max_body_bytes=settings.max_body_bytes)
+    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.too_large)
     app.services = services
     app.discovery = discovery
     app.live = live

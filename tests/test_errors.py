@@ -82,6 +82,45 @@ def test_bad_input_is_a_clear_400(relay, path: str, payload: bytes, needle: str)
     body = reply.json()
     message = body["error"] if path.startswith("/api/") else body["error"]["message"]
     assert needle in message
+    row = relay.row(reply.headers["x-request-id"])  # refused before the pipeline, still one row
+    assert (row["outcome"], row["status"], row["endpoint"]) == ("client_error", 400, path)
+    assert needle in row["error"] and row["dialect"] == ("ollama" if path.startswith("/api/") else "openai")
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "dialect"),
+    [
+        ("/v1/messages", {"model": "claude-x@team-a", "messages": "hi"}, "anthropic"),
+        ("/v1/responses", {"model": "gpt-x@team-a", "input": 5}, "responses"),
+        ("/v1/chat/completions", {"model": "gpt-x@team-a", "messages": "hi"}, "openai"),
+        ("/api/embed", {"model": "nomic@team-a"}, "ollama"),
+    ],
+)
+def test_a_refused_request_has_its_model_and_tags_on_its_row(relay, path: str, payload: dict, dialect: str) -> None:
+    reply = httpx.post(relay.url + path, json=payload)
+    assert reply.status_code == 400, reply.text
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["outcome"], row["dialect"], row["provider"]) == ("client_error", dialect, None)
+    assert row["requested_model"] == payload["model"].split("@")[0] and row["tags"] == ["team-a"]
+    assert row["cost_nanousd"] is None and row["input_tokens"] == 0
+
+
+def test_a_refused_request_takes_its_tag_from_the_bearer_but_never_a_secret(relay) -> None:
+    tagged = httpx.post(relay.url + "/api/chat", content=b"{", headers={"authorization": "Bearer team-b"})
+    assert relay.row(tagged.headers["x-request-id"])["tags"] == ["team-b"]
+    secret = httpx.post(relay.url + "/api/chat", content=b"{", headers={"authorization": "Bearer sk-abc123"})
+    row = relay.row(secret.headers["x-request-id"])
+    assert row["tags"] == [] and "sk-abc123" not in str(row)
+    bad_tag = httpx.post(relay.url + "/api/chat", content=b"{", headers={"x-proxy-tag": "no spaces allowed"})
+    assert bad_tag.status_code == 400 and relay.row(bad_tag.headers["x-request-id"])["tags"] == []
+
+
+def test_the_requested_model_is_stored_without_its_tag_suffix(relay) -> None:
+    body = {"model": "openai/chat_nonstream_basic@team-c", "messages": [{"role": "user", "content": "hi"}]}
+    reply = httpx.post(relay.url + "/v1/chat/completions", json=body)
+    assert reply.status_code == 200, reply.text
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["requested_model"], row["tags"]) == ("openai/chat_nonstream_basic", ["team-c"])
 
 
 def test_form_bodies_are_415(relay) -> None:
@@ -89,6 +128,9 @@ def test_form_bodies_are_415(relay) -> None:
     assert reply.status_code == 415 and "JSON" in reply.json()["error"]["message"]
     multipart = httpx.post(relay.url + "/api/chat", files={"model": (None, "x")})
     assert multipart.status_code == 415 and "JSON" in multipart.json()["error"]
+    for refused in (reply, multipart):
+        row = relay.row(refused.headers["x-request-id"])
+        assert (row["outcome"], row["status"], row["requested_model"]) == ("client_error", 415, "")
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
@@ -104,8 +146,12 @@ def test_oversized_body_is_413(make_relay) -> None:
     relay = make_relay(max_body_bytes=1000)
     big = {"model": "openai/x", "messages": [{"role": "user", "content": "x" * 2000}]}
     assert httpx.post(relay.url + "/v1/chat/completions", json=big).status_code == 413
-    reply = httpx.post(relay.url + "/api/chat", json=big)
+    reply = httpx.post(relay.url + "/api/chat", json=big, headers={"x-proxy-tag": "team-d"})
     assert reply.status_code == 413 and "larger than 1000 bytes" in reply.json()["error"]
+    row = relay.row(reply.headers["x-request-id"])  # never read, yet on file
+    assert (row["outcome"], row["status"], row["dialect"], row["tags"]) == ("client_error", 413, "ollama", ["team-d"])
+    admin = httpx.post(relay.url + "/api/show", json=big)  # no inference asked for: no row
+    assert admin.status_code == 413 and relay.rows(request_id=admin.headers["x-request-id"]) == []
 
 
 def test_unknown_routes_in_each_dialect(relay) -> None:
@@ -115,9 +161,21 @@ def test_unknown_routes_in_each_dialect(relay) -> None:
     assert ollama_reply.status_code == 404 and "no such endpoint" in ollama_reply.json()["error"]
     wrong_method = httpx.get(relay.url + "/v1/chat/completions")
     assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    for reply in (openai_reply, ollama_reply, wrong_method):  # no inference asked for: no row
+        assert relay.rows(request_id=reply.headers["x-request-id"]) == []
 
 
 def test_health_and_readiness(relay) -> None:
     assert httpx.get(relay.url + "/health").json() == {"status": "ok", "pid": os.getpid()}  # served in-process
     ready = httpx.get(relay.url + "/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {"catalog": True, "database": True}
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat", "/v1/messages"])
+def test_an_unknown_model_says_no_route_was_taken(relay, path: str) -> None:
+    body = {"model": "nobody/serves-this", "messages": CHAT, "max_tokens": 5, "stream": False}
+    reply = httpx.post(relay.url + path, json=body)
+    assert reply.status_code == 404, reply.text
+    assert reply.headers["x-relay-route"] == "none" and "x-relay-model" not in reply.headers
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["route"], row["resolved_model"]) == ("none", None)

@@ -27,6 +27,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
+Refused = Callable[[Scope, str, RelayError], None]
 
 
 def new_request_id() -> str:
@@ -52,9 +53,10 @@ def error_body(path: str, error: RelayError) -> dict[str, Any]:
 
 
 class DisconnectAware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, refused: Refused | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.refused = refused  # files the row of a refused inference request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +70,7 @@ class DisconnectAware:
             return  # the client left before sending its whole request
         connection = _Connection(body, send, request_id.encode())
         if len(body) > self.max_body_bytes:
-            await self._too_large(scope, connection.send)
+            await self._too_large(scope, connection.send, request_id)
             return
         await connection.serve(self.app, scope, receive, asyncio.get_running_loop())
 
@@ -86,8 +88,10 @@ class DisconnectAware:
             if not message.get("more_body", False):
                 return b"".join(parts) if size <= self.max_body_bytes else b"\0" * (self.max_body_bytes + 1)
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
+    async def _too_large(self, scope: Scope, send: Send, request_id: str) -> None:
         error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+        if self.refused is not None:
+            self.refused(scope, request_id, error)
         data = orjson.dumps(error_body(scope.get("path", ""), error))
         await send(
             {

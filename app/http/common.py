@@ -13,6 +13,7 @@ import orjson
 
 from app.errors import BadRequest, ModelNotFound, RelayError, UnsupportedMediaType
 from app.http.asgi import error_body, new_request_id
+from app.http.refusals import Refusals
 from app.internal import Reply, StreamItem
 from app.pipeline.core import Exchange, Pipeline
 
@@ -27,13 +28,15 @@ async def read_json(req: falcon.asgi.Request) -> Any:
     if not raw.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         # ``curl -d '{...}'`` labels JSON as a form (Ollama's and this README's examples do, and
         # Ollama takes it): a form-labelled body is read as JSON, and refused only if it is not.
         if content_type.startswith("application/x-www-form-urlencoded"):
             raise _not_json(content_type) from None
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    req.context.body = body  # for the row of a request refused before the pipeline runs
+    return body
 
 
 def _not_json(content_type: str) -> UnsupportedMediaType:
@@ -69,6 +72,7 @@ def new_exchange(
 async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> Reply:
     """Run the pipeline; the response carries the headers the stages set on the reply, and the
     request id and the resolved model even when it fails."""
+    resp.context.relayed = True  # the cost stage files this request's row from here on
     try:
         reply = await pipeline.run(ex)
         for name, value in reply.headers.items():
@@ -78,6 +82,8 @@ async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> R
         if ex.target is not None:
             resp.set_header("X-Relay-Model", ex.target.label)
             resp.set_header("X-Relay-Route", ex.target.via)
+        else:  # refused before a model was chosen (an unknown model, a bad key): as its row says
+            resp.set_header("X-Relay-Route", "none")
         if ex.state.get("dropped_params"):
             resp.set_header("X-Relay-Dropped-Params", ",".join(ex.state["dropped_params"]))
 
@@ -123,31 +129,51 @@ def render_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Re
         resp.set_header(name, value)
 
 
-async def handle_relay_error(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError, params: dict[str, Any]
-) -> None:
-    render_error(req, resp, error)
+class ErrorHandlers:
+    """Every error in the caller's dialect; an inference request refused before the pipeline
+    ran still gets its row (app/http/refusals.py)."""
 
+    def __init__(self, refusals: Refusals) -> None:
+        self.refusals = refusals
 
-async def handle_http_error(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: falcon.HTTPError, params: dict[str, Any]
-) -> None:
-    """Falcon's own errors (no such route, wrong method) in the caller's dialect."""
-    relay_error: RelayError
-    if error.status_code == 404:
-        relay_error = ModelNotFound(f"no such endpoint: {req.method} {req.path}", code="not_found")
-    else:
-        relay_error = BadRequest(error.title or "bad request")
-    relay_error.status = error.status_code
-    render_error(req, resp, relay_error)
-    if isinstance(error.headers, dict):
-        for name, value in error.headers.items():
-            resp.set_header(name, value)
+    def _record(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError) -> None:
+        if resp.context.get("relayed"):
+            return  # the cost stage filed it
+        self.refusals.record(
+            path=req.path,
+            request_id=req.scope.get("state", {}).get("request_id", ""),
+            headers=req.headers,
+            client=req.remote_addr or "",
+            body=req.context.get("body"),
+            error=error,
+        )
 
+    async def relay_error(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError, params: dict[str, Any]
+    ) -> None:
+        render_error(req, resp, error)
+        self._record(req, resp, error)
 
-async def handle_unexpected(
-    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: dict[str, Any]
-) -> None:
-    log.exception("unhandled error on %s %s", req.method, req.path)
-    failure = RelayError(f"internal error ({type(error).__name__}); see the relay's log")
-    render_error(req, resp, failure)
+    async def http_error(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, error: falcon.HTTPError, params: dict[str, Any]
+    ) -> None:
+        """Falcon's own errors (no such route, wrong method) in the caller's dialect; no row, as
+        no inference was asked for."""
+        relay_error: RelayError
+        if error.status_code == 404:
+            relay_error = ModelNotFound(f"no such endpoint: {req.method} {req.path}", code="not_found")
+        else:
+            relay_error = BadRequest(error.title or "bad request")
+        relay_error.status = error.status_code
+        render_error(req, resp, relay_error)
+        if isinstance(error.headers, dict):
+            for name, value in error.headers.items():
+                resp.set_header(name, value)
+
+    async def unexpected(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: dict[str, Any]
+    ) -> None:
+        log.exception("unhandled error on %s %s", req.method, req.path)
+        failure = RelayError(f"internal error ({type(error).__name__}); see the relay's log")
+        render_error(req, resp, failure)
+        self._record(req, resp, failure)

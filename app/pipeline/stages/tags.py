@@ -60,20 +60,27 @@ class TagStage:
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         key = authenticate(self.services, ex.headers)
-        model = ex.body.get("model")
-        suffix = ""
-        if isinstance(model, str):
-            model, suffix = split_model_tag(model)
-            ex.body["model"] = model
-        header = ex.headers.get("x-proxy-tag", "")
-        if header.strip():
-            ex.tags = parse_tags(header, source="the X-Proxy-Tag header")
-        elif suffix:
-            ex.tags = parse_tags(suffix, source="the model name")
-        elif key is not None:
-            ex.tags = list(key.tags)
-        else:
-            ex.tags = bearer_tags(token_header(ex.headers))
+        assign_tags(ex, key)
         if key is not None:
             ex.state["api_key"] = key.id
         return await call_next(ex)
+
+
+def assign_tags(ex: Exchange, key: KeyInfo | None) -> None:
+    """The exchange's tags, by priority; the ``@tag`` suffix leaves the model name, in the body
+    sent on and in the row's requested model alike."""
+    model = ex.body.get("model")
+    suffix = ""
+    if isinstance(model, str):
+        model, suffix = split_model_tag(model)
+        ex.body["model"] = model
+        ex.requested_model = model
+    header = ex.headers.get("x-proxy-tag", "")
+    if header.strip():
+        ex.tags = parse_tags(header, source="the X-Proxy-Tag header")
+    elif suffix:
+        ex.tags = parse_tags(suffix, source="the model name")
+    elif key is not None:
+        ex.tags = list(key.tags)
+    else:
+        ex.tags = bearer_tags(token_header(ex.headers))

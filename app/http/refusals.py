@@ -1,0 +1,94 @@
+"""Rows for inference requests refused before the pipeline ran: a body that is not JSON (415),
+one the dialect cannot read (400), one over the size limit (413). The pipeline's cost stage
+files a row for everything after that point; this files one, outcome ``client_error``, for
+what never reached it (or a bug before it, outcome ``error``), so every inference request
+leaves exactly one row."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from app.errors import RelayError
+from app.pipeline.core import Exchange
+from app.pipeline.stages.cost import row_of
+from app.pipeline.stages.tags import assign_tags, authenticate
+from app.services import Services
+from app.stores.rate_cards import RateCards
+
+log = logging.getLogger("llm_relay.http")
+
+# The inference endpoints: their dialect and kind. Any other path files no row.
+INFERENCE: dict[str, tuple[str, str]] = {
+    "/v1/chat/completions": ("openai", "chat"),
+    "/v1/completions": ("openai", "completion"),
+    "/v1/embeddings": ("openai", "embedding"),
+    "/v1/messages": ("anthropic", "chat"),
+    "/v1/responses": ("responses", "chat"),
+    "/api/chat": ("ollama", "chat"),
+    "/api/generate": ("ollama", "chat"),
+    "/api/embed": ("ollama", "embedding"),
+    "/api/embeddings": ("ollama", "embedding"),
+}
+
+
+class Refusals:
+    """Files the row of an inference request refused before the pipeline saw it."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.cards = RateCards()
+
+    def record(
+        self,
+        *,
+        path: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        client: str,
+        body: Any,
+        error: RelayError,
+    ) -> None:
+        endpoint = INFERENCE.get(path.rstrip("/") or "/")
+        if endpoint is None or not request_id:
+            return
+        dialect, kind = endpoint
+        model = body.get("model") if isinstance(body, dict) else None
+        ex = Exchange(
+            request_id=request_id,
+            dialect=dialect,
+            endpoint=path,
+            kind=kind,
+            body={"model": model} if isinstance(model, str) else {},
+            stream=bool(body.get("stream")) if isinstance(body, dict) else False,
+            headers=headers,
+            client=client,
+            requested_model=model if isinstance(model, str) else "",
+        )
+        self._tag(ex)
+        ex.outcome = error.outcome
+        ex.status = error.status
+        ex.error = error.message
+        ex.ended_at = ex.started
+        row = row_of(ex, None, self.cards)
+        self.services.metrics.observe(row)
+        if self.services.runtime.usage_tracking:
+            self.services.usage.submit(row)
+
+    def too_large(self, scope: MutableMapping[str, Any], request_id: str, error: RelayError) -> None:
+        """The row of a request whose body was over the limit, refused before Falcon saw it."""
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        client = scope.get("client") or ("", 0)
+        self.record(
+            path=scope.get("path", ""), request_id=request_id, headers=headers, client=client[0], body=None, error=error
+        )
+
+    def _tag(self, ex: Exchange) -> None:
+        """Tags as the tag stage reads them, when they can be read: a caller whose key is
+        refused, or whose tags are malformed, gets a row without tags."""
+        try:
+            key = authenticate(self.services, ex.headers)
+            assign_tags(ex, key)
+        except RelayError:
+            ex.tags = []
