@@ -15,6 +15,8 @@ The request's ``model`` picks the fault:
   chunks have the shape of the recorded stream's
 - ``absurd-usage``: the recorded chat reply with a usage no provider could mean: counts past
   64 bits' signed range and a provider cost of 1e300 dollars
+- ``no-usage``: the recorded stream (or reply) with its usage taken out, as llama.cpp and some
+  compatible servers answer even when asked for usage
 - ``usage-echo``: the recorded chat reply (or, for ``"stream": true``, the recorded stream) with
   its usage block replaced by the JSON text of the request's first message
 """
@@ -114,6 +116,15 @@ class FaultyUpstream:
             else:
                 reply = json.loads(REPLY)
                 reply["usage"] = usage
+                await self._send(writer, 200, "application/json", json.dumps(reply).encode())
+            return True
+        if kind == "no-usage":
+            if body.get("stream"):
+                events = [e for e in STREAM.split(b"\n\n") if b'"usage":{' not in e]
+                await self._send(writer, 200, "text/event-stream", b"\n\n".join(events))
+            else:
+                reply = json.loads(REPLY)
+                del reply["usage"]
                 await self._send(writer, 200, "application/json", json.dumps(reply).encode())
             return True
         if kind == "stall":

@@ -95,7 +95,7 @@ def test_stream_without_usage_is_recorded_as_estimate(local_relay, sdk) -> None:
     client = sdk.openai(local_relay.url)
     tag = f"t-{uuid.uuid4().hex[:10]}"
     pieces = 0
-    usage_chunks = 0
+    usages = []
     for chunk in client.chat.completions.create(
         model="llama/gemma-3-270m",
         messages=MESSAGES,
@@ -104,13 +104,15 @@ def test_stream_without_usage_is_recorded_as_estimate(local_relay, sdk) -> None:
         stream_options={"include_usage": True},
         extra_headers={"X-Proxy-Tag": tag},
     ):
-        usage_chunks += chunk.usage is not None
+        if chunk.usage is not None:
+            usages.append(chunk.usage)
         pieces += sum(1 for c in chunk.choices if c.delta.content)
     assert pieces > 0
-    assert usage_chunks == 0  # the server reported none, and the relay does not invent one
     row = local_relay.rows(tag=tag)[0]
     assert row["usage_reported"] is False
     assert row["output_tokens"] == pieces
+    # The server reported none: the client asked, so it gets the relay's count, the row's.
+    assert [(u.prompt_tokens, u.completion_tokens) for u in usages] == [(row["input_tokens"], row["output_tokens"])]
     assert row["input_tokens"] > 0 and row["outcome"] == "ok"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from app import estimate
 from app.errors import BadRequest, RelayError
 from app.formats.images import data_url
 from app.formats.ollama_messages import messages_from_ollama, tool_calls_to_ollama
@@ -123,11 +124,12 @@ def metrics(ex: Exchange) -> dict[str, Any]:
         "prompt_eval_duration": prompt,
         "eval_duration": total - prompt,
     }
+    usage = estimate.usage_so_far(ex.usage, ex.body, ex.pieces)  # the row's estimate when none was reported
     return {
         **measured,
         **(ex.usage.durations or {}),
-        "prompt_eval_count": ex.usage.prompt_total,
-        "eval_count": ex.usage.output,
+        "prompt_eval_count": usage.prompt_total,
+        "eval_count": usage.output,
     }
 
 

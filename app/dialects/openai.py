@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from app import estimate
 from app.errors import BadRequest, RelayError
 from app.formats.openai_chat import envelope, usage_body
 from app.internal import Frames, StreamItem
@@ -90,6 +91,19 @@ def body_with_cost(ex: Exchange, body: Any) -> Any:
     return body
 
 
+def _first_event(framed: bytes) -> dict[str, Any]:
+    """The first JSON event of relayed bytes, for the id, model and time a chunk of the relay's
+    own must share with the stream's."""
+    for line in framed.split(b"\n"):
+        if line.startswith(b"data: {"):
+            try:
+                event = orjson.loads(line[6:])
+            except orjson.JSONDecodeError:
+                return {}
+            return event if isinstance(event, dict) else {}
+    return {}
+
+
 def _frame(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -98,10 +112,12 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
     """Internal chunks as OpenAI SSE; usage only when the client asked for it."""
     sent_usage = False
     last: dict[str, Any] = {}
+    framed = b""
     try:
         async for chunk in items:
             if isinstance(chunk, Frames):
-                yield chunk.data  # upstream events, already framed
+                framed = chunk.data
+                yield framed  # upstream events, already framed
                 continue
             if not isinstance(chunk, dict):
                 continue
@@ -115,10 +131,16 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
                     sent_usage = True
                     chunk = {**chunk, "usage": with_cost(ex, chunk["usage"])}
             yield _frame(chunk)
-        if ex.include_usage and not sent_usage and ex.usage.reported:
+        if ex.include_usage and not sent_usage:
+            # The provider sent none (llama.cpp and some compatible servers never do): the
+            # relay's own count, the one its row records, flagged there as an estimate.
+            usage = estimate.usage_so_far(ex.usage, ex.body, ex.pieces)
+            last = last or _first_event(framed)
             obj = last.get("object", "chat.completion.chunk")
-            final = envelope(last.get("id"), obj, last.get("created", int(time.time())), last.get("model", ""), [])
-            yield _frame({**final, "usage": with_cost(ex, usage_body(ex.usage))})
+            model = last.get("model") or (ex.target.model if ex.target else ex.requested_model)
+            created = last.get("created", int(time.time()))
+            final = envelope(last.get("id", f"chatcmpl-{ex.request_id}"), obj, created, model, [])
+            yield _frame({**final, "usage": with_cost(ex, usage_body(usage))})
     except RelayError as err:
         yield _frame(error_body(err))
     except Exception as exc:  # a bug must still end the stream in the client's dialect
