@@ -29,6 +29,7 @@ from app.settings import Settings
 from app.stores.db import apply_migrations
 from app.stores.queries import UsageFilter, usage_rows
 from tests.emulator import Emulator
+from tests.fault_upstream import FaultyUpstream
 from tests.live import LiveServer
 
 BACKEND = os.environ.get("RELAY_TEST_DB", "sqlite")
@@ -297,3 +298,11 @@ def admin(db_url: str, emulator: tuple[Emulator, str]) -> Iterator[Admin]:
     for server, shared in started:
         shared.close()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Iterator[FaultyUpstream]:
+    """A raw-socket upstream that fails on request (tests/fault_upstream.py), one per module."""
+    server = FaultyUpstream()
+    yield server
+    server.stop()

@@ -4,7 +4,6 @@ gets the right status or final error frame, and each request leaves exactly one 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import anthropic
 import httpx
@@ -13,16 +12,8 @@ import openai
 import pytest
 
 from tests.conftest import closing
-from tests.fault_upstream import FaultyUpstream
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def faulty() -> Iterator[FaultyUpstream]:
-    server = FaultyUpstream()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

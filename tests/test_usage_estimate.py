@@ -9,7 +9,6 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.fault_upstream import FaultyUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
-
-
-@pytest.fixture(scope="module")
-def faulty() -> Iterator[FaultyUpstream]:
-    server = FaultyUpstream()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
