@@ -15,6 +15,8 @@ The request's ``model`` picks the fault:
   chunks have the shape of the recorded stream's
 - ``absurd-usage``: the recorded chat reply with a usage no provider could mean: counts past
   64 bits' signed range and a provider cost of 1e300 dollars
+- ``ignores-stream:<provider>/<recording>``: that recorded JSON reply, even when the request asked
+  for a stream (as some OpenAI-compatible servers answer)
 - ``no-usage``: the recorded stream (or reply) with its usage taken out, as llama.cpp and some
   compatible servers answer even when asked for usage
 - ``usage-echo``: the recorded chat reply (or, for ``"stream": true``, the recorded stream) with
@@ -117,6 +119,9 @@ class FaultyUpstream:
                 reply = json.loads(REPLY)
                 reply["usage"] = usage
                 await self._send(writer, 200, "application/json", json.dumps(reply).encode())
+            return True
+        if kind == "ignores-stream":
+            await self._send(writer, 200, "application/json", (FIXTURES / f"{arg}.json").read_bytes())
             return True
         if kind == "no-usage":
             if body.get("stream"):

@@ -218,13 +218,20 @@ def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:
 
 
 async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:
-    """A whole chat body as the chunks a stream would have carried."""
+    """A whole chat or completion body as the chunks a stream would have carried."""
     body = reply.body or {}
+    completion = body.get("object") == "text_completion"
     for choice in body.get("choices") or ():
-        message = dict(choice.get("message") or {})
-        for call_index, tool_call in enumerate(message.get("tool_calls") or ()):
-            tool_call.setdefault("index", call_index)
-        streamed = {"index": choice.get("index", 0), "delta": message, "finish_reason": choice.get("finish_reason")}
-        yield envelope(body.get("id"), "chat.completion.chunk", body.get("created"), body.get("model"), [streamed])
+        if completion:  # a completion chunk is the choice itself
+            streamed = {key: choice.get(key) for key in ("index", "text", "logprobs", "finish_reason")}
+        else:
+            # Fields the provider sent as null (Mistral's tool_calls) are left out: a delta's
+            # tool_calls must be a list when present.
+            message = {k: v for k, v in (choice.get("message") or {}).items() if v is not None or k == "content"}
+            for call_index, tool_call in enumerate(message.get("tool_calls") or ()):
+                tool_call.setdefault("index", call_index)
+            streamed = {"index": choice.get("index", 0), "delta": message, "finish_reason": choice.get("finish_reason")}
+        obj = "text_completion" if completion else "chat.completion.chunk"
+        yield envelope(body.get("id"), obj, body.get("created"), body.get("model"), [streamed])
     if reply.usage:
         yield reply.usage

@@ -130,6 +130,8 @@ async def sse(ex: Exchange, items: AsyncGenerator[StreamItem, None]) -> AsyncGen
                 else:
                     sent_usage = True
                     chunk = {**chunk, "usage": with_cost(ex, chunk["usage"])}
+            if chunk.get("object") == "text_completion":
+                complete_choices(chunk)  # a completion chunk's choice carries logprobs, null or not
             yield _frame(chunk)
         if ex.include_usage and not sent_usage:
             # The provider sent none (llama.cpp and some compatible servers never do): the
