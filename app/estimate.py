@@ -54,6 +54,8 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     their template overhead and tools, or a completion's prompt, or an embedding's input."""
     messages = body.get("messages")
     if isinstance(messages, list):
+        if not any(_message_tokens(m) > MESSAGE_OVERHEAD for m in messages):
+            return 0  # nothing to read: a model load (Ollama's empty prompt), no prompt at all
         total = sum(_message_tokens(m) for m in messages) + REPLY_PRIMING
         tools = body.get("tools")
         if isinstance(tools, list):

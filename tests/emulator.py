@@ -170,11 +170,16 @@ class Emulator:
         stream = body.get("stream", True)
         name = model if ("ollama", model) in MANIFEST else None
         if name is None:
+            # An empty prompt or conversation loads the model; with keep_alive 0 it unloads it.
+            unload = "unload" if body.get("keep_alive") in (0, "0", "0s") else "load"
             if endpoint == "generate":
-                name = "api_generate_nonstream_docs" if body.get("prompt") else "api_generate_load_docs"
+                name = "api_generate_nonstream_docs" if body.get("prompt") else f"api_generate_{unload}_docs"
+            elif not body.get("messages"):
+                name = f"api_chat_{unload}_docs"
             else:
                 name = "api_chat_stream_truncated" if stream else "api_chat_nonstream_tool_calls"
-        await self._replay("ollama", name, receive, send, stream if endpoint == "chat" else None)
+        framed = endpoint == "chat" and "load" not in name  # a load's answer is one object, streamed or not
+        await self._replay("ollama", name, receive, send, stream if framed else None)
 
 
 async def _json(send: Any, status: int, payload: Any) -> None:

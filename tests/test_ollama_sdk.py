@@ -198,3 +198,31 @@ def test_a_whole_reply_from_another_provider_reports_durations_that_add_up(relay
     reply = sdk.ollama(relay.url).chat(model="openai/chat_nonstream_basic", messages=MESSAGES, stream=False)
     assert reply.load_duration + reply.prompt_eval_duration + reply.eval_duration == reply.total_duration
     assert reply.eval_duration == reply.total_duration and reply.eval_count == 363
+
+
+@pytest.mark.parametrize("generate", [True, False])
+@pytest.mark.parametrize("keep_alive", [None, 0])
+def test_loading_and_unloading_a_model_passes_the_servers_reason_on(relay, upstream, sdk, generate, keep_alive) -> None:
+    """An empty prompt (or conversation) loads an Ollama model, with ``keep_alive: 0`` unloads
+    it: the request reaches the server as sent and its answer (docs/api.md's load and unload
+    objects) comes back with its own reason, no counts and a row of no tokens."""
+    client, tag = tagged_client(relay, sdk)
+    extra = {} if keep_alive is None else {"keep_alive": keep_alive}
+    if generate:
+        reply = client.generate(model="lab/llama3.2", prompt="", stream=False, **extra)
+        sent = upstream.last("/api/generate").body
+    else:
+        reply = client.chat(model="lab/llama3.2", messages=[], stream=False, **extra)
+        sent = upstream.last("/api/chat").body
+    expected = "unload" if keep_alive == 0 else "load"
+    assert (reply.done, reply.done_reason) == (True, expected)
+    assert reply.prompt_eval_count is None and reply.eval_count is None  # as Ollama answers a load
+    assert sent.get("keep_alive") == keep_alive and not sent.get("prompt") and not sent.get("messages")
+    row = relay.rows(tag=tag)[0]
+    assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("ok", 0, 0)
+    cloud = httpx.post(
+        relay.url + ("/api/generate" if generate else "/api/chat"),
+        json={"model": "openai/gpt-4o", **({"prompt": ""} if generate else {"messages": []}), **extra},
+    )
+    assert cloud.status_code == 200 and cloud.json()["done_reason"] == expected  # nothing to load there
+    assert "prompt_eval_count" not in cloud.json()

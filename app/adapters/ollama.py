@@ -57,7 +57,8 @@ class OllamaAdapter(Adapter):
         if call.kind == "embedding":
             data = await self._post(url, body)
             return embedding_reply(data, call.model)
-        translate = ReplyTranslator(request_id=call.request_id, chat=call.kind == "chat")
+        loading = call.dialect == "ollama"  # an Ollama caller hears a load's own done_reason
+        translate = ReplyTranslator(request_id=call.request_id, chat=call.kind == "chat", loading=loading)
         if not call.stream:
             data = await self._post(url, {**body, "stream": False})
             return translate.whole(data)

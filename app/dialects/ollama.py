@@ -58,8 +58,8 @@ def _common(body: Any) -> dict[str, Any]:
 def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
     internal = _common(body)
     internal["messages"] = messages_from_ollama(body.get("messages") or [])
-    if not internal["messages"]:
-        raise BadRequest("'messages' must not be empty")
+    if not internal["messages"] and body.get("messages") != []:
+        raise BadRequest("'messages' must not be empty")  # [] itself loads or unloads the model
     if body.get("tools"):
         if not isinstance(body["tools"], list):
             raise BadRequest("'tools' must be a list")
@@ -86,9 +86,21 @@ def parse_generate(body: Any) -> tuple[dict[str, Any], bool]:
     return internal, _stream(body)
 
 
-def is_load_request(body: dict[str, Any]) -> bool:
-    """An empty prompt asks Ollama to load (or, with keep_alive 0, unload) a model."""
-    return not body.get("prompt") and not body.get("images")
+def is_load_request(body: dict[str, Any], *, generate: bool) -> bool:
+    """An empty prompt, or an empty conversation, asks Ollama to load (or, with keep_alive 0,
+    unload) a model."""
+    if generate:
+        return not body.get("prompt") and not body.get("images")
+    return body.get("messages") == []
+
+
+def load_reply(ex: Exchange, finish: str | None, *, generate: bool) -> dict[str, Any]:
+    """The one object Ollama answers a load or unload with: no counts, no timings; the reason
+    the server gave, else the one the request asked for."""
+    unload = ex.native is not None and ex.native.get("keep_alive") in (0, "0", "0s")
+    reason = finish if finish in ("load", "unload") else "unload" if unload else "load"
+    piece = _piece(ex.body.get("model", ex.requested_model), "", "", generate=generate)
+    return {**piece, "done": True, "done_reason": reason}
 
 
 def parse_embed(body: Any, *, legacy: bool) -> dict[str, Any]:

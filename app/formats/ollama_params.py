@@ -69,11 +69,18 @@ def effort_from_think(think: Any) -> str | None:
     return "medium" if think is True else None
 
 
+LOADING = ("load", "unload")  # what an Ollama server answers a request to load or unload a model
+
+
 def done_reason(finish_reason: str | None) -> str:
-    return "length" if finish_reason == "length" else "stop"
+    return finish_reason if finish_reason in ("length", *LOADING) else "stop"
 
 
-def finish_reason(done_reason: str | None, saw_tool_calls: bool) -> str:
+def finish_reason(done_reason: str | None, saw_tool_calls: bool, *, loading: bool = False) -> str:
+    """OpenAI's finish reason for Ollama's; ``loading`` keeps a load's or unload's own, for an
+    Ollama-dialect caller (no other dialect has a word for them)."""
     if saw_tool_calls:
         return "tool_calls"
+    if loading and done_reason in LOADING:
+        return done_reason
     return "length" if done_reason == "length" else "stop"

@@ -18,8 +18,9 @@ _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_d
 class ReplyTranslator:
     """Ollama reply lines -> internal chat/completion chunks, for one request."""
 
-    def __init__(self, *, request_id: str, chat: bool) -> None:
+    def __init__(self, *, request_id: str, chat: bool, loading: bool = False) -> None:
         self.chat = chat
+        self.loading = loading  # keep a load's or unload's done_reason (see finish_reason)
         self.id = ("chatcmpl-" if chat else "cmpl-") + request_id
         self.created = int(time.time())
         self.tool_calls = 0
@@ -64,10 +65,11 @@ class ReplyTranslator:
             out = assistant_message(message.get("content", ""), message.get("thinking"), unindexed)
             choice: dict[str, Any] = {
                 "message": out,
-                "finish_reason": finish_reason(data.get("done_reason"), bool(calls)),
+                "finish_reason": finish_reason(data.get("done_reason"), bool(calls), loading=self.loading),
             }
         else:
-            choice = {"text": data.get("response", ""), "finish_reason": finish_reason(data.get("done_reason"), False)}
+            reason = finish_reason(data.get("done_reason"), False, loading=self.loading)
+            choice = {"text": data.get("response", ""), "finish_reason": reason}
             if data.get("thinking"):
                 choice["reasoning_content"] = data["thinking"]
         body = self._chunk(data, choice)

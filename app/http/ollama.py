@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 import falcon.asgi
 
@@ -46,21 +48,29 @@ class ChatResource:
             body, stream = dialect.parse_generate(native)
         else:
             body, stream = dialect.parse_chat(native)
+        if dialect.is_load_request(native, generate=self.generate):
+            await self._load(req, resp, body, native)
+            return
         ex = new_exchange(req, dialect="ollama", kind="chat", body=body, stream=stream, native=native)
-        if self.generate and dialect.is_load_request(native):
-            target = self.services.resolver.resolve(split_model_tag(body["model"])[0])
-            if not target.provider.is_ollama:
-                # Loading and unloading only mean something to an Ollama server.
-                unload = native.get("keep_alive") in (0, "0", "0s")
-                json_response(
-                    resp, {**dialect.whole(ex, {}, generate=True), "done_reason": "unload" if unload else "load"}
-                )
-                return
         reply = await run(self.pipeline, ex, resp)
         if reply.stream is not None:
             stream_response(resp, "application/x-ndjson", dialect.ndjson(ex, reply.stream, generate=self.generate))
         else:
             json_response(resp, dialect.whole(ex, reply.body or {}, generate=self.generate))
+
+    async def _load(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, body: dict[str, Any], native: dict[str, Any]
+    ) -> None:
+        """A model load or unload: sent on to an Ollama server, whose reason comes back; any other
+        provider has nothing to load, and is answered at once. One object, streamed or not."""
+        target = self.services.resolver.resolve(split_model_tag(body["model"])[0])
+        ex = new_exchange(req, dialect="ollama", kind="chat", body=body, stream=False, native=native)
+        finish = None
+        if target.provider.is_ollama:
+            reply = await run(self.pipeline, ex, resp)
+            choices = (reply.body or {}).get("choices") or [{}]
+            finish = choices[0].get("finish_reason")
+        json_response(resp, dialect.load_reply(ex, finish, generate=self.generate))
 
 
 class EmbedResource:
