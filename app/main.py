@@ -35,6 +35,7 @@ from app.pricing import Pricer
 from app.providers import BUILTIN_PROVIDERS
 from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
+from app.routing import load_routes
 from app.runtime import Runtime
 from app.services import Services
 from app.settings import DEFAULT_STAGES, Settings, parse_pairs
@@ -142,6 +143,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     runtime = Runtime(default_model=settings.default_model)
     services = Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer(), runtime)
     services.metrics = Metrics(tags=settings.metrics_tags)
+    services.routes = load_routes(settings.providers_file)
     usage.resolve_hostnames = lambda: services.runtime.resolve_hostnames
     return services
 

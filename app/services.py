@@ -10,6 +10,7 @@ from app.metrics import Metrics
 from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
+from app.routing import Health, Route
 from app.runtime import ModelSwitch, Runtime
 from app.settings import Settings
 from app.stores.db import Database
@@ -31,3 +32,5 @@ class Services:
     keys: KeyBook = field(default_factory=KeyBook)
     model_switches: dict[tuple[str, str], ModelSwitch] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    routes: dict[str, Route] = field(default_factory=dict)  # by lower-cased name (app/routing.py)
+    health: Health = field(default_factory=Health)  # the deployments' health, in this process

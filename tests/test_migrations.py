@@ -18,6 +18,7 @@ RECORD_COLUMNS = {
     "cost_source", "computed_cost_nanousd", "provider_cost_nanousd", "cost_input_nanousd",
     "cost_cached_input_nanousd", "cost_cache_read_nanousd", "cost_cache_write_nanousd", "cost_output_nanousd",
     "cost_request_nanousd", "cost_search_nanousd", "pricing_tier", "rates", "rates_id", "client_host",
+    "attempts",
 }  # fmt: skip
 # A usage row as the first release wrote it (only the columns it had).
 OLD_ROW = (

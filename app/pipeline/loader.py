@@ -27,6 +27,7 @@ BUILTIN = {
     "tags": "app.pipeline.stages.tags:TagStage",
     "header_tags": "app.pipeline.stages.header_tags:HeaderTagStage",
     "spend_limit": "app.pipeline.stages.spend_limit:SpendLimitStage",
+    "route": "app.pipeline.stages.route:RouteStage",
     "resolve": "app.pipeline.stages.resolve:ResolveStage",
     "redact": "app.pipeline.stages.redact:RedactStage",
     "quirks": "app.pipeline.stages.quirks:QuirkStage",

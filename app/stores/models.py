@@ -20,6 +20,8 @@ class UsageRecord(Model):
     dialect = fields.CharField(max_length=16)
     client = fields.CharField(max_length=64, default="")
     client_host = fields.CharField(max_length=255, null=True, db_default=None)  # reverse DNS, when enabled
+    # A route's failed attempts before the deployment that served (or the last one), as JSON.
+    attempts = fields.TextField(null=True, db_default=None)
     requested_model = fields.CharField(max_length=255, default="")
     resolved_model = fields.CharField(max_length=255, null=True)
     provider = fields.CharField(max_length=64, null=True)

@@ -57,6 +57,7 @@ EXPORT_FIELDS = (
     "outcome",
     "error",
     "client_host",
+    "attempts",
 )
 
 

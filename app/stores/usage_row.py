@@ -58,6 +58,7 @@ class UsageRow:
     error: str | None
     tags: list[str] = field(default_factory=list)
     client_host: str | None = None
+    attempts: str | None = None  # a route's failed attempts before the one that served, as JSON
 
 
 FIELDS = tuple(f.name for f in fields(UsageRow))

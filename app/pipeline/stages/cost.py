@@ -11,6 +11,8 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, ClassVar
 
+import orjson
+
 from app import estimate
 from app.errors import RelayError
 from app.internal import MAX_NANOUSD, Reply, Usage, bounded_nanousd
@@ -95,6 +97,7 @@ def row_of(ex: Exchange, charge: Charge | None, cards: RateCards) -> UsageRow:
         outcome=ex.outcome or "error",
         error=ex.error,
         tags=list(ex.tags),
+        attempts=orjson.dumps(ex.state["attempts"]).decode() if ex.state.get("attempts") else None,
     )
 
 

@@ -48,8 +48,9 @@ class DispatchStage:
         )
         name = ex.target.provider.name
         limits = self.timeouts.get(name, self.default)
+        retries = 0 if "routed" in ex.state else self.retries  # a route moves on to its next deployment instead
         reply = await with_retries(
-            lambda: within(adapter.send(call), limits.total, name), retries=self.retries, budget=self.budget, name=name
+            lambda: within(adapter.send(call), limits.total, name), retries=retries, budget=self.budget, name=name
         )
         if reply.stream is not None and limits.read > 0:
             reply.stream = paced(reply.stream, limits.read, name)

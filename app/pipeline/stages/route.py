@@ -1,0 +1,93 @@
+"""Routes: a model name served by several deployments (app/routing.py). The stage sends the
+request down the rest of the pipeline once per deployment, in the order health and strategy
+give, until one answers: a failure before the first byte that the route moves on from (a
+connection error, a timeout, 429, 5xx) tries the next, anything else ends the request. Each
+attempt starts from the request as the client sent it, so resolve, quirks and any stage between
+work for the deployment at hand; nothing is retried once a reply has begun."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import ClassVar
+
+import orjson
+
+from app.errors import ModelNotFound, RelayError, UpstreamError
+from app.internal import Reply
+from app.pipeline.context import StageContext
+from app.pipeline.core import Exchange, Next
+from app.pipeline.helpers import after_reply
+from app.routing import Deployment, Health, Route
+
+ATTEMPTS_HEADER = "X-Relay-Attempts"
+
+
+class RouteStage:
+    name: ClassVar[str] = "route"
+    passthrough_safe: ClassVar[bool] = True  # never looks at the stream
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.services = ctx.services
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        routes = self.services.routes
+        model = ex.body.get("model")
+        route = routes.get(model.lower()) if routes and isinstance(model, str) else None
+        if route is None:
+            return await call_next(ex)
+        return await self._route(ex, call_next, route, self.services.health)
+
+    async def _route(self, ex: Exchange, call_next: Next, route: Route, health: Health) -> Reply:
+        sent = orjson.dumps(ex.body)  # each attempt starts from this: stages change the body they pass on
+        ex.state["routed"] = route.name  # the dispatch stage then tries each deployment once
+        failed: list[dict[str, object]] = []
+        ex.state["attempts"] = failed
+        last: RelayError | None = None
+        for deployment in health.order(route):
+            ex.body = orjson.loads(sent)
+            ex.body["model"] = deployment.model
+            ex.target = None
+            ex.state.pop("dropped_params", None)
+            health.in_flight[deployment.model] = health.in_flight.get(deployment.model, 0) + 1
+            try:
+                reply = await call_next(ex)
+            except (UpstreamError, ModelNotFound) as error:
+                _release(health, deployment)
+                if isinstance(error, UpstreamError) and not route.moves_on(error):
+                    raise _tried(error, failed, ex, deployment) from None
+                health.failed(route, deployment)
+                failed.append(_attempt(ex, deployment, error))
+                last = error
+                continue
+            except BaseException:
+                _release(health, deployment)
+                raise
+            health.succeeded(deployment)
+            if ex.target is not None:
+                ex.target = dataclasses.replace(ex.target, via="route")
+            reply.headers[ATTEMPTS_HEADER] = str(len(failed) + 1)
+            return await after_reply(ex, reply, partial(_finished, health, deployment))
+        assert last is not None  # a route has at least one deployment
+        names = ", ".join(f"{a['deployment']} ({a['status']})" for a in failed)
+        last.message = f"every deployment of route {route.name!r} failed: {names}; the last said: {last.message}"
+        raise _tried(last, failed, ex, None) from None
+
+
+def _attempt(ex: Exchange, deployment: Deployment, error: RelayError) -> dict[str, object]:
+    label = ex.target.label if ex.target is not None else deployment.model
+    return {"deployment": label, "status": error.status, "error": error.message[:300]}
+
+
+def _tried(error: RelayError, failed: list[dict[str, object]], ex: Exchange, current: Deployment | None) -> RelayError:
+    """The error as the caller gets it: with how many deployments were tried."""
+    error.headers = {**error.headers, ATTEMPTS_HEADER: str(len(failed) + (current is not None))}
+    return error
+
+
+def _finished(health: Health, deployment: Deployment, ex: Exchange, error: BaseException | None) -> None:
+    _release(health, deployment)  # the reply is over, however it ended
+
+
+def _release(health: Health, deployment: Deployment) -> None:
+    health.in_flight[deployment.model] = max(0, health.in_flight.get(deployment.model, 1) - 1)

@@ -1,0 +1,208 @@
+"""Routes (app/routing.py, the route stage): a model name served by several deployments. The
+first deployment is a raw-socket server failing on request (tests/fault_upstream.py: 429, 500,
+a reset, a hang), the next the emulator replaying recordings; every inbound dialect, streamed
+and not, is served by the next one with exactly one row, which names both."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from app.routing import Cooldown, Deployment, Health, Route, load_routes
+from app.settings import SettingsError
+from tests.conftest import NATIVE, OPENAI_COMPATIBLE
+
+# Models the catalog prices, which the emulator answers with these recordings (see ``routed``).
+JSON_MODEL = "groq/openai/gpt-oss-20b"
+STREAM_MODEL = "deepseek/deepseek-reasoner"
+REPLAYED = {"groq": "chat_nonstream_basic", "deepseek": "chat_stream_reasoner"}
+FAULTS = ["status:429", "status:500", "reset", "stall"]
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def routed(make_relay: Any, faulty: Any, emulator: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """A relay whose ``openai`` provider is the faulty server and whose PROVIDERS_FILE holds
+    the given routes; every other provider is the emulator."""
+    emulator[0].fallback.update(REPLAYED)
+
+    def make(routes: list[dict[str, Any]], **changes: Any) -> Any:
+        path = tmp_path / "providers.yaml"
+        path.write_text(yaml.safe_dump({"routes": routes}))
+        upstream = emulator[1]
+        urls = {
+            **{name: f"{upstream}/{name}/v1" for name in OPENAI_COMPATIBLE},
+            **{name: f"{upstream}/{name}" for name in NATIVE},
+            "openai": faulty.url,
+        }
+        options = {"upstream_timeouts": "openai=1/1", "provider_base_urls": urls, **changes}
+        return make_relay(providers_file=str(path), **options)
+
+    yield make
+    for provider in REPLAYED:
+        emulator[0].fallback.pop(provider, None)
+
+
+def fallback_routes(fault: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "smart", "deployments": [f"openai/{fault}", JSON_MODEL]},
+        {"name": "smart-stream", "deployments": [f"openai/{fault}", STREAM_MODEL]},
+    ]
+
+
+def ask(relay: Any, dialect: str, stream: bool) -> httpx.Response:
+    model = "smart-stream" if stream else "smart"
+    path, body = {
+        "openai": ("/v1/chat/completions", {"model": model, "messages": MESSAGES}),
+        "ollama": ("/api/chat", {"model": model, "messages": MESSAGES}),
+        "anthropic": ("/v1/messages", {"model": model, "messages": MESSAGES, "max_tokens": 50}),
+        "responses": ("/v1/responses", {"model": model, "input": "hi"}),
+    }[dialect]
+    return httpx.post(relay.url + path, json={**body, "stream": stream}, timeout=30)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("dialect", ["openai", "ollama", "anthropic", "responses"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_failing_first_deployment_is_served_by_the_next(routed: Any, fault: str, dialect: str, stream: bool) -> None:
+    relay = routed(fallback_routes(fault))
+    reply = ask(relay, dialect, stream)
+    assert reply.status_code == 200, reply.text
+    served = STREAM_MODEL if stream else JSON_MODEL
+    assert reply.headers["x-relay-model"] == served and reply.headers["x-relay-route"] == "route"
+    assert reply.headers["x-relay-attempts"] == "2"
+    text = reply.text
+    assert "error" not in text.lower().replace("error_", "") or dialect == "responses", text[:500]
+    row = relay.row(reply.headers["x-request-id"])  # exactly one
+    assert (row["outcome"], row["resolved_model"]) == ("ok", served)
+    assert row["requested_model"] == ("smart-stream" if stream else "smart") and row["usage_reported"] is True
+    assert row["cost_nanousd"] is not None and row["cost_nanousd"] > 0  # billed once, for what groq served
+    attempts = json.loads(row["attempts"])
+    assert [a["deployment"] for a in attempts] == [f"openai/{fault}"]
+    expected_status = {"status:429": 429, "status:500": 500, "reset": 502, "stall": 504}[fault]
+    assert attempts[0]["status"] == expected_status
+
+
+def test_every_deployment_down_fails_with_the_last_status_naming_what_was_tried(routed: Any) -> None:
+    relay = routed([{"name": "doomed", "deployments": ["openai/status:429", "openai/status:503"]}])
+    reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "doomed", "messages": MESSAGES})
+    assert reply.status_code == 503, reply.text
+    message = reply.json()["error"]["message"]
+    assert "openai/status:429 (429)" in message and "openai/status:503 (503)" in message
+    assert reply.headers["x-relay-attempts"] == "2"
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["outcome"], row["status"], row["cost_nanousd"]) == ("upstream_error", 503, None)
+    assert [a["status"] for a in json.loads(row["attempts"])] == [429, 503]
+
+
+def test_a_client_error_does_not_move_on(routed: Any, faulty: Any) -> None:
+    relay = routed([{"name": "picky", "deployments": ["openai/status:400", JSON_MODEL]}])
+    before = faulty.hits["status:400"]
+    reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "picky", "messages": MESSAGES})
+    assert reply.status_code == 400 and reply.headers["x-relay-attempts"] == "1"
+    assert faulty.hits["status:400"] == before + 1
+    assert relay.row(reply.headers["x-request-id"])["provider"] == "openai"
+
+
+def test_fallback_on_is_configurable(routed: Any) -> None:
+    relay = routed([{"name": "strict", "deployments": ["openai/status:429", JSON_MODEL], "fallback_on": ["5xx"]}])
+    reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "strict", "messages": MESSAGES})
+    assert reply.status_code == 429 and reply.headers["x-relay-attempts"] == "1"
+
+
+def test_a_cooled_down_deployment_is_skipped_until_it_recovers(routed: Any, faulty: Any) -> None:
+    route = {
+        "name": "cool",
+        "deployments": ["openai/status:502", JSON_MODEL],
+        "cooldown": {"failures": 2, "window": 30, "seconds": 1},
+    }
+    relay = routed([route])
+    before = faulty.hits["status:502"]
+
+    def served() -> str:
+        reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "cool", "messages": MESSAGES})
+        assert reply.status_code == 200, reply.text
+        return reply.headers["x-relay-attempts"]
+
+    assert [served(), served()] == ["2", "2"]  # two failures within the window: cooled down
+    assert [served(), served()] == ["1", "1"]  # the healthy deployment first, the failing one untouched
+    assert faulty.hits["status:502"] == before + 2
+    state = relay.app.services.health.state()["openai/status:502"]
+    assert 0 < state["cooling_seconds"] <= 1
+    deadline = time.monotonic() + 3
+    while relay.app.services.health.cooling("openai/status:502") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served() == "2" and faulty.hits["status:502"] == before + 3  # recovered: tried in turn again
+
+
+def test_least_in_flight_spreads_requests_over_two_ollama_instances(
+    make_relay: Any, emulator: Any, tmp_path: Path
+) -> None:
+    upstream = emulator[1]
+    path = tmp_path / "providers.yaml"
+    route = {"name": "llama", "strategy": "least_in_flight", "deployments": ["lab/llama3.2", "lab2/llama3.2"]}
+    path.write_text(yaml.safe_dump({"routes": [route]}))
+    relay = make_relay(providers_file=str(path), ollama_instances=f"lab={upstream}/lab,lab2={upstream}/lab2")
+    served = {"lab": 0, "lab2": 0}
+    for _ in range(40):
+        reply = httpx.post(relay.url + "/api/chat", json={"model": "llama", "messages": MESSAGES, "stream": False})
+        assert reply.status_code == 200, reply.text
+        served[reply.headers["x-relay-model"].split("/")[0]] += 1
+    assert abs(served["lab"] - served["lab2"]) <= 4, served  # within 10% of 40
+
+
+def test_health_orders_by_strategy_and_recovery() -> None:
+    now = [0.0]
+    health = Health(clock=lambda: now[0])
+    a, b, c = Deployment("p/a"), Deployment("p/b"), Deployment("p/c")
+    route = Route("r", (a, b, c), "ordered", cooldown=Cooldown(failures=1, window=10, seconds=5))
+    health.failed(route, a)
+    now[0] = 1.0
+    health.failed(route, b)
+    assert health.order(route) == [c, a, b]  # healthy first, then the first to recover
+    health.failed(route, c)
+    assert health.order(route) == [a, b, c]  # all cooling: the one that recovers first leads
+    now[0] = 5.5
+    assert health.order(route) == [a, b, c] and health.cooling("p/a") == 0
+    d, e = Deployment("p/d"), Deployment("p/e")
+    least = Route("l", (d, e), "least_in_flight")
+    health.in_flight.update({"p/d": 3, "p/e": 1})
+    assert [health.order(least)[0] for _ in range(3)] == [e, e, e]
+    health.in_flight["p/d"] = 1
+    assert [health.order(least)[0] for _ in range(4)] in ([d, e, d, e], [e, d, e, d])  # ties take turns
+
+
+def test_weighted_draws_follow_the_weights() -> None:
+    health = Health(rng=random.Random(7))
+    heavy, light = Deployment("p/heavy", weight=3), Deployment("p/light", weight=1)
+    route = Route("w", (heavy, light), "weighted")
+    firsts = [health.order(route)[0] for _ in range(2000)]
+    assert 0.72 < firsts.count(heavy) / len(firsts) < 0.78
+    assert all(sorted(health.order(route), key=lambda d: d.model) == [heavy, light] for _ in range(10))
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ({"name": "r", "deployments": []}, "non-empty list"),
+        ({"name": "r", "deployments": ["a/b"], "strategy": "random"}, "strategy must be one of"),
+        ({"name": "r", "deployments": [{"model": "a/b", "weight": 0}]}, "weight"),
+        ({"name": "r", "deployments": ["a/b"], "fallback_on": ["sometimes"]}, "fallback_on"),
+        ({"name": "r", "deployments": ["a/b"], "cooldown": {"seconds": -1}}, "positive"),
+        ({"name": "r@x", "deployments": ["a/b"]}, "no '@'"),
+        ({"name": "r", "deployments": ["a/b"], "retries": 3}, "unknown keys"),
+    ],
+)
+def test_a_bad_route_is_a_clear_settings_error(tmp_path: Path, entry: dict[str, Any], needle: str) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump({"routes": [entry]}))
+    with pytest.raises(SettingsError, match=needle):
+        load_routes(str(path))
