@@ -39,9 +39,10 @@ def load_custom_providers(path: str, env: Mapping[str, str] | None = None) -> li
         raise SettingsError(f"PROVIDERS_FILE: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"PROVIDERS_FILE: {path} is not valid YAML: {exc}") from None
-    entries = data.get("providers", [] if "routes" in data else None) if isinstance(data, dict) else None
+    sections = ("providers", "routes", "limits")  # the file may hold any of them
+    entries = data.get("providers", []) if isinstance(data, dict) and set(data) & set(sections) else None
     if not isinstance(entries, list):
-        raise SettingsError(f"PROVIDERS_FILE: {path} needs a 'providers' list (or 'routes')")
+        raise SettingsError(f"PROVIDERS_FILE: {path} needs a 'providers' list (or 'routes', 'limits')")
     return [_provider(entry, index, env) for index, entry in enumerate(entries)]
 
 

@@ -10,6 +10,7 @@
     │   ├── ModelNotFound            404: no provider serves that model and no default is set
     │   ├── Forbidden                403: a stage refuses this caller or model
     │   ├── QuotaExceeded            429: a tag's budget is spent (spend_limit stage)
+    │   ├── RateLimited              429: a rate limit of the relay's own (limits stage)
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
     └── UpstreamError                the provider failed us; the status keeps its meaning
@@ -99,6 +100,16 @@ class QuotaExceeded(ClientError):
     type = "insufficient_quota"
     code = "budget_exceeded"
     headers: Mapping[str, str] = {"x-should-retry": "false"}
+
+
+class RateLimited(ClientError):
+    """429 from the relay's own rate limits (app/limits.py): retrying after ``Retry-After`` works."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    outcome = "rate_limited"
+    scope = "key"  # key | tag | deployment: a deployment's limit sends a route to its next one
 
 
 class PayloadTooLarge(ClientError):

@@ -28,6 +28,7 @@ from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
 from app.http.refusals import Refusals
 from app.http.responses import ResponsesResource, StoredResponseResource
+from app.limits import Limiter, load_limits
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.pipeline.loader import build_pipeline, read_config
@@ -144,6 +145,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     services = Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer(), runtime)
     services.metrics = Metrics(tags=settings.metrics_tags)
     services.routes = load_routes(settings.providers_file)
+    services.limiter = Limiter(load_limits(settings.providers_file), settings.data_dir)
     usage.resolve_hostnames = lambda: services.runtime.resolve_hostnames
     return services
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from app.catalog import Catalog
 from app.keys import KeyBook
+from app.limits import Limiter
 from app.metrics import Metrics
 from app.pricing import Pricer
 from app.quirks import QuirkBook
@@ -34,3 +35,4 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     routes: dict[str, Route] = field(default_factory=dict)  # by lower-cased name (app/routing.py)
     health: Health = field(default_factory=Health)  # the deployments' health, in this process
+    limiter: Limiter = field(default_factory=lambda: Limiter((), ""))  # rate limits (app/limits.py)

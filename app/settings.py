@@ -18,7 +18,7 @@ from app.settings_values import SettingsError, convert, parse_pairs, read_value
 
 __all__ = ["DEFAULT_STAGES", "Settings", "SettingsError", "parse_pairs"]
 
-DEFAULT_STAGES = ("tags", "route", "resolve", "quirks", "dispatch", "meter", "cost")
+DEFAULT_STAGES = ("tags", "route", "resolve", "limits", "quirks", "dispatch", "meter", "cost")
 
 
 def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:

@@ -16,7 +16,7 @@ from app.pipeline import PipelineError
 from app.pipeline.loader import BUILTIN, installed
 from tests.conftest import relay_settings
 
-DEFAULT = "tags,route,resolve,quirks,dispatch,meter,cost"
+DEFAULT = "tags,route,resolve,limits,quirks,dispatch,meter,cost"
 
 
 def start(db_url: str, tmp_path: Path, toml: str | None = None, stages: str = DEFAULT) -> None:

@@ -12,7 +12,7 @@ def test_defaults() -> None:
     settings = Settings.from_env({})
     assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 11434, "./data")
     assert settings.resolved_database_url == "sqlite://data/llm-relay.db"
-    assert settings.pipeline_stages == "tags,route,resolve,quirks,dispatch,meter,cost"
+    assert settings.pipeline_stages == "tags,route,resolve,limits,quirks,dispatch,meter,cost"
     assert providers_from_settings(settings) == []
 
 

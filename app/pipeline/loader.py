@@ -29,6 +29,7 @@ BUILTIN = {
     "spend_limit": "app.pipeline.stages.spend_limit:SpendLimitStage",
     "route": "app.pipeline.stages.route:RouteStage",
     "resolve": "app.pipeline.stages.resolve:ResolveStage",
+    "limits": "app.pipeline.stages.limits:LimitStage",
     "redact": "app.pipeline.stages.redact:RedactStage",
     "quirks": "app.pipeline.stages.quirks:QuirkStage",
     "dispatch": "app.pipeline.stages.dispatch:DispatchStage",

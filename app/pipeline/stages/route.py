@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import orjson
 
-from app.errors import ModelNotFound, RelayError, UpstreamError
+from app.errors import ModelNotFound, RateLimited, RelayError, UpstreamError
 from app.internal import Reply
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
@@ -52,8 +52,10 @@ class RouteStage:
             health.in_flight[deployment.model] = health.in_flight.get(deployment.model, 0) + 1
             try:
                 reply = await call_next(ex)
-            except (UpstreamError, ModelNotFound) as error:
+            except (UpstreamError, ModelNotFound, RateLimited) as error:
                 _release(health, deployment)
+                if isinstance(error, RateLimited) and (error.scope != "deployment" or "429" not in route.fallback_on):
+                    raise _tried(error, failed, ex, deployment) from None  # the caller's own limit
                 if isinstance(error, UpstreamError) and not route.moves_on(error):
                     raise _tried(error, failed, ex, deployment) from None
                 health.failed(route, deployment)

@@ -63,6 +63,7 @@ class TagStage:
         assign_tags(ex, key)
         if key is not None:
             ex.state["api_key"] = key.id
+            ex.state["api_key_name"] = key.name
         return await call_next(ex)
 
 
