@@ -11,8 +11,8 @@ routes in ``PROVIDERS_FILE``::
       - deployment: openai/gpt-4o
         tokens_per_minute: 800000
 
-Windows are fixed calendar minutes. The counts live in a small SQLite file in ``DATA_DIR``
-(``rate-limits.sqlite3``), which every worker of one machine shares: one transaction admits a
+Windows are fixed calendar minutes. The counts live in the file the workers of one machine
+share (:mod:`app.machine_state`): one transaction admits a
 request against all its limits at once, so the limits are exact across workers. Tokens are
 those the provider reported, counted when a reply ends: requests already under way when a
 token limit is reached still finish. Each instance of the relay keeps its own counts.
@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from app.errors import RateLimited
+from app.machine_state import MachineState
 from app.settings import SettingsError
 
 SCOPES = ("key", "tag", "deployment")
@@ -81,12 +82,11 @@ def _limit(entry: Any, where: str) -> Limit:
 class Limiter:
     """Admits requests against the limits that apply to them and counts their tokens."""
 
-    def __init__(self, limits: Iterable[Limit], directory: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, limits: Iterable[Limit], state: MachineState, clock: Callable[[], float] = time.time) -> None:
         self.limits: dict[str, Limit] = {limit.subject: limit for limit in limits}
-        self.scopes = frozenset(limit.scope for limit in self.limits.values())
-        self.path = Path(directory) / "rate-limits.sqlite3"
+        self.state = state
         self.clock = clock
-        self._db: sqlite3.Connection | None = None
+        self._swept = False
 
     def applying(self, subjects: Iterable[str]) -> list[Limit]:
         return [limit for subject in subjects if (limit := self.limits.get(subject)) is not None]
@@ -139,24 +139,11 @@ class Limiter:
         return (int(found[0]), int(found[1])) if found else (0, 0)
 
     def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level None: transactions are the explicit BEGIN IMMEDIATE above.
-            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")  # counts of the current minute: no need to outlive the machine
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS windows (subject TEXT NOT NULL, window INTEGER NOT NULL, "
-                "requests INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (subject, window))"
-            )
+        db = self.state.connection()
+        if not self._swept:  # windows older than the last minute are of no use to anyone
             db.execute("DELETE FROM windows WHERE window < ?", (int(self.clock() // WINDOW) - 1,))
-            self._db = db
-        return self._db
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+            self._swept = True
+        return db
 
 
 def _refused(limit: Limit, used: tuple[int, int], reset: int) -> RateLimited:

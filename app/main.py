@@ -29,6 +29,7 @@ from app.http.openapi import OpenAPI
 from app.http.refusals import Refusals
 from app.http.responses import ResponsesResource, StoredResponseResource
 from app.limits import Limiter, load_limits
+from app.machine_state import MachineState
 from app.metrics import Metrics
 from app.pipeline import Pipeline
 from app.pipeline.loader import build_pipeline, read_config
@@ -36,7 +37,7 @@ from app.pricing import Pricer
 from app.providers import BUILTIN_PROVIDERS
 from app.quirks import QuirkBook, load_file_rules
 from app.resolver import Resolver
-from app.routing import load_routes
+from app.routing import DeploymentHealth, load_routes
 from app.runtime import Runtime
 from app.services import Services
 from app.settings import DEFAULT_STAGES, Settings, parse_pairs
@@ -145,7 +146,9 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     services = Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer(), runtime)
     services.metrics = Metrics(tags=settings.metrics_tags)
     services.routes = load_routes(settings.providers_file)
-    services.limiter = Limiter(load_limits(settings.providers_file), settings.data_dir)
+    services.machine = MachineState(settings.data_dir)
+    services.health = DeploymentHealth(services.machine)
+    services.limiter = Limiter(load_limits(settings.providers_file), services.machine)
     usage.resolve_hostnames = lambda: services.runtime.resolve_hostnames
     return services
 

@@ -14,15 +14,15 @@ Declared in the ``PROVIDERS_FILE`` beside the custom providers::
 
 A deployment that fails ``failures`` times within ``window`` seconds is cooled down for
 ``seconds``: it is tried after every healthy one, and while all are cooling down the one that
-recovers first is tried first. Health lives in the process (each worker keeps its own).
+recovers first is tried first. Failures and cooldowns are shared by the workers of one machine
+(:mod:`app.machine_state`); requests in flight are counted per worker.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from app.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
+from app.machine_state import MachineState
 from app.settings import SettingsError
 
 STRATEGIES = ("ordered", "weighted", "least_in_flight")
@@ -133,41 +134,59 @@ def _cooldown(raw: Any, where: str) -> Cooldown:
     return Cooldown(int(values["failures"]), float(values["window"]), float(values["seconds"]))
 
 
-class Health:
-    """Each deployment's recent failures, cooldown and requests in flight, in this process."""
+class DeploymentHealth:
+    """Each deployment's recent failures and cooldown, shared by the workers of one machine
+    (:mod:`app.machine_state`), and the requests it has in flight in this process."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
-        self.clock = clock
+    def __init__(
+        self, state: MachineState, clock: Callable[[], float] = time.time, rng: random.Random | None = None
+    ) -> None:
+        self.state = state
+        self.clock = clock  # wall-clock time: the workers compare each other's
         self.rng = rng or random.Random()
-        self.failures: dict[str, deque[float]] = {}
-        self.cooled_until: dict[str, float] = {}
         self.in_flight: dict[str, int] = {}
         self.turns: dict[str, int] = {}  # per route, for least_in_flight's ties
 
     def failed(self, route: Route, deployment: Deployment) -> None:
         now = self.clock()
-        recent = self.failures.setdefault(deployment.model, deque())
-        recent.append(now)
-        while recent and recent[0] <= now - route.cooldown.window:
-            recent.popleft()
-        if len(recent) >= route.cooldown.failures:
-            self.cooled_until[deployment.model] = now + route.cooldown.seconds
-            recent.clear()
+        db = self.state.connection()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "DELETE FROM failures WHERE deployment = ? AND at <= ?", (deployment.model, now - route.cooldown.window)
+            )
+            db.execute("INSERT INTO failures (deployment, at) VALUES (?, ?)", (deployment.model, now))
+            (count,) = db.execute("SELECT count(*) FROM failures WHERE deployment = ?", (deployment.model,)).fetchone()
+            if count >= route.cooldown.failures:
+                db.execute(
+                    "INSERT INTO cooldowns (deployment, until) VALUES (?, ?) "
+                    "ON CONFLICT (deployment) DO UPDATE SET until = excluded.until",
+                    (deployment.model, now + route.cooldown.seconds),
+                )
+                db.execute("DELETE FROM failures WHERE deployment = ?", (deployment.model,))
 
-    def succeeded(self, deployment: Deployment) -> None:
-        self.failures.pop(deployment.model, None)
-        self.cooled_until.pop(deployment.model, None)
+    def succeeded(self, deployment: Deployment, was_cooling: bool) -> None:
+        """A deployment tried while cooling down that answers is healthy again at once."""
+        if was_cooling:
+            with self.state.connection() as db:
+                db.execute("DELETE FROM cooldowns WHERE deployment = ?", (deployment.model,))
 
-    def cooling(self, model: str) -> float:
-        """Seconds until the deployment is tried in turn again; 0 when it is healthy."""
-        until = self.cooled_until.get(model)
-        return max(0.0, until - self.clock()) if until is not None else 0.0
+    def cooling(self, models: Iterable[str]) -> dict[str, float]:
+        """Seconds until each of these deployments is tried in turn again, for those cooling."""
+        names = list(models)
+        now = self.clock()
+        marks = ",".join("?" * len(names))
+        rows = self.state.connection().execute(
+            f"SELECT deployment, until FROM cooldowns WHERE until > ? AND deployment IN ({marks})", (now, *names)
+        )
+        return {name: until - now for name, until in rows}
 
-    def order(self, route: Route) -> list[Deployment]:
-        """The deployments in the order to try them: the healthy ones as the strategy ranks
-        them, then those cooling down, the one that recovers first first."""
-        healthy = [d for d in route.deployments if not self.cooling(d.model)]
-        cooling = sorted((d for d in route.deployments if self.cooling(d.model)), key=lambda d: self.cooling(d.model))
+    def order(self, route: Route) -> tuple[list[Deployment], dict[str, float]]:
+        """The deployments in the order to try them (the healthy ones as the strategy ranks
+        them, then those cooling down, the one that recovers first first), and which cool."""
+        cooling = self.cooling(d.model for d in route.deployments)
+        healthy = [d for d in route.deployments if d.model not in cooling]
+        resting = sorted((d for d in route.deployments if d.model in cooling), key=lambda d: cooling[d.model])
         if route.strategy == "weighted" and len(healthy) > 1:
             healthy = self._weighted(healthy)
         elif route.strategy == "least_in_flight" and len(healthy) > 1:
@@ -176,7 +195,7 @@ class Health:
             shift = turn % len(healthy)
             healthy = healthy[shift:] + healthy[:shift]
             healthy.sort(key=lambda d: self.in_flight.get(d.model, 0))  # stable: ties keep the turn's order
-        return healthy + cooling
+        return healthy + resting, cooling
 
     def _weighted(self, deployments: list[Deployment]) -> list[Deployment]:
         """A weighted draw without replacement: the first is picked by weight, then the next..."""
@@ -188,14 +207,23 @@ class Health:
             left.remove(pick)
         return ordered
 
-    def state(self) -> Mapping[str, Any]:
-        """For the admin UI and /metrics: each deployment seen, cooling or not."""
-        seen = set(self.failures) | set(self.cooled_until) | set(self.in_flight)
+    def state_of(self, routes: Iterable[Route]) -> dict[str, dict[str, Any]]:
+        """For the admin UI and /metrics: each route's deployments, cooling or not."""
+        models = sorted({d.model for route in routes for d in route.deployments})
+        if not models:
+            return {}
+        cooling = self.cooling(models)
+        marks = ",".join("?" * len(models))
+        failures = dict(
+            self.state.connection().execute(
+                f"SELECT deployment, count(*) FROM failures WHERE deployment IN ({marks}) GROUP BY deployment", models
+            )
+        )
         return {
             model: {
-                "recent_failures": len(self.failures.get(model, ())),
-                "cooling_seconds": self.cooling(model),
+                "recent_failures": int(failures.get(model, 0)),
+                "cooling_seconds": round(cooling.get(model, 0.0), 3),
                 "in_flight": self.in_flight.get(model, 0),
             }
-            for model in sorted(seen)
+            for model in models
         }

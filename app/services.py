@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from app.catalog import Catalog
 from app.keys import KeyBook
 from app.limits import Limiter
+from app.machine_state import MachineState
 from app.metrics import Metrics
 from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
-from app.routing import Health, Route
+from app.routing import DeploymentHealth, Route
 from app.runtime import ModelSwitch, Runtime
 from app.settings import Settings
 from app.stores.db import Database
@@ -34,5 +35,8 @@ class Services:
     model_switches: dict[tuple[str, str], ModelSwitch] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     routes: dict[str, Route] = field(default_factory=dict)  # by lower-cased name (app/routing.py)
-    health: Health = field(default_factory=Health)  # the deployments' health, in this process
-    limiter: Limiter = field(default_factory=lambda: Limiter((), ""))  # rate limits (app/limits.py)
+    machine: MachineState = field(default_factory=lambda: MachineState(""))  # shared by a machine's workers
+    health: DeploymentHealth = field(
+        default_factory=lambda: DeploymentHealth(MachineState(""))
+    )  # the deployments' health
+    limiter: Limiter = field(default_factory=lambda: Limiter((), MachineState("")))  # rate limits

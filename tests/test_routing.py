@@ -16,7 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from app.routing import Cooldown, Deployment, Health, Route, load_routes
+from app.machine_state import MachineState
+from app.routing import Cooldown, Deployment, DeploymentHealth, Route, load_routes
 from app.settings import SettingsError
 from tests.conftest import NATIVE, OPENAI_COMPATIBLE
 
@@ -135,10 +136,11 @@ def test_a_cooled_down_deployment_is_skipped_until_it_recovers(routed: Any, faul
     assert [served(), served()] == ["2", "2"]  # two failures within the window: cooled down
     assert [served(), served()] == ["1", "1"]  # the healthy deployment first, the failing one untouched
     assert faulty.hits["status:502"] == before + 2
-    state = relay.app.services.health.state()["openai/status:502"]
+    health = relay.app.services.health
+    state = health.state_of(relay.app.services.routes.values())["openai/status:502"]
     assert 0 < state["cooling_seconds"] <= 1
     deadline = time.monotonic() + 3
-    while relay.app.services.health.cooling("openai/status:502") and time.monotonic() < deadline:
+    while health.cooling(["openai/status:502"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert served() == "2" and faulty.hits["status:502"] == before + 3  # recovered: tried in turn again
 
@@ -159,34 +161,52 @@ def test_least_in_flight_spreads_requests_over_two_ollama_instances(
     assert abs(served["lab"] - served["lab2"]) <= 4, served  # within 10% of 40
 
 
-def test_health_orders_by_strategy_and_recovery() -> None:
-    now = [0.0]
-    health = Health(clock=lambda: now[0])
+def test_health_orders_by_strategy_and_recovery(tmp_path: Path) -> None:
+    now = [1000.0]
+    health = DeploymentHealth(MachineState(str(tmp_path)), clock=lambda: now[0])
     a, b, c = Deployment("p/a"), Deployment("p/b"), Deployment("p/c")
     route = Route("r", (a, b, c), "ordered", cooldown=Cooldown(failures=1, window=10, seconds=5))
     health.failed(route, a)
-    now[0] = 1.0
+    now[0] += 1.0
     health.failed(route, b)
-    assert health.order(route) == [c, a, b]  # healthy first, then the first to recover
+    assert health.order(route)[0] == [c, a, b]  # healthy first, then the first to recover
     health.failed(route, c)
-    assert health.order(route) == [a, b, c]  # all cooling: the one that recovers first leads
-    now[0] = 5.5
-    assert health.order(route) == [a, b, c] and health.cooling("p/a") == 0
+    assert health.order(route)[0] == [a, b, c]  # all cooling: the one that recovers first leads
+    now[0] += 4.5
+    ordered, cooling = health.order(route)
+    assert ordered == [a, b, c] and "p/a" not in cooling and cooling["p/b"] == pytest.approx(0.5)
+    other_worker = DeploymentHealth(MachineState(str(tmp_path)), clock=lambda: now[0])
+    assert other_worker.order(route)[1] == cooling  # the workers of a machine share it
     d, e = Deployment("p/d"), Deployment("p/e")
     least = Route("l", (d, e), "least_in_flight")
     health.in_flight.update({"p/d": 3, "p/e": 1})
-    assert [health.order(least)[0] for _ in range(3)] == [e, e, e]
+    assert [health.order(least)[0][0] for _ in range(3)] == [e, e, e]
     health.in_flight["p/d"] = 1
-    assert [health.order(least)[0] for _ in range(4)] in ([d, e, d, e], [e, d, e, d])  # ties take turns
+    firsts = [health.order(least)[0][0] for _ in range(4)]
+    assert firsts in ([d, e, d, e], [e, d, e, d])  # ties take turns
 
 
-def test_weighted_draws_follow_the_weights() -> None:
-    health = Health(rng=random.Random(7))
+def test_failures_outside_the_window_do_not_add_up(tmp_path: Path) -> None:
+    now = [1000.0]
+    health = DeploymentHealth(MachineState(str(tmp_path)), clock=lambda: now[0])
+    a = Deployment("p/a")
+    route = Route("r", (a,), cooldown=Cooldown(failures=2, window=10, seconds=5))
+    health.failed(route, a)
+    now[0] += 11
+    health.failed(route, a)
+    assert health.cooling(["p/a"]) == {}  # one failure in each window
+    now[0] += 1
+    health.failed(route, a)
+    assert health.cooling(["p/a"]) == {"p/a": 5.0}
+
+
+def test_weighted_draws_follow_the_weights(tmp_path: Path) -> None:
+    health = DeploymentHealth(MachineState(str(tmp_path)), rng=random.Random(7))
     heavy, light = Deployment("p/heavy", weight=3), Deployment("p/light", weight=1)
     route = Route("w", (heavy, light), "weighted")
-    firsts = [health.order(route)[0] for _ in range(2000)]
+    firsts = [health.order(route)[0][0] for _ in range(2000)]
     assert 0.72 < firsts.count(heavy) / len(firsts) < 0.78
-    assert all(sorted(health.order(route), key=lambda d: d.model) == [heavy, light] for _ in range(10))
+    assert all(sorted(health.order(route)[0], key=lambda d: d.model) == [heavy, light] for _ in range(10))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from app.internal import Reply
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
 from app.pipeline.helpers import after_reply
-from app.routing import Deployment, Health, Route
+from app.routing import Deployment, DeploymentHealth, Route
 
 ATTEMPTS_HEADER = "X-Relay-Attempts"
 
@@ -38,13 +38,14 @@ class RouteStage:
             return await call_next(ex)
         return await self._route(ex, call_next, route, self.services.health)
 
-    async def _route(self, ex: Exchange, call_next: Next, route: Route, health: Health) -> Reply:
+    async def _route(self, ex: Exchange, call_next: Next, route: Route, health: DeploymentHealth) -> Reply:
         sent = orjson.dumps(ex.body)  # each attempt starts from this: stages change the body they pass on
         ex.state["routed"] = route.name  # the dispatch stage then tries each deployment once
         failed: list[dict[str, object]] = []
         ex.state["attempts"] = failed
         last: RelayError | None = None
-        for deployment in health.order(route):
+        ordered, cooling = health.order(route)
+        for deployment in ordered:
             ex.body = orjson.loads(sent)
             ex.body["model"] = deployment.model
             ex.target = None
@@ -65,7 +66,7 @@ class RouteStage:
             except BaseException:
                 _release(health, deployment)
                 raise
-            health.succeeded(deployment)
+            health.succeeded(deployment, deployment.model in cooling)
             if ex.target is not None:
                 ex.target = dataclasses.replace(ex.target, via="route")
             reply.headers[ATTEMPTS_HEADER] = str(len(failed) + 1)
@@ -87,9 +88,9 @@ def _tried(error: RelayError, failed: list[dict[str, object]], ex: Exchange, cur
     return error
 
 
-def _finished(health: Health, deployment: Deployment, ex: Exchange, error: BaseException | None) -> None:
+def _finished(health: DeploymentHealth, deployment: Deployment, ex: Exchange, error: BaseException | None) -> None:
     _release(health, deployment)  # the reply is over, however it ended
 
 
-def _release(health: Health, deployment: Deployment) -> None:
+def _release(health: DeploymentHealth, deployment: Deployment) -> None:
     health.in_flight[deployment.model] = max(0, health.in_flight.get(deployment.model, 1) - 1)
