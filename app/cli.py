@@ -1,4 +1,4 @@
-"""``llm-relay``: serve, migrate, list models, export usage."""
+"""``llm-relay``: serve, migrate, list models, export usage, reset the admin password."""
 
 from __future__ import annotations
 
@@ -65,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", help="the key's #id, the whole key, the start of it as listed, or its name")
+    admin = commands.add_parser("admin", help="the admin UI")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    admin_commands.add_parser(
+        "reset-password", help="set a new random admin password and print it (takes effect when the relay restarts)"
+    )
     usage = commands.add_parser("usage", help="usage records")
     usage_commands = usage.add_subparsers(dest="usage_command", required=True)
     export = usage_commands.add_parser("export", help="write usage rows, oldest first")
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.keys_command == "list":
                 return asyncio.run(keys_cli.list_keys(settings))
             return asyncio.run(keys_cli.revoke(settings, args.key))
+        if args.command == "admin":
+            from app import admin_cli
+
+            return asyncio.run(admin_cli.reset_password(settings))
         if args.command == "pricing":
             from app import pricing_cli
 
