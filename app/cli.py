@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 import orjson
@@ -204,7 +205,7 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
 async def usage_totals(settings: Settings, by: str | None, since: datetime | None, *, as_json: bool) -> int:
     from dataclasses import asdict
 
-    from app.pricing import dollars
+    from app.pricing.pricer import NANOS_PER_USD
     from app.stores.db import opened
     from app.stores.totals import totals
 
@@ -213,11 +214,13 @@ async def usage_totals(settings: Settings, by: str | None, since: datetime | Non
     if as_json:
         sys.stdout.write(orjson.dumps([asdict(r) for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
+    # "unpriced": the requests without a cost (failed ones too), which the cost column leaves out.
     header = ("requests", "errors", "unpriced", "input", "output", "cost USD")
-    print(f"{by or 'total':<40} " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 7, 8, 12, 12, 14), strict=True)))
+    print(f"{by or 'total':<40} " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 7, 8, 12, 12, 15), strict=True)))
     for row in rows:
+        cost = "unpriced" if row.cost_nanousd is None else f"{Decimal(row.cost_nanousd) / NANOS_PER_USD:.9f}"
         print(
-            f"{row.key[:40]:<40} {row.requests:>9} {row.errors:>7} {row.unpriced:>8} "
-            f"{row.input_tokens:>12} {row.output_tokens:>12} {dollars(row.cost_nanousd):>14.6f}"
+            f"{row.key[:40]:<40} {row.requests:>9} {row.errors:>7} {row.unpriced_requests:>8} "
+            f"{row.input_tokens:>12} {row.output_tokens:>12} {cost:>15}"
         )
     return 0
