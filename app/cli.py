@@ -1,4 +1,4 @@
-"""``llm-relay``: serve, migrate, list models, export usage."""
+"""``llm-relay``: serve, migrate, list models, export usage, reset the admin password."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 import orjson
@@ -65,6 +66,11 @@ def parser() -> argparse.ArgumentParser:
     key_commands.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", help="the key's #id, the whole key, the start of it as listed, or its name")
+    admin = commands.add_parser("admin", help="the admin UI")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    admin_commands.add_parser(
+        "reset-password", help="set a new random admin password and print it (takes effect when the relay restarts)"
+    )
     usage = commands.add_parser("usage", help="usage records")
     usage_commands = usage.add_subparsers(dest="usage_command", required=True)
     export = usage_commands.add_parser("export", help="write usage rows, oldest first")
@@ -106,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.keys_command == "list":
                 return asyncio.run(keys_cli.list_keys(settings))
             return asyncio.run(keys_cli.revoke(settings, args.key))
+        if args.command == "admin":
+            from app import admin_cli
+
+            return asyncio.run(admin_cli.reset_password(settings))
         if args.command == "pricing":
             from app import pricing_cli
 
@@ -195,7 +205,7 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
 async def usage_totals(settings: Settings, by: str | None, since: datetime | None, *, as_json: bool) -> int:
     from dataclasses import asdict
 
-    from app.pricing import dollars
+    from app.pricing.pricer import NANOS_PER_USD
     from app.stores.db import opened
     from app.stores.totals import totals
 
@@ -204,11 +214,13 @@ async def usage_totals(settings: Settings, by: str | None, since: datetime | Non
     if as_json:
         sys.stdout.write(orjson.dumps([asdict(r) for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
+    # "unpriced": the requests without a cost (failed ones too), which the cost column leaves out.
     header = ("requests", "errors", "unpriced", "input", "output", "cost USD")
-    print(f"{by or 'total':<40} " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 7, 8, 12, 12, 14), strict=True)))
+    print(f"{by or 'total':<40} " + " ".join(f"{h:>{w}}" for h, w in zip(header, (9, 7, 8, 12, 12, 15), strict=True)))
     for row in rows:
+        cost = "unpriced" if row.cost_nanousd is None else f"{Decimal(row.cost_nanousd) / NANOS_PER_USD:.9f}"
         print(
-            f"{row.key[:40]:<40} {row.requests:>9} {row.errors:>7} {row.unpriced:>8} "
-            f"{row.input_tokens:>12} {row.output_tokens:>12} {dollars(row.cost_nanousd):>14.6f}"
+            f"{row.key[:40]:<40} {row.requests:>9} {row.errors:>7} {row.unpriced_requests:>8} "
+            f"{row.input_tokens:>12} {row.output_tokens:>12} {cost:>15}"
         )
     return 0

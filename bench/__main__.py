@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = QUICK if args.quick else FULL
     commit = report.checked_out()  # what is measured: the tree as the run starts
+    load_before = report.load_average()  # before anything starts: afterwards it counts the run itself
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = targets.HERE / "out" / stamp
     out.mkdir(parents=True)
@@ -128,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         say("\n" + "\n".join(report.targets(results, plan.paced_concurrency)))
     else:
         full = not args.quick and not args.only
-        say(report.record(args.label, mode, results, plan.paced_concurrency, notes, full=full, commit=commit))
+        section = report.record(
+            args.label, mode, results, plan.paced_concurrency, notes, full=full, load_before=load_before, commit=commit
+        )
+        say(section)
     return 0
 
 

@@ -11,7 +11,7 @@ PYTHON=${BENCH_PYTHON:-python3.11}
 LITELLM_VERSION=1.108.7  # the newest whose [proxy] extra installs from PyPI (1.110.x needs litellm-proxy, not published)
 # The floor's own dependencies, pinned so its numbers do not move under us.
 FLOOR_REQS="aiohttp==3.14.5 orjson==3.13.0 uvloop==0.23.0"
-PORTKEY_PACKAGE=${PORTKEY_PACKAGE:-$HERE/../../shared/peer-bench/portkey-package.json}
+PORTKEY_PACKAGE=${PORTKEY_PACKAGE:-$HERE/peers/portkey-package.json}  # the pins, in the repository (peers/README.md)
 mkdir -p "$PEERS"
 
 fail() { echo "$2" > "$PEERS/$1.failed"; echo "peers: $1 failed: $2" >&2; }

@@ -8,6 +8,7 @@ import re
 import statistics
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.targets import HERE
@@ -27,14 +28,21 @@ def ideal_paced(results: dict[str, dict[str, Any]], connections: int) -> float:
     return float(direct) if direct else connections / PACED_STREAM_SECONDS
 
 
-def machine() -> str:
+def load_average() -> str:
+    """The 1-minute load average now: read as a run starts, before its own load counts in it."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def machine(load_before: str) -> str:
     model = ""
-    for line in open("/proc/cpuinfo"):
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    load = open("/proc/loadavg").read().split()[0]
-    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, load average before the run {load}"
+    return (
+        f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
+        f"load average before the run {load_before}"
+    )
 
 
 def wrk_version() -> str:
@@ -313,12 +321,14 @@ def record(
     notes: list[str],
     *,
     full: bool,
+    load_before: str,
     commit: str = "",
 ) -> str:
     """Write this run into bench/RESULTS.md and return the section written. Its heading names
     the time it is recorded (UTC), the commit measured (``checked_out()`` unless given) and the
-    label. A full run of every setup replaces the latest full run and adds its row to the history;
-    any other run replaces the latest quick or partial run only."""
+    label; the machine line gives ``load_before``, :func:`load_average` as the run started. A
+    full run of every setup replaces the latest full run and adds its row to the history; any
+    other run replaces the latest quick or partial run only."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     commit = commit or checked_out()
     versions = ", ".join(
@@ -330,7 +340,7 @@ def record(
             "",
             f"Mode: {mode}.",
             "",
-            f"Machine: {machine()}. wrk {wrk_version()}. Versions: {versions}.",
+            f"Machine: {machine(load_before)}. wrk {wrk_version()}. Versions: {versions}.",
             "",
             table(results, paced_connections),
             "",

@@ -3,7 +3,9 @@ when removed, pulls report live progress, deletes reach the server."""
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 import time
 from typing import Any
 
@@ -195,3 +197,26 @@ def test_the_page_works_through_htmx_and_plain_forms(make_admin, upstream) -> No
         assert removed.status_code == 400 and "OLLAMA_INSTANCES" in removed.text
     body = admin.client.get("/ollama/body")
     assert "<html" not in body.text and "lab" in body.text
+
+
+def test_an_unreachable_instance_is_added_with_a_warning(make_admin, upstream) -> None:
+    admin = make_admin()
+    htmx = {"HX-Request": "true"}
+    emulator = admin.relay.app.services.upstreams.get("lab").base_url.removesuffix("/lab")
+    try:
+        dead = admin.client.post(
+            "/ollama/instances", data={"name": "dead", "base_url": "http://127.0.0.1:1"}, headers=htmx
+        )
+        assert dead.status_code == 200 and 'class="flash ok"' not in dead.text
+        warning = re.search(r'<p class="flash warn" role="status">([^<]*)</p>', dead.text)
+        assert warning, dead.text
+        assert html.unescape(warning.group(1)).startswith(
+            "Added instance dead, but it cannot be reached: cannot reach http://127.0.0.1:1 ("
+        )
+        assert "Its models appear once it answers" in warning.group(1)
+        den = admin.client.post("/ollama/instances", data={"name": "den", "base_url": emulator + "/den"}, headers=htmx)
+        assert '<p class="flash ok" role="status">Added instance den: 2 models found.</p>' in den.text
+        assert 'class="flash warn"' not in den.text
+    finally:
+        for name in ("dead", "den"):
+            admin.client.delete(f"/api/ollama/instances/{name}")

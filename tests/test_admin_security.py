@@ -1,6 +1,7 @@
 """Every admin endpoint (found by walking the router, so new ones are covered automatically)
 refuses an unauthenticated request and a cross-site or token-less change; login is throttled,
-redirects only within the site, and sessions end when the password changes."""
+redirects only within the site, and sessions end when the password changes; a lost generated
+password is reset from the command line."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from app.admin.auth import Sessions, hash_password, safe_next, verify_password
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import ADMIN_PASSWORD
+from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
+from tests.test_cli import cli
 
 PUBLIC = {"/login", "/api/login"}
 
@@ -134,3 +137,16 @@ def test_generated_password_is_printed_once_and_kept_hashed(make_admin, caplog) 
     if lines:  # the first relay on this database generated it; a later one reuses the hash
         password = lines[0].rsplit(": ", 1)[1]
         assert verify_password(password, hashed) and password not in hashed
+
+
+def test_a_lost_generated_password_is_reset_from_the_command_line(own_db, make_admin) -> None:  # noqa: F811
+    first = make_admin(database_url=own_db, admin_password="", login=False)  # generates one, printed once
+    reset = cli("admin", "reset-password", env={"DATABASE_URL": own_db, "ADMIN_PASSWORD": ""})
+    assert reset.returncode == 0, reset.stderr
+    password = reset.stdout.strip()
+    assert len(password) >= 20 and "restart the relay" in reset.stderr
+    assert first.client.post("/api/login", json={"password": password}).status_code == 401  # not before a restart
+    restarted = make_admin(database_url=own_db, admin_password="", login=False)
+    assert restarted.client.post("/api/login", json={"password": password}).status_code == 200
+    from_env = cli("admin", "reset-password", env={"DATABASE_URL": own_db, "ADMIN_PASSWORD": "set elsewhere"})
+    assert from_env.returncode == 2 and "ADMIN_PASSWORD sets the admin password" in from_env.stderr

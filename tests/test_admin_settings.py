@@ -94,6 +94,7 @@ def test_aliases_apply_to_the_next_request(make_admin) -> None:
             "resolves_to": "lab/llama3.2:latest",
             "known": True,
             "error": None,
+            "unavailable": None,
         }
         reply = chat(admin, "quick")
         assert (reply.headers["x-relay-model"], reply.headers["x-relay-route"]) == ("lab/llama3.2:latest", "alias")

@@ -82,17 +82,21 @@ def seed(admin, upstream) -> Seed:
     return s
 
 
-def sums(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """What every aggregate must say about these rows, worked out from the rows alone."""
-    out = {column: sum(r[column] or 0 for r in rows) for column in SUMMED}
+def sums(rows: list[dict[str, Any]]) -> dict[str, int | None]:
+    """What every aggregate must say about these rows, worked out from the rows alone: the cost
+    of the priced ones, None (never 0) when not one had a price, and how many it leaves out."""
+    out: dict[str, int | None] = {column: sum(r[column] or 0 for r in rows) for column in SUMMED}
     out["requests"] = len(rows)
     out["errors"] = sum(r["outcome"] != "ok" for r in rows)
     out["unpriced"] = sum(r["outcome"] == "ok" and r["cost_nanousd"] is None for r in rows)
+    out["unpriced_requests"] = sum(r["cost_nanousd"] is None for r in rows)
+    if rows and out["unpriced_requests"] == len(rows):
+        out["cost_nanousd"] = None
     return out
 
 
-def figures_of(answer: dict[str, Any]) -> dict[str, int]:
-    return {k: answer[k] for k in (*SUMMED, "requests", "errors", "unpriced")}
+def figures_of(answer: dict[str, Any]) -> dict[str, int | None]:
+    return {k: answer[k] for k in (*SUMMED, "requests", "errors", "unpriced", "unpriced_requests")}
 
 
 def grouped(rows: list[dict[str, Any]], by: str) -> dict[str, dict[str, int]]:
@@ -136,22 +140,36 @@ def test_summary_series_and_breakdowns_equal_the_rows(make_admin, upstream) -> N
     series = admin.client.get("/api/usage/series", params={"tag": s.run}).json()
     assert series["bucket"] == "day" and len(series["points"]) == 7  # the last seven days by default
     assert series["points"][-1]["start"][:10] == datetime.now(UTC).date().isoformat()
-    for column in (*SUMMED, "requests", "errors", "unpriced"):
-        assert sum(p[column] for p in series["points"]) == expected[column], column
+    for column in (*SUMMED, "requests", "errors", "unpriced", "unpriced_requests"):
+        assert sum(p[column] or 0 for p in series["points"]) == expected[column], column
+    assert all(p["cost_nanousd"] == 0 for p in series["points"] if not p["requests"])  # nothing spent
 
     for by in ("tag", "provider", "model", "client", "outcome"):
         answer = admin.client.get("/api/usage/breakdown", params={"tag": s.run, "by": by}).json()
         assert {row["key"]: figures_of(row) for row in answer["rows"]} == grouped(s.rows, by), by
-        costs = [row["cost_nanousd"] for row in answer["rows"]]
+        costs = [row["cost_nanousd"] or 0 for row in answer["rows"]]
         assert costs == sorted(costs, reverse=True)
     by_tag = {
         r["key"]: r for r in admin.client.get("/api/usage/breakdown", params={"by": "tag", "tag": s.run}).json()["rows"]
     }
     assert (by_tag[s.run]["requests"], by_tag[s.a]["requests"], by_tag[s.b]["requests"]) == (6, 4, 2)
-    assert by_tag[s.b]["cost_nanousd"] == SONNET and by_tag[s.b]["unpriced"] == 1
+    assert by_tag[s.b]["cost_nanousd"] == SONNET and by_tag[s.b]["unpriced_requests"] == 1
+    assert by_tag[s.a]["cost_nanousd"] == 3 * GPT_4O and by_tag[s.a]["unpriced_requests"] == 1  # the error
     by_model = admin.client.get("/api/usage/breakdown", params={"tag": s.b, "by": "model"}).json()["rows"]
     unpriced = next(r for r in by_model if r["key"] == "openai/chat_nonstream_basic")
-    assert unpriced["cost_usd"] is None and unpriced["cost_nanousd"] == 0  # unpriced, never $0
+    assert (unpriced["cost_usd"], unpriced["cost_nanousd"], unpriced["unpriced_requests"]) == (None, None, 1)
+    by_outcome = admin.client.get("/api/usage/breakdown", params={"tag": s.run, "by": "outcome"}).json()["rows"]
+    failed = next(r for r in by_outcome if r["key"] == "client_error")
+    assert (failed["cost_usd"], failed["cost_nanousd"], failed["unpriced_requests"]) == (None, None, 1)
+    assert answer_of_failed_only(admin, s)["cost_nanousd"] is None  # a summary of failures alone
+
+
+def answer_of_failed_only(admin, s: Seed) -> dict[str, Any]:
+    summary: dict[str, Any] = admin.client.get(
+        "/api/usage/summary", params={"tag": s.a, "outcome": "client_error"}
+    ).json()
+    assert (summary["requests"], summary["cost_usd"], summary["unpriced_requests"]) == (1, None, 1)
+    return summary
 
 
 def test_date_range_gives_exactly_the_rows_inside_it_per_hour(make_admin, upstream) -> None:
@@ -265,10 +283,13 @@ def test_usage_page_shows_the_rows_figures_and_every_field(make_admin, upstream)
         ("sum-output", "output_tokens"),
         ("sum-cost", "cost_nanousd"),
         ("sum-errors", "errors"),
-        ("sum-unpriced", "unpriced"),
+        ("sum-unpriced", "unpriced_requests"),
     ):
         assert data_value(html, element_id) == expected[column], element_id
-    assert data_text(html, "sum-cost") == usd(expected["cost_nanousd"]) == "$0.0134"
+    assert usd(expected["cost_nanousd"]) == "$0.0134"
+    assert data_text(html, "sum-cost") == "$0.0134 (2 unpriced)"  # the unpriced request and the failed one
+    failed = re.search(r'<table id="by-provider">.*?<tr data-key="">(.*?)</tr>', html, re.S)
+    assert failed and "unpriced" in failed.group(1) and "$0" not in failed.group(1)  # the 404: no provider
     assert data_text(html, "sum-errors") == "16.7%" and data_text(html, "sum-ok") == "83.3%"
     assert '<svg class="chart"' in html and html.count('<rect class="bar"') == 7
     assert f'<tr data-key="{s.a}">' in html and '<table id="by-provider">' in html
@@ -290,7 +311,8 @@ def test_usage_page_shows_the_rows_figures_and_every_field(make_admin, upstream)
         "/usage", params={"tag": s.b}, headers={"HX-Request": "true", "HX-Target": "usage-results"}
     )
     assert partial.text.lstrip().startswith('<div id="usage-results"') and "<html" not in partial.text
-    assert data_value(partial.text, "sum-requests") == 2 and data_text(partial.text, "sum-cost") == usd(SONNET)
+    assert data_value(partial.text, "sum-requests") == 2
+    assert data_text(partial.text, "sum-cost") == f"{usd(SONNET)} (1 unpriced)"
     unpriced = admin.client.get("/usage", params={"tag": s.b, "provider": "openai"}).text
     assert data_text(unpriced, "sum-cost") == "unpriced"
     restore = admin.client.get(
@@ -322,13 +344,13 @@ def test_dashboard_figures_equal_todays_rows(make_admin, upstream) -> None:
     assert answer["model_count"] > 0
     for by in ("provider", "model", "client", "tag"):
         groups = grouped(today, by)
-        top = sorted(groups.items(), key=lambda kv: (-kv[1]["cost_nanousd"], kv[0]))[:5]
+        top = sorted(groups.items(), key=lambda kv: (-(kv[1]["cost_nanousd"] or 0), kv[0]))[:5]
         assert [(row["key"], figures_of(row)) for row in answer["top"][by]] == top, by
 
     html = admin.client.get("/").text
     assert data_value(html, "dash-requests") == len(today)
     assert data_value(html, "dash-cost") == sums(today)["cost_nanousd"]
-    assert data_value(html, "dash-unpriced") == sums(today)["unpriced"]
+    assert data_value(html, "dash-unpriced") == sums(today)["unpriced_requests"]
     assert data_value(html, "dash-providers") == answer["provider_count"]
     assert data_value(html, "dash-models") == answer["model_count"]
     for href in ("/providers", "/ollama", "/aliases", "/usage", "/settings"):

@@ -116,3 +116,28 @@ def test_usage_totals(relay, db_url) -> None:
     assert (mine["requests"], mine["cost_nanousd"], mine["output_tokens"]) == (2, 2 * 164_150, 2 * 322)
     table = cli("usage", "totals", env={"DATABASE_URL": db_url}).stdout
     assert table.splitlines()[0].split()[:2] == ["total", "requests"]
+
+
+def test_usage_totals_never_show_unpriced_as_zero(relay, db_url) -> None:
+    unpriced, failed, mixed = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("unpriced", "failed", "mixed"))
+    for model, tags in (
+        ("openai/chat_nonstream_basic", f"{unpriced},{mixed}"),  # a model the catalog does not price
+        ("mystery-model", failed),  # a 404
+        ("xai/chat_nonstream_reasoning", mixed),
+    ):
+        httpx.post(
+            relay.url + "/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+            headers={"X-Proxy-Tag": tags},
+        )
+    relay.rows(tag=mixed)  # flushed
+    relay.rows(tag=failed)
+    result = cli("usage", "totals", "--by", "tag", "--json", env={"DATABASE_URL": db_url})
+    rows = {row["key"]: row for row in json.loads(result.stdout)}
+    assert (rows[unpriced]["cost_nanousd"], rows[unpriced]["unpriced_requests"]) == (None, 1)
+    assert (rows[failed]["cost_nanousd"], rows[failed]["unpriced_requests"]) == (None, 1)
+    assert (rows[mixed]["cost_nanousd"], rows[mixed]["unpriced_requests"]) == (164_150, 1)
+    table = cli("usage", "totals", "--by", "tag", env={"DATABASE_URL": db_url}).stdout
+    lines = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    assert lines[unpriced][-1] == "unpriced" and lines[failed][-1] == "unpriced"
+    assert lines[mixed][3] == "1" and lines[mixed][-1] == "0.000164150"  # unpriced, then exact dollars

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -51,6 +52,22 @@ def test_readme_names_the_ci_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert ".venv/bin/tox" in readme and ".venv/bin/tox" in ci
+
+
+def test_every_cli_command_is_in_the_readme() -> None:
+    from app.cli import parser
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    for command, sub in _subcommands(parser()).items():
+        assert f"llm-relay {command}" in section, f"the README's Command line section lacks {command!r}"
+        for name in _subcommands(sub):
+            assert re.search(rf"llm-relay {command} [\w|-]*\b{name}\b", section), f"{command} {name}"
+
+
+def _subcommands(command: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
 
 
 def test_cli_help_mentions_the_settings_reference() -> None:

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import jinja2
+import markupsafe
 import orjson
 from tortoise.exceptions import IntegrityError
 
@@ -127,7 +128,19 @@ def template_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pretty"] = _pretty
+    env.filters["url_breaks"] = _url_breaks
     return env
+
+
+def _url_breaks(url: str) -> markupsafe.Markup:
+    """A URL, escaped, that may wrap after its slashes only (a ``<wbr>`` after each): a narrow
+    screen never splits ``host:port``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    path = markupsafe.Markup("/<wbr>").join(markupsafe.escape(part) for part in rest.split("/"))
+    head = markupsafe.escape(scheme) + markupsafe.Markup("://<wbr>") if separator else markupsafe.Markup("")
+    return head + path
 
 
 def _pretty(value: Any) -> str:

@@ -28,6 +28,12 @@ def dollars(nanos: int) -> float:
     return nanos / 1_000_000_000
 
 
+def summed_cost(requests: int, priced: int, nanos: int) -> int | None:
+    """A sum of request costs: None (unpriced, never $0) when requests went through and not one
+    had a price; otherwise the priced ones' exact sum, the others counted apart."""
+    return None if requests and not priced else nanos
+
+
 class Pricer:
     def __init__(self, overrides: Mapping[tuple[str, str], PriceOverride] | None = None) -> None:
         self.overrides = dict(overrides or {})

@@ -10,6 +10,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from app.pricing import summed_cost
 from app.stores.queries import UsageFilter
 from app.stores.rollup import DAY, SUMS, daily_grouped
 
@@ -28,13 +29,17 @@ class Total:
     requests: int
     errors: int
     unpriced: int  # successful requests without a known price
+    unpriced_requests: int  # requests without a cost (failed ones too): what cost_nanousd leaves out
     input_tokens: int
     output_tokens: int
     reasoning_tokens: int
     cached_input_tokens: int
     cache_read_tokens: int
     cache_write_tokens: int
-    cost_nanousd: int
+    cost_nanousd: int | None  # None when not one request had a price: unpriced, never $0
+
+
+COUNTS = ("requests", "errors", "unpriced", "priced")
 
 
 def _utc_text(moment: datetime) -> str:
@@ -69,36 +74,35 @@ async def totals(
         f"SELECT {key} AS key, COUNT(*) AS requests, "
         "SUM(CASE WHEN r.outcome = 'ok' THEN 0 ELSE 1 END) AS errors, "
         "SUM(CASE WHEN r.outcome = 'ok' AND r.cost_nanousd IS NULL THEN 1 ELSE 0 END) AS unpriced, "
-        f"{sums} FROM usage_record r {joins} "
+        f"COUNT(r.cost_nanousd) AS priced, {sums} FROM usage_record r {joins} "
         + (f"WHERE {' AND '.join(where)} " if where else "")
-        + (f"GROUP BY {key} ORDER BY cost_nanousd DESC, key" if by else "")
+        + (f"GROUP BY {key}" if by else "")
     )
-    rows = await conn.execute_query_dict(sql, params)
-    found = {str(row["key"]): _total(row) for row in rows if row["requests"]}
+    found: dict[str, dict[str, int]] = {}
+    for row in await conn.execute_query_dict(sql, params):
+        if row["requests"]:
+            _add(found, str(row["key"]), row)
     # Days the retention job folded into daily totals.
     for row in await daily_grouped(conn, backend, UsageFilter(since, until), [by] if by else []):
-        key = str(row["k0"]) if by else "all"
-        found[key] = _add(found.get(key), row)
-    return sorted(found.values(), key=lambda t: (-t.cost_nanousd, t.key))
+        daily = {**row, "errors": int(row["requests"]) - int(row["ok"])}
+        _add(found, str(row["k0"]) if by else "all", daily)
+    made = [_total(key, sums_of) for key, sums_of in found.items()]
+    return sorted(made, key=lambda t: (-(t.cost_nanousd or 0), t.key))
 
 
-def _add(total: Total | None, daily: dict[str, Any]) -> Total:
-    base = total or Total(key="", requests=0, errors=0, unpriced=0, **dict.fromkeys(SUMS, 0))
-    requests = int(daily["requests"])
+def _add(found: dict[str, dict[str, int]], key: str, row: dict[str, Any]) -> None:
+    into = found.setdefault(key, dict.fromkeys((*COUNTS, *SUMS), 0))
+    for name in into:
+        into[name] += int(row[name] or 0)
+
+
+def _total(key: str, sums: dict[str, int]) -> Total:
     return Total(
-        key=str(daily["k0"]) if "k0" in daily else "all",
-        requests=base.requests + requests,
-        errors=base.errors + requests - int(daily["ok"]),
-        unpriced=base.unpriced + int(daily["unpriced"]),
-        **{column: getattr(base, column) + int(daily[column]) for column in SUMS},
-    )
-
-
-def _total(row: dict[str, Any]) -> Total:
-    return Total(
-        key=str(row["key"]),
-        requests=int(row["requests"]),
-        errors=int(row["errors"] or 0),
-        unpriced=int(row["unpriced"] or 0),
-        **{column: int(row[column]) for column in SUMS},
+        key=key,
+        requests=sums["requests"],
+        errors=sums["errors"],
+        unpriced=sums["unpriced"],
+        unpriced_requests=sums["requests"] - sums["priced"],
+        **{column: sums[column] for column in SUMS if column != "cost_nanousd"},
+        cost_nanousd=summed_cost(sums["requests"], sums["priced"], sums["cost_nanousd"]),
     )

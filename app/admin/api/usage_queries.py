@@ -14,7 +14,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app.pricing import dollars
+from app.pricing import dollars, summed_cost
 from app.stores.db import Database
 from app.stores.queries import UsageFilter
 from app.stores.rollup import SUMS, daily_grouped
@@ -178,8 +178,9 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
     out["errors"] = requests - out["ok"]
     out["success_rate"] = out["ok"] / requests if requests else None
     out["error_rate"] = out["errors"] / requests if requests else None
-    # None (shown as "unpriced", never $0): requests went through and not one had a price.
-    out["cost_usd"] = None if out["unpriced"] and not out["priced"] else dollars(out["cost_nanousd"])
+    out["unpriced_requests"] = requests - out["priced"]  # what the cost leaves out
+    out["cost_nanousd"] = summed_cost(requests, out["priced"], out["cost_nanousd"])
+    out["cost_usd"] = None if out["cost_nanousd"] is None else dollars(out["cost_nanousd"])
     return out
 
 

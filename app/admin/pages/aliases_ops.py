@@ -18,6 +18,7 @@ from tortoise.exceptions import IntegrityError
 from app.admin.context import AdminContext
 from app.errors import RelayError
 from app.internal import Target
+from app.providers import BUILTIN_BY_NAME
 from app.resolver import Resolver
 from app.stores.models import ModelAlias, RelaySetting
 
@@ -77,6 +78,16 @@ def _resolution(ctx: AdminContext, target: str, *, default: bool = False) -> dic
     return {"resolves_to": found.label, "known": found.catalog_entry is not None, "error": None}
 
 
+def _unavailable(ctx: AdminContext, alias: dict[str, Any]) -> dict[str, Any]:
+    """An alias whose ``provider/model`` target names a built-in provider that is not configured
+    is unavailable until it is, which is no fault: a fresh install has most of them."""
+    prefix, slash, _ = alias["target"].partition("/")
+    spec = BUILTIN_BY_NAME.get(prefix.lower()) if slash and alias["error"] else None
+    if spec is None or spec.name in {name.lower() for name in ctx.services.upstreams.providers}:
+        return {"unavailable": None}
+    return {"unavailable": f"{spec.name} not configured", "error": None}
+
+
 def _name(value: Any) -> str:
     name = str(value or "").strip().lower() if value is None or isinstance(value, str) else ""
     if not ALIAS.fullmatch(name):
@@ -105,6 +116,7 @@ async def list_aliases(ctx: AdminContext) -> list[dict[str, Any]]:
             row["source"] == "builtin" and (row["name"] in admin or row["name"] in env)
         )
         row.update(_resolution(ctx, row["target"]))
+        row.update(_unavailable(ctx, row))
     return rows
 
 

@@ -12,7 +12,7 @@ import falcon.asgi
 
 from app.admin.api.usage_queries import Query, Reader, summary
 from app.admin.context import AdminContext, Resource
-from app.admin.pages.usage import HELPERS, usd
+from app.admin.pages.usage import HELPERS
 from app.admin.render import NAV, json, render
 from app.listing import visible
 from app.pricing import dollars
@@ -31,10 +31,7 @@ def servable_models(ctx: AdminContext) -> list[str]:
 
 def _top(total: Total) -> dict[str, Any]:
     row = asdict(total)
-    # Totals know how many successful requests had no price, not how many had one: a group
-    # whose priced requests add up to nothing while some are unpriced reads as unpriced.
-    unknown = total.unpriced > 0 and total.cost_nanousd == 0
-    row["cost_usd"] = None if unknown else dollars(total.cost_nanousd)
+    row["cost_usd"] = None if total.cost_nanousd is None else dollars(total.cost_nanousd)
     return row
 
 
@@ -58,10 +55,6 @@ async def dashboard(ctx: AdminContext) -> dict[str, Any]:
     }
 
 
-def top_cost(row: dict[str, Any]) -> str:
-    return "unpriced" if row["cost_usd"] is None else usd(row["cost_nanousd"])
-
-
 class Page(Resource):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         figures = await self.ctx.in_db(lambda: dashboard(self.ctx))
@@ -71,7 +64,7 @@ class Page(Resource):
             """The Usage page for today, narrowed to one provider, model, client or tag."""
             return "/usage?" + urlencode({"from": day, "to": day, by: key})
 
-        values = {"d": figures, "drill": drill, "top_cost": top_cost, "pages": NAV[1:]}
+        values = {"d": figures, "drill": drill, "pages": NAV[1:]}
         await render(self.ctx, req, resp, "dashboard.html", title="Dashboard", **values, **HELPERS)
 
 

@@ -14,7 +14,7 @@ import falcon.asgi
 from app.admin.context import AdminContext, Resource
 from app.admin.pages import ollama_ops as ops
 from app.admin.pages import ollama_pulls as pulls
-from app.admin.pages.settings_common import FormPage
+from app.admin.pages.settings_common import Caution, FormPage
 from app.admin.render import render
 
 
@@ -31,10 +31,15 @@ class Page(FormPage):
         await self.show(req, resp, fragment=True)
 
     async def on_post_add(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        async def add(form: dict[str, str]) -> str:
+        async def add(form: dict[str, str]) -> str | Caution:
             added = await ops.add_instance(self.ctx, form.get("name"), form.get("base_url"))
-            outcome = f"{added['model_count']} models found" if added["status"] == "ok" else added["error"]
-            return f"Added instance {added['name']}: {outcome}."
+            if added["status"] == "ok":
+                return f"Added instance {added['name']}: {added['model_count']} models found."
+            reason = str(added["error"] or "no answer").removeprefix(f"{added['name']}: ")
+            return Caution(
+                f"Added instance {added['name']}, but it cannot be reached: {reason}. "
+                "Its models appear once it answers (Refresh models)."
+            )
 
         await self.act(req, resp, add)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,15 @@ import falcon.asgi
 from app.admin.context import AdminContext, Resource
 from app.admin.render import read_form, render
 
-Action = Callable[[dict[str, str]], Awaitable[str]]
+
+@dataclass(frozen=True)
+class Caution:
+    """What an action that succeeded with a reservation says: shown as a warning, not a success."""
+
+    text: str
+
+
+Action = Callable[[dict[str, str]], Awaitable[str | Caution]]
 
 
 def start_in_db(ctx: AdminContext, job: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
@@ -69,6 +78,7 @@ class FormPage(Resource):
         *,
         fragment: bool,
         message: str | None = None,
+        warning: str | None = None,
         error: str | None = None,
         form: dict[str, str] | None = None,
     ) -> None:
@@ -79,7 +89,8 @@ class FormPage(Resource):
             f"{self.template}_body.html" if fragment else f"{self.template}.html",
             title=self.title,
             **await self.values(),
-            message=self.notice(req) if message is None else message,
+            message=self.notice(req) if message is None and warning is None else message,
+            warning=warning,
             error=error,
             form=form or {},
         )
@@ -93,7 +104,8 @@ class FormPage(Resource):
         form = await read_form(req)
         values: dict[str, Any]
         try:
-            values = {"message": await action(form)}
+            outcome = await action(form)
+            values = {"warning": outcome.text} if isinstance(outcome, Caution) else {"message": outcome}
         except falcon.HTTPError as exc:
             values = {"error": problem(exc), "form": form}
         fragment = is_htmx(req)

@@ -45,8 +45,15 @@ def exact_usd(nanos: int | None) -> str:
 
 
 def cost(fig: dict[str, Any]) -> str:
-    """An aggregate's cost: "unpriced", never $0, when requests went through and none had a price."""
-    return "unpriced" if fig["cost_usd"] is None else usd(fig["cost_nanousd"])
+    """An aggregate's cost and the requests its sum leaves out, "$1.23 (5 unpriced)"; "unpriced",
+    never $0, when not one of its requests had a price."""
+    text, left_out = usd(fig["cost_nanousd"]), fig["unpriced_requests"]
+    return f"{text} ({left_out:,} unpriced)" if left_out and fig["cost_nanousd"] is not None else text
+
+
+def nanos(value: int | None) -> str:
+    """A ``<data>`` element's machine-readable amount: empty when unpriced."""
+    return "" if value is None else str(value)
 
 
 def number(value: int | None) -> str:
@@ -84,6 +91,7 @@ HELPERS = {
     "usd": usd,
     "exact_usd": exact_usd,
     "cost": cost,
+    "nanos": nanos,
     "number": number,
     "percent": percent,
     "row_fields": row_fields,
@@ -112,13 +120,13 @@ def chart(points: list[dict[str, Any]], bucket: str) -> dict[str, Any]:
     plot_w, plot_h = CHART_W - LEFT - RIGHT, CHART_H - TOP - BOTTOM
     n = max(1, len(points))
     slot = plot_w / n
-    max_cost = _nice(max((p["cost_nanousd"] for p in points), default=0) / 1e9)
+    max_cost = _nice(max((p["cost_nanousd"] or 0 for p in points), default=0) / 1e9)
     max_requests = _nice(max((p["requests"] for p in points), default=0))
     bars, line, labels = [], [], []
     every = max(1, round(n / 8))  # about eight labels on the time axis
     for i, p in enumerate(points):
         label = p["start"][11:16] if bucket == "hour" else p["start"][5:10]
-        height = p["cost_nanousd"] / 1e9 / max_cost * plot_h
+        height = (p["cost_nanousd"] or 0) / 1e9 / max_cost * plot_h  # an unpriced bucket has no bar
         title = f"{p['start'][:16].replace('T', ' ')}: {cost(p)}, {p['requests']:,} requests"
         x, y = round(LEFT + i * slot + slot * 0.15, 1), round(TOP + plot_h - height, 1)
         bars.append(Bar(x, y, round(slot * 0.7, 1), round(height, 1), title))
