@@ -236,3 +236,24 @@ def render(merged: dict[str, Any], gauges: Mapping[str, tuple[str, float]]) -> s
     for name, (help_text, value) in gauges.items():
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {_number(value)}"]
     return "\n".join(lines) + "\n"
+
+
+DEPLOYMENT_GAUGES = (
+    ("cooling_seconds", "llm_relay_deployment_cooling_seconds",
+     "Seconds until a route's deployment is tried in turn again (0: healthy); shared by a machine's workers."),
+    ("recent_failures", "llm_relay_deployment_recent_failures",
+     "A route deployment's failures within its cooldown window; shared by a machine's workers."),
+    ("in_flight", "llm_relay_deployment_in_flight", "Requests a route's deployment is serving in this worker."),
+)  # fmt: skip
+
+
+def render_deployments(routes: Mapping[str, list[str]], state: Mapping[str, Mapping[str, float]]) -> str:
+    """The routes' deployments' health (app/routing.py) as labelled gauges."""
+    lines: list[str] = []
+    for key, name, help_text in DEPLOYMENT_GAUGES:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for route, deployments in sorted(routes.items()):
+            for deployment in deployments:
+                value = state.get(deployment, {}).get(key, 0)
+                lines.append(f"{name}{_labels(route=route, deployment=deployment)} {_number(value)}")
+    return "\n".join(lines) + "\n" if lines else ""

@@ -20,6 +20,7 @@ from app.machine_state import MachineState
 from app.routing import Cooldown, Deployment, DeploymentHealth, Route, load_routes
 from app.settings import SettingsError
 from tests.conftest import NATIVE, OPENAI_COMPATIBLE
+from tests.test_metrics import scrape
 
 # Models the catalog prices, which the emulator answers with these recordings (see ``routed``).
 JSON_MODEL = "groq/openai/gpt-oss-20b"
@@ -139,6 +140,9 @@ def test_a_cooled_down_deployment_is_skipped_until_it_recovers(routed: Any, faul
     health = relay.app.services.health
     state = health.state_of(relay.app.services.routes.values())["openai/status:502"]
     assert 0 < state["cooling_seconds"] <= 1
+    cooling = scrape(relay.url)["llm_relay_deployment_cooling_seconds"]
+    assert 0 < float(cooling['{route="cool",deployment="openai/status:502"}']) <= 1
+    assert cooling[f'{{route="cool",deployment="{JSON_MODEL}"}}'] == "0"
     deadline = time.monotonic() + 3
     while health.cooling(["openai/status:502"]) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -226,3 +230,20 @@ def test_a_bad_route_is_a_clear_settings_error(tmp_path: Path, entry: dict[str, 
     path.write_text(yaml.safe_dump({"routes": [entry]}))
     with pytest.raises(SettingsError, match=needle):
         load_routes(str(path))
+
+
+def test_the_pipeline_page_shows_each_deployments_health(make_admin: Any, faulty: Any, tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    route = {"name": "shown", "deployments": ["openai/status:503", JSON_MODEL], "cooldown": {"failures": 1}}
+    path.write_text(yaml.safe_dump({"routes": [route]}))
+    admin = make_admin(
+        providers_file=str(path), provider_base_urls={"openai": faulty.url, "groq": "http://127.0.0.1:9"}
+    )
+    reply = httpx.post(admin.relay.url + "/v1/chat/completions", json={"model": "shown", "messages": MESSAGES})
+    assert reply.status_code == 502  # both failed: the second is unreachable
+    stage = next(s for s in admin.client.get("/api/pipeline").json()["stages"] if s["name"] == "route")
+    (shown,) = stage["status"]["routes"]
+    states = {d["model"]: d for d in shown["deployments"]}
+    assert 29 < states["openai/status:503"]["cooling_seconds"] <= 30 and states[JSON_MODEL]["cooling_seconds"] > 29
+    page = admin.client.get("/pipeline").text
+    assert 'id="route-shown"' in page and "cooling down" in page and "openai/status:503" in page

@@ -10,7 +10,7 @@ import os
 import falcon.asgi
 
 from app.http.common import json_response
-from app.metrics import render
+from app.metrics import render, render_deployments
 from app.services import Services
 
 
@@ -60,5 +60,7 @@ class MetricsResource:
             ),
         }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
+        routes = {route.name: [d.model for d in route.deployments] for route in self.services.routes.values()}
+        health = self.services.health.state_of(self.services.routes.values())  # two small reads of a local file
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
-        resp.text = render(merged, gauges)
+        resp.text = render(merged, gauges) + render_deployments(routes, health)

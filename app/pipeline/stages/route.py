@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
 
@@ -37,6 +37,26 @@ class RouteStage:
         if route is None:
             return await call_next(ex)
         return await self._route(ex, call_next, route, self.services.health)
+
+    def status(self) -> dict[str, Any] | None:
+        """Each route's deployments and their health, for the admin UI's Pipeline page."""
+        routes = list(self.services.routes.values())
+        if not routes:
+            return None
+        state = self.services.health.state_of(routes)
+        return {
+            "routes": [
+                {
+                    "name": route.name,
+                    "strategy": route.strategy,
+                    "fallback_on": sorted(route.fallback_on),
+                    "deployments": [
+                        {"model": d.model, "weight": d.weight, **state.get(d.model, {})} for d in route.deployments
+                    ],
+                }
+                for route in routes
+            ]
+        }
 
     async def _route(self, ex: Exchange, call_next: Next, route: Route, health: DeploymentHealth) -> Reply:
         sent = orjson.dumps(ex.body)  # each attempt starts from this: stages change the body they pass on
