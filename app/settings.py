@@ -74,13 +74,19 @@ class Settings:
         "",
         "Ollama servers as `name=http://host:port,other=http://host2:port`.",
     )
+    ollama_group: bool = _setting(
+        "OLLAMA_GROUP",
+        False,
+        "Serve a model that several Ollama instances have under its bare name (`llama3.2`), spread "
+        "over them as a least-in-flight route with fallbacks (see the README's Routes).",
+    )
     ollama_refresh_seconds: float = _setting(
         "OLLAMA_REFRESH_SECONDS", 60.0, "How often each Ollama instance's model list is refreshed."
     )
     providers_file: str = _setting(
         "PROVIDERS_FILE",
         "",
-        "YAML file declaring custom OpenAI- or Anthropic-compatible providers (see "
+        "YAML file declaring custom OpenAI- or Anthropic-compatible providers, routes and rate limits (see "
         "app/custom_providers.py for the format).",
     )
     pricing_url: str = _setting(

@@ -247,3 +247,26 @@ def test_the_pipeline_page_shows_each_deployments_health(make_admin: Any, faulty
     assert 29 < states["openai/status:503"]["cooling_seconds"] <= 30 and states[JSON_MODEL]["cooling_seconds"] > 29
     page = admin.client.get("/pipeline").text
     assert 'id="route-shown"' in page and "cooling down" in page and "openai/status:503" in page
+
+
+def test_ollama_group_serves_a_bare_name_from_every_instance_that_has_it(make_relay: Any, emulator: Any) -> None:
+    upstream = emulator[1]
+    instances = f"lab={upstream}/lab,lab2={upstream}/lab2"
+    body = {"model": "llama3.2", "messages": MESSAGES, "stream": False}
+    apart = make_relay(ollama_instances=instances)
+    refused = httpx.post(apart.url + "/api/chat", json=body)
+    assert refused.status_code == 400 and "served by several providers" in refused.json()["error"]
+    relay = make_relay(ollama_instances=instances, ollama_group=True)
+    served = {"lab": 0, "lab2": 0}
+    for _ in range(40):
+        reply = httpx.post(relay.url + "/api/chat", json=body)
+        assert reply.status_code == 200, reply.text
+        served[reply.headers["x-relay-model"].split("/")[0]] += 1
+    assert abs(served["lab"] - served["lab2"]) <= 4, served  # within 10% of 40
+    emulator[0].down.add("lab2")
+    try:
+        replies = [httpx.post(relay.url + "/api/chat", json=body) for _ in range(4)]
+    finally:
+        emulator[0].down.discard("lab2")
+    assert all(r.status_code == 200 and r.headers["x-relay-model"].startswith("lab/") for r in replies)
+    assert "2" in {r.headers["x-relay-attempts"] for r in replies}  # lab2 was tried, failed, moved on
