@@ -11,6 +11,7 @@ Declared in the ``PROVIDERS_FILE`` beside the custom providers::
             weight: 2                    # for strategy: weighted
         fallback_on: [connect, timeout, 429, 5xx]   # the default
         cooldown: {failures: 3, window: 60, seconds: 30}   # the default
+        context_fallback: openai/gpt-4.1     # optional: where a prompt too long for one goes
 
 A deployment that fails ``failures`` times within ``window`` seconds is cooled down for
 ``seconds``: it is tried after every healthy one, and while all are cooling down the one that
@@ -21,6 +22,7 @@ recovers first is tried first. Failures and cooldowns are shared by the workers 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,7 +37,9 @@ from app.settings import SettingsError
 
 STRATEGIES = ("ordered", "weighted", "least_in_flight")
 FALLBACK_KINDS = frozenset({"connect", "timeout", "429", "5xx"})
-_ROUTE_KEYS = {"name", "strategy", "deployments", "fallback_on", "cooldown"}
+_ROUTE_KEYS = {"name", "strategy", "deployments", "fallback_on", "cooldown", "context_fallback"}
+# How providers word a prompt too long for the model (OpenAI's code, Anthropic's and others' text).
+_TOO_LONG = re.compile(r"context.{0,20}(length|window|limit)|prompt is too long|too many (input )?tokens", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Route:
     strategy: str = "ordered"
     fallback_on: frozenset[str] = FALLBACK_KINDS
     cooldown: Cooldown = field(default_factory=Cooldown)
+    context_fallback: Deployment | None = None  # where a prompt too long for a deployment goes
 
     def moves_on(self, error: UpstreamError) -> bool:
         """Whether this failure, before the first byte, sends the request to the next deployment."""
@@ -68,6 +73,13 @@ class Route:
         if isinstance(error, UpstreamStatusError):
             return str(error.status) in self.fallback_on or (error.status >= 500 and "5xx" in self.fallback_on)
         return False  # a broken reply, a limit: the next deployment would not fix it
+
+
+def too_long(error: UpstreamError) -> bool:
+    """Whether the provider refused the prompt as longer than the model's context."""
+    if not isinstance(error, UpstreamStatusError) or error.status not in (400, 413):
+        return False
+    return error.code == "context_length_exceeded" or bool(_TOO_LONG.search(error.message))
 
 
 def load_routes(path: str) -> dict[str, Route]:
@@ -105,7 +117,17 @@ def route_from_record(entry: Any, where: str) -> Route:
     kinds = {str(k) for k in fallback_on} if isinstance(fallback_on, list) else set()
     if not isinstance(fallback_on, list) or not all(k in FALLBACK_KINDS or _status(k) for k in kinds):
         raise SettingsError(f"{where} ({name}): fallback_on lists {sorted(FALLBACK_KINDS)} or HTTP statuses")
-    return Route(name.strip(), deployments, strategy, frozenset(kinds), _cooldown(entry.get("cooldown"), where))
+    larger = entry.get("context_fallback")
+    if larger is not None and not isinstance(larger, str):
+        raise SettingsError(f"{where} ({name}): context_fallback must be a model name")
+    return Route(
+        name.strip(),
+        deployments,
+        strategy,
+        frozenset(kinds),
+        _cooldown(entry.get("cooldown"), where),
+        Deployment(larger) if larger else None,
+    )
 
 
 def _status(kind: str) -> bool:

@@ -17,6 +17,8 @@ The request's ``model`` picks the fault:
   64 bits' signed range and a provider cost of 1e300 dollars
 - ``ignores-stream:<provider>/<recording>``: that recorded JSON reply, even when the request asked
   for a stream (as some OpenAI-compatible servers answer)
+- ``context-length``: a 400 refusing the prompt as too long for the model: the spec's
+  ErrorResponse with the ``context_length_exceeded`` code OpenAI documents (not a recording)
 - ``no-usage``: the recorded stream (or reply) with its usage taken out, as llama.cpp and some
   compatible servers answer even when asked for usage
 - ``usage-echo``: the recorded chat reply (or, for ``"stream": true``, the recorded stream) with
@@ -106,31 +108,9 @@ class FaultyUpstream:
         if kind == "flaky":
             await self._send(writer, 200, "application/json", REPLY)
             return True
-        if kind == "absurd-usage":
-            reply = json.loads(REPLY)
-            reply["usage"].update(prompt_tokens=2**64 - 1, completion_tokens=2**63, total_tokens=2**64 - 1, cost=1e300)
-            await self._send(writer, 200, "application/json", json.dumps(reply).encode())
-            return True
-        if kind == "usage-echo":
-            usage = json.loads(body["messages"][0]["content"])
-            if body.get("stream"):
-                await self._send(writer, 200, "text/event-stream", _stream_with_usage(usage))
-            else:
-                reply = json.loads(REPLY)
-                reply["usage"] = usage
-                await self._send(writer, 200, "application/json", json.dumps(reply).encode())
-            return True
-        if kind == "ignores-stream":
-            await self._send(writer, 200, "application/json", (FIXTURES / f"{arg}.json").read_bytes())
-            return True
-        if kind == "no-usage":
-            if body.get("stream"):
-                events = [e for e in STREAM.split(b"\n\n") if b'"usage":{' not in e]
-                await self._send(writer, 200, "text/event-stream", b"\n\n".join(events))
-            else:
-                reply = json.loads(REPLY)
-                del reply["usage"]
-                await self._send(writer, 200, "application/json", json.dumps(reply).encode())
+        canned = _canned(kind, arg, body)
+        if canned is not None:  # a reply made whole from the recordings
+            await self._send(writer, *canned)
             return True
         if kind == "stall":
             await asyncio.sleep(3600)
@@ -185,6 +165,32 @@ class FaultyUpstream:
         head = f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
         writer.write(head.encode() + body)
         await writer.drain()
+
+
+def _canned(kind: str, arg: str, body: dict) -> tuple[int, str, bytes] | None:
+    """The status, content type and body of the faults answered in one piece."""
+    stream = bool(body.get("stream"))
+    reply = json.loads(REPLY)
+    if kind == "absurd-usage":
+        reply["usage"].update(prompt_tokens=2**64 - 1, completion_tokens=2**63, total_tokens=2**64 - 1, cost=1e300)
+    elif kind == "usage-echo":
+        usage = json.loads(body["messages"][0]["content"])
+        if stream:
+            return 200, "text/event-stream", _stream_with_usage(usage)
+        reply["usage"] = usage
+    elif kind == "context-length":
+        message = "This model's maximum context length is 8192 tokens. Please reduce the length of the messages."
+        error = {"message": message, "type": "invalid_request_error", "param": "messages"}
+        return 400, "application/json", json.dumps({"error": {**error, "code": "context_length_exceeded"}}).encode()
+    elif kind == "ignores-stream":
+        return 200, "application/json", (FIXTURES / f"{arg}.json").read_bytes()
+    elif kind == "no-usage":
+        if stream:
+            return 200, "text/event-stream", b"\n\n".join(e for e in STREAM.split(b"\n\n") if b'"usage":{' not in e)
+        del reply["usage"]
+    else:
+        return None
+    return 200, "application/json", json.dumps(reply).encode()
 
 
 def _stream_with_usage(usage: object) -> bytes:

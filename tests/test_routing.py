@@ -270,3 +270,18 @@ def test_ollama_group_serves_a_bare_name_from_every_instance_that_has_it(make_re
         emulator[0].down.discard("lab2")
     assert all(r.status_code == 200 and r.headers["x-relay-model"].startswith("lab/") for r in replies)
     assert "2" in {r.headers["x-relay-attempts"] for r in replies}  # lab2 was tried, failed, moved on
+
+
+def test_a_prompt_too_long_moves_to_the_routes_larger_context_deployment(routed: Any, faulty: Any) -> None:
+    route = {"name": "long", "deployments": ["openai/context-length"], "context_fallback": JSON_MODEL}
+    relay = routed([route, {"name": "short", "deployments": ["openai/context-length", JSON_MODEL]}])
+    reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "long", "messages": MESSAGES})
+    assert reply.status_code == 200, reply.text
+    assert (reply.headers["x-relay-model"], reply.headers["x-relay-attempts"]) == (JSON_MODEL, "2")
+    attempts = json.loads(relay.row(reply.headers["x-request-id"])["attempts"])
+    assert attempts[0]["status"] == 400 and "maximum context length" in attempts[0]["error"]
+    # Without a larger deployment named, it is the caller's error: the next deployment is no bigger.
+    refused = httpx.post(relay.url + "/v1/chat/completions", json={"model": "short", "messages": MESSAGES})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
+    assert refused.headers["x-relay-attempts"] == "1"
+    assert relay.app.services.health.cooling(["openai/context-length"]) == {}  # no fault of the deployment's

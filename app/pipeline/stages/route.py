@@ -18,7 +18,7 @@ from app.internal import Reply
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
 from app.pipeline.helpers import after_reply
-from app.routing import Deployment, DeploymentHealth, Route
+from app.routing import Deployment, DeploymentHealth, Route, too_long
 
 ATTEMPTS_HEADER = "X-Relay-Attempts"
 
@@ -85,7 +85,7 @@ class RouteStage:
         ex.state["attempts"] = failed
         last: RelayError | None = None
         ordered, cooling = health.order(route)
-        for deployment in ordered:
+        for deployment in ordered:  # a too-long prompt may add the route's larger-context deployment
             ex.body = orjson.loads(sent)
             ex.body["model"] = deployment.model
             ex.target = None
@@ -98,7 +98,13 @@ class RouteStage:
                 if isinstance(error, RateLimited) and (error.scope != "deployment" or "429" not in route.fallback_on):
                     raise _tried(error, failed, ex, deployment) from None  # the caller's own limit
                 if isinstance(error, UpstreamError) and not route.moves_on(error):
-                    raise _tried(error, failed, ex, deployment) from None
+                    larger = route.context_fallback
+                    if larger is None or larger in ordered or not too_long(error):
+                        raise _tried(error, failed, ex, deployment) from None
+                    ordered.append(larger)  # the prompt is fine, the model's context too small
+                    failed.append(_attempt(ex, deployment, error))
+                    last = error
+                    continue
                 health.failed(route, deployment)
                 failed.append(_attempt(ex, deployment, error))
                 last = error
