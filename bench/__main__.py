@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         "--untracked", action="store_true", help="also measure LLM Relay with usage rows switched off (a what-if)"
     )
     parser.add_argument(
+        "--route", action="store_true", help="LLM Relay serves a two-deployment route, not the model itself"
+    )
+    parser.add_argument(
         "--postgres",
         nargs="?",
         const="postgres://postgres@127.0.0.1:5432",
@@ -73,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     database_pin = contextlib.ExitStack()
     try:
+        if args.route:
+            notes.append(f"LLM Relay served the route {targets.ROUTE!r} of two deployments (--route)")
         if args.postgres:
             notes.append(database_pin.enter_context(pg_pin.pinned(args.postgres, targets.LOAD_CPU)))
             say(notes[-1])
         setups = [
             targets.direct(base),
-            targets.relay(base, out),
+            targets.relay(base, out, routed=args.route),
             *([targets.relay(base, out, tracked=False)] if args.untracked else []),
             *([targets.relay(base, out, database_url=pg_url)] if pg_url else []),
             targets.floor(base),

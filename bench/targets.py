@@ -137,10 +137,25 @@ def postgres_database(server: str, name: str, *, drop: bool = False) -> str:
     return f"{server}/{name}"
 
 
-def relay(upstream: str, out: Path, *, tracked: bool = True, database_url: str = "") -> Target:
+ROUTE = "bench-route"  # --route: the model name clients ask for, served by two deployments
+
+
+def route_file(out: Path) -> Path:
+    """Two routes of two deployments each, the first of which serves: what a route adds."""
+    path = out / "providers.yaml"
+    path.write_text(
+        "routes:\n"
+        f"  - name: {ROUTE}\n    deployments: [openai/gpt-4o-mini, openai/gpt-4o]\n"
+        f"  - name: {ROUTE}-paced\n    deployments: [openai/gpt-4o-mini-paced, openai/gpt-4o-paced]\n"
+    )
+    return path
+
+
+def relay(upstream: str, out: Path, *, tracked: bool = True, database_url: str = "", routed: bool = False) -> Target:
     """LLM Relay as deployed: ``llm-relay serve`` on SQLite, admin off, the upstream as the
     ``openai`` provider. ``tracked=False`` is a what-if for RESULTS.md: the same relay with usage
-    rows switched off (the admin's ``usage_tracking`` setting), to show what writing them costs."""
+    rows switched off (the admin's ``usage_tracking`` setting), to show what writing them costs.
+    ``routed=True`` asks for a two-deployment route instead of the model itself."""
     port = free_port()
     database = out / ("relay.db" if tracked else "relay-untracked.db")
     env = {
@@ -153,6 +168,8 @@ def relay(upstream: str, out: Path, *, tracked: bool = True, database_url: str =
         "OPENAI_BASE_URL": upstream + "/v1",
         "LOG_LEVEL": os.environ.get("BENCH_RELAY_LOG_LEVEL", "warning"),
     }
+    if routed:
+        env["PROVIDERS_FILE"] = str(route_file(out))
     script = Path(sys.executable).parent / "llm-relay"
     if not tracked:
         subprocess.run([str(script), "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
@@ -168,8 +185,8 @@ def relay(upstream: str, out: Path, *, tracked: bool = True, database_url: str =
     return Target(
         name + ("-pg" if database_url else ""),
         base + "/v1/chat/completions",
-        "openai/gpt-4o-mini",
-        "openai/gpt-4o-mini-paced",
+        ROUTE if routed else "openai/gpt-4o-mini",
+        f"{ROUTE}-paced" if routed else "openai/gpt-4o-mini-paced",
         {"Authorization": "Bearer bench-team"},  # a bearer that is a tag: the tag path runs too
         [str(script), "serve"],
         env,
