@@ -15,6 +15,7 @@ NAV = (
     ("/providers", "Providers & models"),
     ("/ollama", "Ollama"),
     ("/aliases", "Aliases"),
+    ("/routes", "Routes"),
     ("/usage", "Usage"),
     ("/pipeline", "Pipeline"),
     ("/settings", "Settings"),

@@ -21,6 +21,7 @@ from app.keys import KeyBook, KeyInfo
 from app.pricing.sync import latest_snapshot
 from app.providers import BUILTIN_BY_NAME, Provider
 from app.quirks import QuirkError, QuirkRule, rule_from_dict
+from app.routing import Route, route_from_record
 from app.runtime import ModelSwitch
 from app.services import Services
 from app.settings import SettingsError
@@ -33,6 +34,7 @@ from app.stores.models import (
     PriceOverride,
     QuirkOverride,
     RelaySetting,
+    RouteRecord,
 )
 from app.stores.rollup import day_start, fold_and_purge
 
@@ -68,6 +70,8 @@ class LiveConfig:
         self.env_runtime = services.runtime
         self.pricing_sync_id = 0  # the pricing sync whose snapshot is active
         self.provider_errors: dict[str, str] = {}  # admin providers that can't be built, and why
+        self.file_routes = dict(services.routes)  # PROVIDERS_FILE's, read once at start
+        self.route_errors: dict[str, str] = {}  # admin routes that can't be built, and why
         self._purged_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._reloading = asyncio.Lock()
@@ -89,6 +93,7 @@ class LiveConfig:
             instances = await OllamaInstance.all().order_by("name")
             customs = await CustomProvider.all().order_by("name")
             keys = await ApiKey.all()
+            routes = await RouteRecord.all().order_by("name").values_list("name", "spec")
             synced = await latest_snapshot(self.pricing_sync_id)
         services = self.services
         if synced is not None:
@@ -109,7 +114,20 @@ class LiveConfig:
         )
         services.runtime = self.env_runtime.updated(settings)
         services.resolver.default_model = services.runtime.default_model
+        services.routes = {**self._routes(routes), **self.file_routes}  # the file's win: they can't be edited here
         await self._providers(instances, customs)
+
+    def _routes(self, records: list[tuple[str, Any]]) -> dict[str, Route]:
+        routes, errors = {}, {}
+        for name, spec in records:
+            try:
+                route = route_from_record({**(spec if isinstance(spec, dict) else {}), "name": name}, f"route {name}")
+            except SettingsError as exc:
+                errors[name] = str(exc)
+                continue
+            routes[route.name.lower()] = route
+        self.route_errors = errors
+        return routes
 
     def _rules(self, overrides: list[dict[str, Any]]) -> list[QuirkRule]:
         rules = []

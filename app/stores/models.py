@@ -138,6 +138,19 @@ class ModelAlias(Model):
         table = "model_alias"
 
 
+class RouteRecord(Model):
+    """A route added in the admin UI: its name and the rest of it as PROVIDERS_FILE writes it."""
+
+    name = fields.CharField(max_length=128, primary_key=True)
+    spec: dict[str, Any] = fields.JSONField()  # strategy, deployments, fallback_on, cooldown, context_fallback
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    _no_comments = True  # see the module docstring
+
+    class Meta:
+        table = "relay_route"
+
+
 class QuirkOverride(Model):
     """A quirk rule edited by an admin: the same shape as a rule in app/data/quirks.yaml."""
 
