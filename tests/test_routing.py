@@ -285,3 +285,19 @@ def test_a_prompt_too_long_moves_to_the_routes_larger_context_deployment(routed:
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
     assert refused.headers["x-relay-attempts"] == "1"
     assert relay.app.services.health.cooling(["openai/context-length"]) == {}  # no fault of the deployment's
+
+
+def test_nothing_is_retried_once_the_reply_has_begun(routed: Any, faulty: Any, emulator: Any) -> None:
+    relay = routed([{"name": "begun", "deployments": ["openai/midstream-reset", STREAM_MODEL]}])
+    asked = len(emulator[0].requests)
+    body = {"model": "begun", "messages": MESSAGES, "stream": True}
+    reply = httpx.post(relay.url + "/v1/chat/completions", json=body, timeout=30)
+    assert reply.status_code == 200 and reply.headers["x-relay-attempts"] == "1"
+    assert '"error"' in reply.text  # the stream ends with an error frame
+    assert len(emulator[0].requests) == asked  # the next deployment was never asked
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["outcome"], row["resolved_model"], row["attempts"]) == (
+        "upstream_error",
+        "openai/midstream-reset",
+        None,
+    )
