@@ -6,18 +6,21 @@ inference port with ``SO_REUSEPORT``, so the kernel spreads connections across t
 first worker serves the admin UI, whose in-memory jobs (a pricing sync, a model pull) must stay
 in one place; the others learn of admin changes through the database (``CONFIG_REFRESH_SECONDS``).
 A worker that dies is started again; SIGTERM or SIGINT stops every worker, each draining its
-usage buffer first.
+usage buffer first. A worker whose parent dies, even by SIGKILL, stops too (it gets a SIGTERM and
+drains): left serving, it would share the port with the next instance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import threading
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -29,6 +32,8 @@ from app.settings import Settings
 log = logging.getLogger("llm_relay.workers")
 STOP_TIMEOUT = 60.0  # seconds a worker may take to drain before it is killed
 RESTART_PAUSE = 1.0  # between restarts of a worker that keeps dying
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_CHECK_SECONDS = 1.0  # how often a worker without PR_SET_PDEATHSIG looks for its parent
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -44,8 +49,29 @@ def metrics_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "metrics"
 
 
-def _worker(settings: Settings, index: int) -> None:
+def stop_with_parent(parent: int) -> None:
+    """Have this process sent SIGTERM when ``parent`` dies: by the kernel on Linux
+    (PR_SET_PDEATHSIG), elsewhere by a thread that watches ``os.getppid()``."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux: no prctl
+        armed = False
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    elif os.getppid() != parent:  # it died before the kernel was told to tell us
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(settings: Settings, index: int, parent: int) -> None:
     """A worker's process: a whole relay on the shared port (the admin UI in worker 0)."""
+    stop_with_parent(parent)
     from app.main import create_app
     from app.server import run_all, servers
 
@@ -91,7 +117,7 @@ def serve_workers(settings: Settings, count: int) -> int:
     signal.signal(signal.SIGINT, stop)
 
     def start(index: int) -> BaseProcess:
-        process = context.Process(target=_worker, args=(settings, index), name=f"llm-relay worker {index}")
+        process = context.Process(target=_worker, args=(settings, index, os.getpid()), name=f"llm-relay worker {index}")
         process.start()
         return process
 
