@@ -149,7 +149,7 @@ def serve(settings: Settings) -> int:
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)
-    run_all(servers(settings, app, admin))
+    run_all(servers(settings, app, admin), requests=app.services.requests)
     return 0
 
 

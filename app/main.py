@@ -47,6 +47,7 @@ from app.stores.usage import UsageWriter
 from app.upstreams import Upstreams, providers_from_settings
 
 log = logging.getLogger("llm_relay")
+ROWS_AFTER_CANCEL = 10.0  # seconds cancelled requests get to end (and write their rows) at shutdown
 
 
 def default_http_client(settings: Settings) -> UpstreamClient:
@@ -97,6 +98,8 @@ class Lifecycle:
         self.live.start()
 
     async def process_shutdown(self, scope: Any, event: Any) -> None:
+        # The server cancelled what its grace period did not see finish: their rows come first.
+        await self.services.requests.ended(ROWS_AFTER_CANCEL)
         await self.live.stop()
         await self.discovery.stop()
         await self.pipeline.stop()
@@ -201,7 +204,7 @@ def create_app(
     api.add_route("/api/show", ollama_http.ShowResource(services))
     api.add_route("/api/ps", ollama_http.PsResource(services))
 
-    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.too_large)
+    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.too_large, requests=services.requests)
     app.services = services
     app.discovery = discovery
     app.live = live

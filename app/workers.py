@@ -30,7 +30,7 @@ from typing import Any
 from app.settings import Settings
 
 log = logging.getLogger("llm_relay.workers")
-STOP_TIMEOUT = 60.0  # seconds a worker may take to drain before it is killed
+STOP_TIMEOUT = 60.0  # seconds a worker may take to drain, after SHUTDOWN_GRACE_SECONDS, before it is killed
 RESTART_PAUSE = 1.0  # between restarts of a worker that keeps dying
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_CHECK_SECONDS = 1.0  # how often a worker without PR_SET_PDEATHSIG looks for its parent
@@ -87,7 +87,7 @@ def _worker(settings: Settings, index: int, parent: int) -> None:
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)
-    run_all(servers(settings, app, admin), sockets=[sock])
+    run_all(servers(settings, app, admin), sockets=[sock], requests=app.services.requests)
 
 
 def serve_workers(settings: Settings, count: int) -> int:
@@ -135,11 +135,12 @@ def serve_workers(settings: Settings, count: int) -> int:
         for process in workers.values():
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
+        allowed = settings.shutdown_grace_seconds + STOP_TIMEOUT
+        deadline = time.monotonic() + allowed
         for process in workers.values():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                log.error("worker %s did not stop in %.0f s; killing it", process.name, STOP_TIMEOUT)
+                log.error("worker %s did not stop in %.0f s; killing it", process.name, allowed)
                 process.kill()
         holder.close()
     return 0
