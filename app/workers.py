@@ -1,6 +1,7 @@
 """``llm-relay serve --workers N``: N worker processes behind one port.
 
-The parent migrates the database once, then starts the workers and watches them. Each worker is
+The parent migrates the database once, then starts the workers and watches them (a database that
+does not answer yet is migrated by the first worker once it does; the workers serve meanwhile). Each worker is
 a whole relay (its own event loop, connection pool, usage writer and journal) listening on the
 inference port with ``SO_REUSEPORT``, so the kernel spreads connections across them. Only the
 first worker serves the admin UI, whose in-memory jobs (a pricing sync, a model pull) must stay
@@ -69,7 +70,7 @@ def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(settings: Settings, index: int, parent: int) -> None:
+def _worker(settings: Settings, index: int, parent: int, migrate: bool) -> None:
     """A worker's process: a whole relay on the shared port (the admin UI in worker 0)."""
     stop_with_parent(parent)
     from app.main import create_app
@@ -80,7 +81,7 @@ def _worker(settings: Settings, index: int, parent: int) -> None:
     )
     sock = reuseport_socket(settings.host, settings.port)
     sock.listen(2048)
-    app = create_app(settings, migrate=False)
+    app = create_app(settings, migrate=migrate)
     app.metrics.share(metrics_dir(settings))
     admin = None
     if settings.admin_enabled and index == 0:  # imported only where it runs: slow to import
@@ -90,11 +91,22 @@ def _worker(settings: Settings, index: int, parent: int) -> None:
     run_all(servers(settings, app, admin), sockets=[sock], requests=app.services.requests)
 
 
-def serve_workers(settings: Settings, count: int) -> int:
-    """Run ``count`` workers until SIGTERM or SIGINT; returns the exit status."""
+async def _migrate(url: str) -> bool:
+    """Migrate the database once for every worker; False when it does not answer."""
+    from app.lifecycle import ATTEMPT_TIMEOUT
     from app.stores.db import apply_migrations
 
-    asyncio.run(apply_migrations(settings.resolved_database_url))
+    try:
+        await asyncio.wait_for(apply_migrations(url), ATTEMPT_TIMEOUT)
+    except Exception as exc:  # the workers serve without it; the first migrates it when it answers
+        log.error("database %s does not answer (%r): the workers start without it", url.rpartition("@")[2], exc)
+        return False
+    return True
+
+
+def serve_workers(settings: Settings, count: int) -> int:
+    """Run ``count`` workers until SIGTERM or SIGINT; returns the exit status."""
+    migrated = asyncio.run(_migrate(settings.resolved_database_url))
     # Hold the port (bound, not listening: it takes no connections) so a port 0 becomes a real
     # one every worker then binds, and nobody else takes it while a worker restarts.
     try:
@@ -117,7 +129,11 @@ def serve_workers(settings: Settings, count: int) -> int:
     signal.signal(signal.SIGINT, stop)
 
     def start(index: int) -> BaseProcess:
-        process = context.Process(target=_worker, args=(settings, index, os.getpid()), name=f"llm-relay worker {index}")
+        process = context.Process(
+            target=_worker,
+            args=(settings, index, os.getpid(), index == 0 and not migrated),
+            name=f"llm-relay worker {index}",
+        )
         process.start()
         return process
 
