@@ -139,6 +139,11 @@ def serve(settings: Settings) -> int:
 
     if settings.workers < 1:
         raise SettingsError(f"WORKERS must be 1 or more, not {settings.workers}")
+    if 0 < settings.max_inflight_body_bytes < settings.max_body_bytes:  # such a body could never be served
+        raise SettingsError(
+            f"MAX_INFLIGHT_BODY_BYTES ({settings.max_inflight_body_bytes}) must be 0 or at least "
+            f"MAX_BODY_BYTES ({settings.max_body_bytes})"
+        )
     # A database server may come back by itself, so the relay waits for it; a directory it may
     # not write will not, so that stops it at once (and no worker is started to die of it).
     problem = unusable_storage(settings.resolved_database_url, Path(settings.usage_journal_dir or settings.data_dir))

@@ -166,7 +166,8 @@ def create_app(
     api.add_route("/api/show", ollama_http.ShowResource(services))
     api.add_route("/api/ps", ollama_http.PsResource(services))
 
-    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.too_large, requests=services.requests)
+    services.requests.body_budget = settings.max_inflight_body_bytes
+    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.unread, requests=services.requests)
     app.services = services
     app.discovery = discovery
     app.live = live

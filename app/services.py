@@ -41,4 +41,4 @@ class Services:
         default_factory=lambda: DeploymentHealth(MachineState(""))
     )  # the deployments' health
     limiter: Limiter = field(default_factory=lambda: Limiter((), MachineState("")))  # rate limits
-    requests: InFlight = field(default_factory=InFlight)
+    requests: InFlight = field(default_factory=InFlight)  # its body budget set by create_app

@@ -22,7 +22,7 @@ import orjson
 from app.dialects import anthropic as anthropic_dialect
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
-from app.errors import PayloadTooLarge, RelayError, ShuttingDown
+from app.errors import Overloaded, PayloadTooLarge, RelayError, ShuttingDown
 from app.inflight import InFlight
 
 Scope = MutableMapping[str, Any]
@@ -74,40 +74,85 @@ class DisconnectAware:
         task = asyncio.current_task()
         assert task is not None
         self.requests.tasks.add(task)
+        body = _Body()
         try:
-            body = await self._read_body(receive)
-            if body is None:
+            # A body whose length is declared is refused, if it must be, before any of it is read
+            # (the server drops what the client still sends).
+            declared = content_length(scope)
+            refusal = self._refusal(declared or 0, body)
+            if refusal is None:
+                refusal = await self._read_body(receive, body)
+            if body.left:
                 return  # the client left before sending its whole request
-            connection = _Connection(body, send, request_id.encode(), self.requests)
-            if len(body) > self.max_body_bytes:
-                error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+            if refusal is not None:
                 if self.refused is not None:
-                    self.refused(scope, request_id, error)
-                await send_error(scope, connection.send, error)
+                    self.refused(scope, request_id, refusal)  # its row is on file before the reply leaves
+                await send_error(scope, send, refusal, request_id.encode())
                 return
+            connection = _Connection(b"".join(body.parts), send, request_id.encode(), self.requests)
+            body.parts = []
             await connection.serve(self.app, scope, receive, asyncio.get_running_loop())
         finally:
+            self.requests.release(body.held)
             self.requests.tasks.discard(task)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        parts = []
+    def _refusal(self, size: int, body: _Body) -> RelayError | None:
+        """Why a body of ``size`` bytes (so far) cannot be taken; None: its bytes are counted in."""
+        if size > self.max_body_bytes:
+            return PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+        if size > body.held:
+            if not self.requests.reserve(size - body.held):
+                return Overloaded(
+                    f"the relay holds {self.requests.body_budget} bytes of request bodies already "
+                    "(MAX_INFLIGHT_BODY_BYTES); retry shortly"
+                )
+            body.held = size
+        return None
+
+    async def _read_body(self, receive: Receive, body: _Body) -> RelayError | None:
+        """Read the whole body into ``body``; once it is refused, the rest is read and dropped."""
         size = 0
+        refusal = None
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                body.left = True
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= self.max_body_bytes:
-                parts.append(chunk)
+            refusal = refusal or self._refusal(size, body)
+            if refusal is None:
+                body.parts.append(chunk)
+            else:
+                body.parts = []
             if not message.get("more_body", False):
-                return b"".join(parts) if size <= self.max_body_bytes else b"\0" * (self.max_body_bytes + 1)
+                return refusal
 
 
-async def send_error(scope: Scope, send: Send, error: RelayError) -> None:
+class _Body:
+    """A request body as it is read, and the bytes counted for it in flight."""
+
+    __slots__ = ("held", "left", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.held = 0
+        self.left = False  # the client left before sending it all
+
+
+def content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def send_error(scope: Scope, send: Send, error: RelayError, request_id: bytes | None = None) -> None:
     """A whole error response, in the dialect of the endpoint, with the error's own headers."""
     data = orjson.dumps(error_body(scope.get("path", ""), error))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id))
     headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": data})

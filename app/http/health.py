@@ -58,6 +58,10 @@ class MetricsResource:
                 "Usage rows the database refused, set aside in usage-rejected.jsonl beside the journal.",
                 usage.rejected,
             ),
+            "llm_relay_request_body_bytes_in_flight": (
+                "Bytes of the request bodies this worker holds (bounded by MAX_INFLIGHT_BODY_BYTES).",
+                self.services.requests.body_bytes,
+            ),
         }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
