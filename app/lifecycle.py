@@ -23,7 +23,7 @@ from app.services import Services
 from app.stores.live import LiveConfig
 
 log = logging.getLogger("llm_relay.lifecycle")
-ATTEMPT_TIMEOUT = 15.0  # seconds one attempt to reach (and migrate) the database may take
+ATTEMPT_TIMEOUT = 15.0  # seconds reading the configuration may take once the database answers
 FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between attempts while the database does not answer
 ROWS_AFTER_CANCEL = 10.0  # seconds cancelled requests get to end (and write their rows) at shutdown
 
@@ -67,7 +67,7 @@ class Lifecycle:
     async def _attach(self) -> None:
         """Open (and migrate) the database, load what it holds, and let the usage writer start
         writing; raises while the database does not answer."""
-        await asyncio.wait_for(self.services.database.open(migrate_first=self.migrate), ATTEMPT_TIMEOUT)
+        await self.services.database.open(migrate_first=self.migrate)
         await asyncio.wait_for(self.live.reload(), ATTEMPT_TIMEOUT)
         for hook in self.on_startup:
             await asyncio.wait_for(hook(), ATTEMPT_TIMEOUT)
@@ -114,5 +114,5 @@ class Lifecycle:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
-        return f"no answer within {ATTEMPT_TIMEOUT:.0f} s"
+        return "no answer in time"
     return f"{type(exc).__name__}: {exc}"

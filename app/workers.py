@@ -93,14 +93,16 @@ def _worker(settings: Settings, index: int, parent: int, migrate: bool) -> None:
 
 async def _migrate(url: str) -> bool:
     """Migrate the database once for every worker; False when it does not answer."""
-    from app.lifecycle import ATTEMPT_TIMEOUT
-    from app.stores.db import apply_migrations
+    from app.stores.db import Database
 
+    database = Database(url)
     try:
-        await asyncio.wait_for(apply_migrations(url), ATTEMPT_TIMEOUT)
+        await database.open(migrate_first=True)
     except Exception as exc:  # the workers serve without it; the first migrates it when it answers
         log.error("database %s does not answer (%r): the workers start without it", url.rpartition("@")[2], exc)
         return False
+    finally:
+        await database.close()
     return True
 
 

@@ -1,6 +1,6 @@
 """Endpoints for orchestrators and monitoring: ``/health`` says the process serves (and which
-process: ``pid``); ``/ready`` says it can do its job (the database answers and the pricing
-catalog is loaded); ``/metrics`` is for Prometheus."""
+process: ``pid``); ``/ready`` says it can do its job (the database answers, and was migrated,
+and the pricing catalog is loaded); ``/metrics`` is for Prometheus."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class Ready:
         json_response(resp, {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
     async def _database(self) -> bool:
+        if not self.services.database.attached.is_set():  # not connected (and migrated) yet
+            return False
         try:
             with self.services.database.context:
                 await asyncio.wait_for(self.services.database.connection.execute_query("SELECT 1"), timeout=2)

@@ -22,6 +22,7 @@ from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.api import migrate
 
 APP_LABEL = "relay"
+CONNECT_TIMEOUT = 10.0  # seconds a database that does not answer gets before it counts as away
 log = logging.getLogger("llm_relay.db")
 
 
@@ -151,16 +152,17 @@ class Database:
         return EnteredContext(self._context)
 
     async def open(self, *, migrate_first: bool = True) -> None:
-        """Migrate (unless told not to), configure and connect; raises while the database does not
-        answer, and may be called again until it does."""
-        if migrate_first:
-            await apply_migrations(self.url)
+        """Connect, then migrate (unless told not to); raises while the database does not answer,
+        and may be called again until it does. Only connecting is bounded in time: a migration
+        cut off half-way would only start again."""
         with self.context:
             if not self._configured:  # configured twice, the first pool would leak
                 ensure_sqlite_dir(self.url)
                 await self._context.init(config=tortoise_config(self.url))
                 self._configured = True
-            await self.connection.execute_query("SELECT 1")
+            await asyncio.wait_for(self.connection.execute_query("SELECT 1"), CONNECT_TIMEOUT)
+        if migrate_first:
+            await apply_migrations(self.url)
         self.attached.set()
 
     async def close(self) -> None:
