@@ -6,7 +6,8 @@ a whole relay (its own event loop, connection pool, usage writer and journal) li
 inference port with ``SO_REUSEPORT``, so the kernel spreads connections across them. Only the
 first worker serves the admin UI, whose in-memory jobs (a pricing sync, a model pull) must stay
 in one place; the others learn of admin changes through the database (``CONFIG_REFRESH_SECONDS``).
-A worker that dies is started again; SIGTERM or SIGINT stops every worker, each draining its
+A worker that dies is started again, unless its configuration is what stops it (an unknown stage,
+a bad setting), which then stops them all; SIGTERM or SIGINT stops every worker, each draining its
 usage buffer first. A worker whose parent dies, even by SIGKILL, stops too (it gets a SIGTERM and
 drains): left serving, it would share the port with the next instance.
 """
@@ -21,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from multiprocessing.connection import wait
@@ -28,11 +30,13 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from app.settings import Settings
+from app.pipeline.core import PipelineError
+from app.settings import Settings, SettingsError
 
 log = logging.getLogger("llm_relay.workers")
 STOP_TIMEOUT = 60.0  # seconds a worker may take to drain, after SHUTDOWN_GRACE_SECONDS, before it is killed
 RESTART_PAUSE = 1.0  # between restarts of a worker that keeps dying
+CONFIGURATION_ERROR = 2  # a worker's exit status when it cannot start with this configuration
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_CHECK_SECONDS = 1.0  # how often a worker without PR_SET_PDEATHSIG looks for its parent
 
@@ -81,7 +85,11 @@ def _worker(settings: Settings, index: int, parent: int, migrate: bool) -> None:
     )
     sock = reuseport_socket(settings.host, settings.port)
     sock.listen(2048)
-    app = create_app(settings, migrate=migrate)
+    try:
+        app = create_app(settings, migrate=migrate)
+    except (SettingsError, PipelineError) as exc:  # started again, it would fail again: say so once
+        print(f"llm-relay: worker {index} cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(CONFIGURATION_ERROR) from None
     app.metrics.share(metrics_dir(settings))
     admin = None
     if settings.admin_enabled and index == 0:  # imported only where it runs: slow to import
@@ -141,11 +149,15 @@ def serve_workers(settings: Settings, count: int) -> int:
 
     workers = {index: start(index) for index in range(count)}
     log.info("serving on %s:%d with %d workers", settings.host, settings.port, count)
+    status = 0
     try:
         while not stopping:
             wait([p.sentinel for p in workers.values()], timeout=0.5)
             for index, process in list(workers.items()):
-                if not stopping and not process.is_alive():
+                if not stopping and process.exitcode == CONFIGURATION_ERROR:
+                    log.error("worker %d cannot start with this configuration (above): stopping", index)
+                    stopping, status = True, CONFIGURATION_ERROR
+                elif not stopping and not process.is_alive():
                     log.error("worker %d exited with %s; starting it again", index, process.exitcode)
                     time.sleep(RESTART_PAUSE)
                     workers[index] = start(index)
@@ -161,4 +173,4 @@ def serve_workers(settings: Settings, count: int) -> int:
                 log.error("worker %s did not stop in %.0f s; killing it", process.name, allowed)
                 process.kill()
         holder.close()
-    return 0
+    return status

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -175,3 +177,14 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
         httpx.get(relay.url + "/health", timeout=2)  # nobody serves the port any more
     with socket.socket() as sock:  # and a new instance can take it
         sock.bind(("127.0.0.1", relay.port))
+
+
+def test_a_configuration_no_worker_can_start_with_stops_them_all(tmp_path: Path) -> None:
+    env = RelayProcess({
+        "WORKERS": "2", "DATABASE_URL": f"sqlite://{tmp_path / 'relay.db'}", "DATA_DIR": str(tmp_path),
+        "PIPELINE_STAGES": "tags,no_such_stage,dispatch,cost",
+    }).env  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "app", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "cannot start: unknown stage 'no_such_stage'" in result.stderr
+    assert "starting it again" not in result.stderr and "Traceback" not in result.stderr
