@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
@@ -40,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"llm-relay {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the relay (migrates the database first)")
+    serve = commands.add_parser("serve", help="run the relay (migrates the database first, or once it answers)")
     serve.add_argument("--host", help="listen address (default: $HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="inference API port (default: $PORT or 11434)")
     serve.add_argument("--admin-port", type=int, help="admin UI port (default: $ADMIN_PORT or 8080)")
@@ -134,8 +135,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
+    from app.stores.db import unusable_storage
+
     if settings.workers < 1:
         raise SettingsError(f"WORKERS must be 1 or more, not {settings.workers}")
+    if 0 < settings.max_inflight_body_bytes < settings.max_body_bytes:  # such a body could never be served
+        raise SettingsError(
+            f"MAX_INFLIGHT_BODY_BYTES ({settings.max_inflight_body_bytes}) must be 0 or at least "
+            f"MAX_BODY_BYTES ({settings.max_body_bytes})"
+        )
+    # A database server may come back by itself, so the relay waits for it; a directory it may
+    # not write will not, so that stops it at once (and no worker is started to die of it).
+    problem = unusable_storage(settings.resolved_database_url, Path(settings.usage_journal_dir or settings.data_dir))
+    if problem is not None:
+        raise SettingsError(f"{problem} (see DATA_DIR, DATABASE_URL, USAGE_JOURNAL_DIR)")
     if settings.workers > 1:
         from app.workers import serve_workers
 
@@ -149,7 +162,7 @@ def serve(settings: Settings) -> int:
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)
-    run_all(servers(settings, app, admin))
+    run_all(servers(settings, app, admin), requests=app.services.requests)
     return 0
 
 

@@ -13,6 +13,8 @@
     │   ├── RateLimited              429: a rate limit of the relay's own (limits stage)
     │   ├── PayloadTooLarge          413
     │   └── UnsupportedMediaType     415
+    ├── ShuttingDown                 503: the relay stopped before the request finished
+    ├── Overloaded                   503: request bodies in flight take all MAX_INFLIGHT_BODY_BYTES
     └── UpstreamError                the provider failed us; the status keeps its meaning
         ├── UpstreamStatusError      the provider answered with an error status (401, 404, 429, 5xx...)
         ├── UpstreamUnavailable      502: connection refused, reset, DNS
@@ -120,6 +122,20 @@ class PayloadTooLarge(ClientError):
 class UnsupportedMediaType(ClientError):
     status = 415
     code = "unsupported_media_type"
+
+
+class ShuttingDown(RelayError):
+    status = 503
+    code = "shutting_down"
+    outcome = "shutdown"
+    headers: Mapping[str, str] = {"retry-after": "1"}  # another instance, or this one restarted, will serve it
+
+
+class Overloaded(RelayError):
+    status = 503
+    code = "overloaded"
+    outcome = "overloaded"
+    headers: Mapping[str, str] = {"retry-after": "1"}  # bodies in flight end within seconds, as a rule
 
 
 class UpstreamError(RelayError):

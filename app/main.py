@@ -28,6 +28,7 @@ from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
 from app.http.refusals import Refusals
 from app.http.responses import ResponsesResource, StoredResponseResource
+from app.lifecycle import Lifecycle
 from app.limits import Limiter, load_limits
 from app.machine_state import MachineState
 from app.metrics import Metrics
@@ -69,42 +70,6 @@ class Factories:
     http_client: Callable[[Settings], UpstreamClient] = default_http_client
     adapters: Mapping[str, type[Adapter]] = field(default_factory=lambda: dict(ADAPTERS))
     pricing: Callable[[], Mapping[str, Any]] = load_pricing_snapshot
-
-
-class Lifecycle:
-    """Falcon lifespan hooks: the database, the usage writer and discovery start and stop here."""
-
-    def __init__(
-        self, services: Services, pipeline: Pipeline, discovery: Discovery, live: LiveConfig, *, migrate: bool
-    ) -> None:
-        self.services = services
-        self.pipeline = pipeline
-        self.discovery = discovery
-        self.live = live
-        self.migrate = migrate
-        self.on_startup: list[Callable[[], Awaitable[None]]] = []  # e.g. the admin UI's credentials
-
-    async def process_startup(self, scope: Any, event: Any) -> None:
-        await self.services.database.open(migrate_first=self.migrate)
-        await self.live.reload()
-        for hook in self.on_startup:
-            await hook()
-        self.services.usage.start()
-        with self.services.database.context:  # tasks a stage starts inherit the database
-            await self.pipeline.start()
-        await self.services.metrics.start()
-        self.discovery.start()
-        self.live.start()
-
-    async def process_shutdown(self, scope: Any, event: Any) -> None:
-        await self.live.stop()
-        await self.discovery.stop()
-        await self.pipeline.stop()
-        await self.services.metrics.stop()
-        await self.services.usage.stop()
-        await self.services.upstreams.aclose()
-        await self.services.upstreams.http.aclose()
-        await self.services.database.close()
 
 
 class RelayApp(DisconnectAware):
@@ -201,7 +166,8 @@ def create_app(
     api.add_route("/api/show", ollama_http.ShowResource(services))
     api.add_route("/api/ps", ollama_http.PsResource(services))
 
-    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.too_large)
+    services.requests.body_budget = settings.max_inflight_body_bytes
+    app = RelayApp(api, max_body_bytes=settings.max_body_bytes, refused=refusals.unread, requests=services.requests)
     app.services = services
     app.discovery = discovery
     app.live = live

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from app.http.protocol import CoalescingHttpToolsProtocol
+from app.inflight import InFlight
 from app.settings import Settings
 
 
@@ -19,6 +21,7 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
     level = settings.log_level.lower()
     # X-Forwarded-For only from TRUSTED_PROXIES (uvicorn otherwise believes 127.0.0.1 by default).
     proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    grace = math.ceil(settings.shutdown_grace_seconds)  # uvicorn takes whole seconds
     relay_config = uvicorn.Config(
         relay,
         host=settings.host,
@@ -29,27 +32,36 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [],
         http=CoalescingHttpToolsProtocol,  # one write per reply, not headers then body
+        # Then requests still running are cancelled; each still writes its row (app/inflight.py).
+        timeout_graceful_shutdown=grace,
     )
     found = [uvicorn.Server(relay_config)]
     if admin is not None:
         host = settings.admin_host or settings.host
-        config = uvicorn.Config(admin, host=host, port=settings.admin_port, log_level=level, lifespan="off")
+        config = uvicorn.Config(
+            admin, host=host, port=settings.admin_port, log_level=level, lifespan="off", timeout_graceful_shutdown=grace
+        )
         found.append(uvicorn.Server(config))
     return found
 
 
-def run_all(running: list[uvicorn.Server], sockets: list[socket.socket] | None = None) -> None:
+def run_all(
+    running: list[uvicorn.Server], sockets: list[socket.socket] | None = None, *, requests: InFlight | None = None
+) -> None:
     """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
     ``asyncio.run`` gets the stdlib loop, which is much slower.
-    ``sockets``: already bound sockets for the first server (a worker's shared port)."""
+    ``sockets``: already bound sockets for the first server (a worker's shared port).
+    ``requests``: the relay's requests in flight, told when the shutdown begins."""
     with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
-        runner.run(_serve_frozen(running, sockets))
+        runner.run(_serve_frozen(running, sockets, requests))
 
 
-async def _serve_frozen(running: list[uvicorn.Server], sockets: list[socket.socket] | None) -> None:
+async def _serve_frozen(
+    running: list[uvicorn.Server], sockets: list[socket.socket] | None, requests: InFlight | None
+) -> None:
     freezer = asyncio.create_task(_freeze_when_started(running[0]))
     try:
-        await serve_all(running, [sockets])
+        await serve_all(running, [sockets], requests)
     finally:
         freezer.cancel()
 
@@ -68,7 +80,11 @@ async def _freeze_when_started(server: uvicorn.Server) -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-async def serve_all(running: list[uvicorn.Server], sockets: Sequence[list[socket.socket] | None] = ()) -> None:
+async def serve_all(
+    running: list[uvicorn.Server],
+    sockets: Sequence[list[socket.socket] | None] = (),
+    requests: InFlight | None = None,
+) -> None:
     """Run the servers together. The first owns the lifespan (database, usage writer); the others
     stop when it does, and one SIGTERM stops them all (below), so it drains everything.
     ``sockets``: for each server in turn, sockets already bound for it (a worker's shared port;
@@ -79,6 +95,8 @@ async def serve_all(running: list[uvicorn.Server], sockets: Sequence[list[socket
     async def follow() -> None:
         while not first.should_exit:
             await asyncio.sleep(0.05)
+        if requests is not None:
+            requests.begin_shutdown()
         for server in others:
             server.should_exit = True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.catalog import Catalog
+from app.inflight import InFlight
 from app.keys import KeyBook
 from app.limits import Limiter
 from app.machine_state import MachineState
@@ -40,3 +41,4 @@ class Services:
         default_factory=lambda: DeploymentHealth(MachineState(""))
     )  # the deployments' health
     limiter: Limiter = field(default_factory=lambda: Limiter((), MachineState("")))  # rate limits
+    requests: InFlight = field(default_factory=InFlight)  # its body budget set by create_app

@@ -185,7 +185,20 @@ class Settings:
     upstream_retry_budget: float = _setting(
         "UPSTREAM_RETRY_BUDGET", 10.0, "Seconds all retries of one request may wait in total."
     )
+    shutdown_grace_seconds: float = _setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        30.0,
+        "On SIGTERM, how long requests in flight may take to finish; then they are cancelled and "
+        "each leaves a usage row with the outcome `shutdown` (the caller gets a 503 if its reply had not begun).",
+    )
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond).")
+    max_inflight_body_bytes: int = _setting(
+        "MAX_INFLIGHT_BODY_BYTES",
+        128 * 1024 * 1024,
+        "Most bytes the bodies of all requests in flight in a process may take together; a request "
+        "whose body would pass it gets a 503 with `Retry-After` before its body is read. At least "
+        "`MAX_BODY_BYTES`; 0: no bound.",
+    )
     image_fetch_max_bytes: int = _setting(
         "IMAGE_FETCH_MAX_BYTES",
         20 * 1024 * 1024,

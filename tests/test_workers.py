@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_PASSWORD
 from tests.faults import RelayProcess
@@ -140,3 +144,47 @@ def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
     rows = [r for r in relay.rows() if tag in r["tags"]]
     assert sorted(r["request_id"] for r in rows) == sorted(ids)
     assert list(tmp_path.glob("usage-journal.*")) == []  # every row written: nothing left to replay
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped yet counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    relay = RelayProcess(
+        {"WORKERS": "2", "DATABASE_URL": f"sqlite://{tmp_path / 'relay.db'}", "DATA_DIR": str(tmp_path)}
+    )
+    relay.start(timeout=60)
+    assert relay.process is not None
+    workers: set[int] = set()
+    try:
+        until(lambda: len(pids(relay.url, 10)) == 2, 30, "the second worker never answered")
+        workers = pids(relay.url)
+        relay.process.kill()  # SIGKILL: the parent cannot stop its workers itself
+        relay.process.wait(10)
+        until(lambda: all(gone(pid) for pid in workers), 10, "a worker outlived its parent")
+    finally:
+        relay.stop()
+        for pid in workers:  # what the test started, should it fail
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(relay.url + "/health", timeout=2)  # nobody serves the port any more
+    with socket.socket() as sock:  # and a new instance can take it
+        sock.bind(("127.0.0.1", relay.port))
+
+
+def test_a_configuration_no_worker_can_start_with_stops_them_all(tmp_path: Path) -> None:
+    env = RelayProcess({
+        "WORKERS": "2", "DATABASE_URL": f"sqlite://{tmp_path / 'relay.db'}", "DATA_DIR": str(tmp_path),
+        "PIPELINE_STAGES": "tags,no_such_stage,dispatch,cost",
+    }).env  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "app", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "cannot start: unknown stage 'no_such_stage'" in result.stderr
+    assert "starting it again" not in result.stderr and "Traceback" not in result.stderr

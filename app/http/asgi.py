@@ -5,7 +5,9 @@ Falcon keeps iterating ``resp.stream`` after a disconnect (falconry/falcon#2015)
 reads. This layer reads the request body itself (enforcing the size limit), hands it to Falcon,
 then watches the connection; when the client leaves before the response is complete it
 cancels the request's task, which closes the upstream response at once and lets the pipeline
-record a ``client_closed`` row.
+record a ``client_closed`` row. A request the server cancels at shutdown, once its grace period
+is over, is answered with a 503 in the caller's dialect if its reply had not begun (its row says
+``shutdown``), and the server waits for it to end (app/inflight.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import orjson
 from app.dialects import anthropic as anthropic_dialect
 from app.dialects import ollama as ollama_dialect
 from app.dialects import openai as openai_dialect
-from app.errors import PayloadTooLarge, RelayError
+from app.errors import Overloaded, PayloadTooLarge, RelayError, ShuttingDown
+from app.inflight import InFlight
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,10 +56,13 @@ def error_body(path: str, error: RelayError) -> dict[str, Any]:
 
 
 class DisconnectAware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, refused: Refused | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, refused: Refused | None = None, requests: InFlight | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.refused = refused  # files the row of a refused inference request
+        self.requests = requests or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,43 +71,94 @@ class DisconnectAware:
         # Every response, errors included, carries the id its usage row is filed under.
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        body = await self._read_body(receive)
-        if body is None:
-            return  # the client left before sending its whole request
-        connection = _Connection(body, send, request_id.encode())
-        if len(body) > self.max_body_bytes:
-            await self._too_large(scope, connection.send, request_id)
-            return
-        await connection.serve(self.app, scope, receive, asyncio.get_running_loop())
+        task = asyncio.current_task()
+        assert task is not None
+        self.requests.tasks.add(task)
+        body = _Body()
+        try:
+            # A body whose length is declared is refused, if it must be, before any of it is read
+            # (the server drops what the client still sends).
+            declared = content_length(scope)
+            refusal = self._refusal(declared or 0, body)
+            if refusal is None:
+                refusal = await self._read_body(receive, body)
+            if body.left:
+                return  # the client left before sending its whole request
+            if refusal is not None:
+                if self.refused is not None:
+                    self.refused(scope, request_id, refusal)  # its row is on file before the reply leaves
+                await send_error(scope, send, refusal, request_id.encode())
+                return
+            connection = _Connection(b"".join(body.parts), send, request_id.encode(), self.requests)
+            body.parts = []
+            await connection.serve(self.app, scope, receive, asyncio.get_running_loop())
+        finally:
+            self.requests.release(body.held)
+            self.requests.tasks.discard(task)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        parts = []
+    def _refusal(self, size: int, body: _Body) -> RelayError | None:
+        """Why a body of ``size`` bytes (so far) cannot be taken; None: its bytes are counted in."""
+        if size > self.max_body_bytes:
+            return PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
+        if size > body.held:
+            if not self.requests.reserve(size - body.held):
+                return Overloaded(
+                    f"the relay holds {self.requests.body_budget} bytes of request bodies already "
+                    "(MAX_INFLIGHT_BODY_BYTES); retry shortly"
+                )
+            body.held = size
+        return None
+
+    async def _read_body(self, receive: Receive, body: _Body) -> RelayError | None:
+        """Read the whole body into ``body``; once it is refused, the rest is read and dropped."""
         size = 0
+        refusal = None
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                body.left = True
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= self.max_body_bytes:
-                parts.append(chunk)
+            refusal = refusal or self._refusal(size, body)
+            if refusal is None:
+                body.parts.append(chunk)
+            else:
+                body.parts = []
             if not message.get("more_body", False):
-                return b"".join(parts) if size <= self.max_body_bytes else b"\0" * (self.max_body_bytes + 1)
+                return refusal
 
-    async def _too_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        error = PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
-        if self.refused is not None:
-            self.refused(scope, request_id, error)
-        data = orjson.dumps(error_body(scope.get("path", ""), error))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
 
+class _Body:
+    """A request body as it is read, and the bytes counted for it in flight."""
+
+    __slots__ = ("held", "left", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.held = 0
+        self.left = False  # the client left before sending it all
+
+
+def content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def send_error(scope: Scope, send: Send, error: RelayError, request_id: bytes | None = None) -> None:
+    """A whole error response, in the dialect of the endpoint, with the error's own headers."""
+    data = orjson.dumps(error_body(scope.get("path", ""), error))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id))
+    headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+SHUTTING_DOWN = ShuttingDown("the relay is shutting down; retry the request")
 
 # The watch on the client starts this long into a request: a quick reply (a cache, an error, an
 # emulated upstream) never pays for the extra task, and a hang-up during a real model call,
@@ -124,17 +181,21 @@ class _Connection:
         "gone",
         "left",
         "request_id",
+        "requests",
+        "started",
         "task",
         "transport_receive",
         "transport_send",
         "watch",
     )
 
-    def __init__(self, body: bytes, send: Send, request_id: bytes) -> None:
+    def __init__(self, body: bytes, send: Send, request_id: bytes, requests: InFlight) -> None:
         self.body: bytes | None = body
         self.transport_send = send
         self.transport_receive: Receive | None = None
         self.request_id = request_id
+        self.requests = requests
+        self.started = False  # the response's status was sent
         self.complete = False  # the last body message was sent
         self.finished = False  # the app returned
         self.gone = False  # the client left first
@@ -149,9 +210,12 @@ class _Connection:
         try:
             await app(scope, self.receive, self.send)
         except asyncio.CancelledError:
-            if not self.gone or self.task is None:
-                raise  # not ours: the server is shutting down
-            self.task.uncancel()  # ours, and handled: the pipeline has recorded the hang-up
+            if self.task is None or not (self.gone or self.requests.stopping):
+                raise  # not ours, nor the server's shutdown
+            # Handled: the pipeline has recorded the hang-up, or the shutdown.
+            self.task.uncancel()
+            if not self.gone and not self.started:
+                await send_error(scope, self.send, SHUTTING_DOWN)
         finally:
             self.finished = True
             timer.cancel()
@@ -185,6 +249,7 @@ class _Connection:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            self.started = True
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):
                 headers.append((b"x-request-id", self.request_id))

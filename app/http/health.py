@@ -1,6 +1,6 @@
 """Endpoints for orchestrators and monitoring: ``/health`` says the process serves (and which
-process: ``pid``); ``/ready`` says it can do its job (the database answers and the pricing
-catalog is loaded); ``/metrics`` is for Prometheus."""
+process: ``pid``); ``/ready`` says it can do its job (the database answers, and was migrated,
+and the pricing catalog is loaded); ``/metrics`` is for Prometheus."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class Ready:
         json_response(resp, {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
     async def _database(self) -> bool:
+        if not self.services.database.attached.is_set():  # not connected (and migrated) yet
+            return False
         try:
             with self.services.database.context:
                 await asyncio.wait_for(self.services.database.connection.execute_query("SELECT 1"), timeout=2)
@@ -57,6 +59,10 @@ class MetricsResource:
             "llm_relay_usage_rows_rejected_total": (
                 "Usage rows the database refused, set aside in usage-rejected.jsonl beside the journal.",
                 usage.rejected,
+            ),
+            "llm_relay_request_body_bytes_in_flight": (
+                "Bytes of the request bodies this worker holds (bounded by MAX_INFLIGHT_BODY_BYTES).",
+                self.services.requests.body_bytes,
             ),
         }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files

@@ -1,8 +1,9 @@
 """Rows for inference requests refused before the pipeline ran: a body that is not JSON (415),
-one the dialect cannot read (400), one over the size limit (413). The pipeline's cost stage
-files a row for everything after that point; this files one, outcome ``client_error``, for
-what never reached it (or a bug before it, outcome ``error``), so every inference request
-leaves exactly one row."""
+one the dialect cannot read (400), one over the size limit (413), one whose body would pass
+MAX_INFLIGHT_BODY_BYTES (503). The pipeline's cost stage files a row for everything after that
+point; this files one, outcome ``client_error`` (``overloaded`` for the 503), for what never
+reached it (or a bug before it, outcome ``error``), so every inference request leaves exactly
+one row."""
 
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ class Refusals:
         if self.services.runtime.usage_tracking:
             self.services.usage.submit(row)
 
-    def too_large(self, scope: MutableMapping[str, Any], request_id: str, error: RelayError) -> None:
-        """The row of a request whose body was over the limit, refused before Falcon saw it."""
+    def unread(self, scope: MutableMapping[str, Any], request_id: str, error: RelayError) -> None:
+        """The row of a request refused before its body was read (app/http/asgi.py), before Falcon saw it."""
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         client = scope.get("client") or ("", 0)
         self.record(

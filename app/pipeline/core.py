@@ -43,7 +43,7 @@ class Exchange:
     tags: list[str] = field(default_factory=list)
     target: Target | None = None
     usage: Usage = field(default_factory=Usage)
-    outcome: str | None = None  # ok | client_error | upstream_error | client_closed | error
+    outcome: str | None = None  # ok | client_error | upstream_error | client_closed | shutdown | overloaded | error
     status: int = 200
     error: str | None = None
     first_token_at: float | None = None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.api import migrate
 
 APP_LABEL = "relay"
+CONNECT_TIMEOUT = 10.0  # seconds a database that does not answer gets before it counts as away
 log = logging.getLogger("llm_relay.db")
 
 
@@ -72,6 +74,28 @@ def sqlite_file(db_url: str) -> str | None:
     return None if path in ("", ":memory:") else path
 
 
+def unusable_storage(db_url: str, journal_dir: Path) -> str | None:
+    """Why the usage journal's directory or the SQLite file cannot be written (None: they can).
+    Tried for real, not with ``os.access``, which says yes to root and knows no read-only mount."""
+    try:
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=journal_dir).close()
+    except OSError as exc:
+        return f"the usage journal's directory {journal_dir} cannot be written ({exc.strerror}: {exc.filename})"
+    path = sqlite_file(db_url)
+    if path is None:
+        return None
+    database = Path(path).expanduser()
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=database.parent).close()  # SQLite writes its -wal and -shm files beside it
+        if database.exists():
+            database.open("r+b").close()
+    except OSError as exc:
+        return f"the SQLite database {database} cannot be written ({exc.strerror}: {exc.filename})"
+    return None
+
+
 def ensure_sqlite_dir(db_url: str) -> None:
     path = sqlite_file(db_url)
     if path is not None:
@@ -119,6 +143,8 @@ class Database:
     def __init__(self, db_url: str) -> None:
         self.url = db_url
         self._context = TortoiseContext()
+        self._configured = False
+        self.attached = asyncio.Event()  # set once the database answered (see open)
 
     @property
     def context(self) -> EnteredContext:
@@ -126,11 +152,18 @@ class Database:
         return EnteredContext(self._context)
 
     async def open(self, *, migrate_first: bool = True) -> None:
+        """Connect, then migrate (unless told not to); raises while the database does not answer,
+        and may be called again until it does. Only connecting is bounded in time: a migration
+        cut off half-way would only start again."""
+        with self.context:
+            if not self._configured:  # configured twice, the first pool would leak
+                ensure_sqlite_dir(self.url)
+                await self._context.init(config=tortoise_config(self.url))
+                self._configured = True
+            await asyncio.wait_for(self.connection.execute_query("SELECT 1"), CONNECT_TIMEOUT)
         if migrate_first:
             await apply_migrations(self.url)
-        ensure_sqlite_dir(self.url)
-        with self.context:
-            await self._context.init(config=tortoise_config(self.url))
+        self.attached.set()
 
     async def close(self) -> None:
         await self._context.close_connections()

@@ -136,7 +136,13 @@ class UsageWriter:
         journal for the next start."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
+        if self._task is not None and not self.db.attached.is_set():  # no database to write to
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            if self.pending:
+                log.error("usage writer: %d rows left in the journal in %s", self.pending, self.journal_dir)
+        elif self._task is not None:
             try:
                 await asyncio.wait_for(self._task, timeout)
             except TimeoutError:
@@ -151,6 +157,7 @@ class UsageWriter:
             self.journal = None
 
     async def _run(self) -> None:
+        await self.db.attached.wait()  # until the database first answers, rows wait in the journal
         backoff = FIRST_BACKOFF
         while True:
             if not self.pending:

@@ -29,7 +29,7 @@ BREAKDOWNS = {
     "client": "r.client",
     "outcome": "r.outcome",
 }
-OUTCOMES = ("ok", "client_error", "upstream_error", "client_closed", "error")
+OUTCOMES = ("ok", "client_error", "rate_limited", "upstream_error", "client_closed", "shutdown", "overloaded", "error")
 FILTER_KEYS = ("from", "to", "tag", "provider", "model", "client", "outcome", "status")
 BUCKET_SQL = {  # created_at is UTC text on SQLite (YYYY-MM-DD HH:MM:SS...), timestamptz on PostgreSQL
     ("sqlite", "day"): "substr(r.created_at, 1, 10)",

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import orjson
 
 from app import estimate
-from app.errors import RelayError
+from app.errors import RelayError, ShuttingDown
 from app.internal import MAX_NANOUSD, Reply, Usage, bounded_nanousd
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
@@ -28,11 +28,17 @@ from app.stores.usage_row import UsageRow
 log = logging.getLogger("llm_relay.cost")
 
 
-def settle(ex: Exchange, exc: BaseException | None) -> None:
-    """Record how the exchange ended."""
+SHUT_DOWN = ShuttingDown("the relay shut down before the request finished (SHUTDOWN_GRACE_SECONDS)")
+
+
+def settle(ex: Exchange, exc: BaseException | None, *, stopping: bool = False) -> None:
+    """Record how the exchange ended; ``stopping``: the process is shutting down, so a
+    cancellation is its grace period running out, not (as otherwise) a client that left."""
     ex.ended_at = time.perf_counter()
     if exc is None:
         ex.outcome = ex.outcome or "ok"
+    elif isinstance(exc, (GeneratorExit, asyncio.CancelledError)) and stopping:
+        ex.outcome, ex.status, ex.error = SHUT_DOWN.outcome, SHUT_DOWN.status, SHUT_DOWN.message
     elif isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
         ex.outcome = "client_closed"
         ex.status = 499
@@ -143,11 +149,11 @@ class CostStage:
         self.cards = RateCards()
 
     def _finish(self, ex: Exchange, exc: BaseException | None) -> None:
-        settle(ex, exc)
+        settle(ex, exc, stopping=self.services.requests.stopping)
         if not ex.usage.reported and ex.target is not None and (ex.pieces or ex.outcome == "ok"):
             ex.usage.input = estimate.prompt_tokens(ex.body)
             ex.usage.output = ex.pieces
-        elif ex.outcome == "client_closed":
+        elif ex.outcome in ("client_closed", "shutdown"):
             # Reported usage may predate the hang-up (Anthropic's message_start says 1 output token).
             ex.usage.output = max(ex.usage.output, ex.pieces)
         charge = priced.current(ex) if isinstance(priced := ex.pricer, _Priced) else None
