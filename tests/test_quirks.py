@@ -160,7 +160,7 @@ def test_invalid_rules_are_refused(raw) -> None:
 def test_configuration_reloads_apply_one_at_a_time() -> None:
     """A periodic reload that read the configuration before an admin's change must not finish
     after the reload that change asked for, putting the old configuration back."""
-    services = SimpleNamespace(resolver=SimpleNamespace(aliases={}), runtime=None)
+    services = SimpleNamespace(resolver=SimpleNamespace(aliases={}), runtime=None, routes={})
     live = LiveConfig(services, discovery=None, interval=1.0)  # type: ignore[arg-type]
     steps: list[str] = []
 

@@ -167,6 +167,7 @@ class Database:
 
     async def close(self) -> None:
         await self._context.close_connections()
+        self._configured = False  # closing forgets the configuration: a later open sets it again
 
     async def reset(self) -> None:
         """Drop the connection pool after a failure: a database that restarted leaves dead
