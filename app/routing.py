@@ -16,7 +16,8 @@ Declared in the ``PROVIDERS_FILE`` beside the custom providers::
 A deployment that fails ``failures`` times within ``window`` seconds is cooled down for
 ``seconds``: it is tried after every healthy one, and while all are cooling down the one that
 recovers first is tried first. Failures and cooldowns are shared by the workers of one machine
-(:mod:`app.machine_state`); requests in flight are counted per worker.
+(:mod:`app.machine_state`; another worker's cooldown counts here within a second); requests in
+flight are counted per worker.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from app.settings import SettingsError
 
 STRATEGIES = ("ordered", "weighted", "least_in_flight")
 FALLBACK_KINDS = frozenset({"connect", "timeout", "429", "5xx"})
+REFRESH = 1.0  # seconds between reads of the cooldowns the workers share
 _ROUTE_KEYS = {"name", "strategy", "deployments", "fallback_on", "cooldown", "context_fallback"}
 # How providers word a prompt too long for the model (OpenAI's code, Anthropic's and others' text).
 _TOO_LONG = re.compile(r"context.{0,20}(length|window|limit)|prompt is too long|too many (input )?tokens", re.I)
@@ -168,6 +170,11 @@ class DeploymentHealth:
         self.rng = rng or random.Random()
         self.in_flight: dict[str, int] = {}
         self.turns: dict[str, int] = {}  # per route, for least_in_flight's ties
+        # The cooldowns as last read from the shared file, read again at most every REFRESH
+        # seconds (a read per routed request cost ~50 us under load); this worker's own changes
+        # apply at once, the other workers' within REFRESH.
+        self._cooldowns: dict[str, float] = {}
+        self._read_at = -REFRESH
 
     def failed(self, route: Route, deployment: Deployment) -> None:
         now = self.clock()
@@ -186,22 +193,24 @@ class DeploymentHealth:
                     (deployment.model, now + route.cooldown.seconds),
                 )
                 db.execute("DELETE FROM failures WHERE deployment = ?", (deployment.model,))
+                self._cooldowns[deployment.model] = now + route.cooldown.seconds
 
     def succeeded(self, deployment: Deployment, was_cooling: bool) -> None:
         """A deployment tried while cooling down that answers is healthy again at once."""
         if was_cooling:
             with self.state.connection() as db:
                 db.execute("DELETE FROM cooldowns WHERE deployment = ?", (deployment.model,))
+            self._cooldowns.pop(deployment.model, None)
 
     def cooling(self, models: Iterable[str]) -> dict[str, float]:
         """Seconds until each of these deployments is tried in turn again, for those cooling."""
-        names = list(models)
         now = self.clock()
-        marks = ",".join("?" * len(names))
-        rows = self.state.connection().execute(
-            f"SELECT deployment, until FROM cooldowns WHERE until > ? AND deployment IN ({marks})", (now, *names)
-        )
-        return {name: until - now for name, until in rows}
+        if time.monotonic() - self._read_at >= REFRESH:
+            rows = self.state.connection().execute("SELECT deployment, until FROM cooldowns WHERE until > ?", (now,))
+            self._cooldowns = dict(rows)
+            self._read_at = time.monotonic()
+        cooldowns = self._cooldowns
+        return {name: until - now for name in models if (until := cooldowns.get(name, 0.0)) > now}
 
     def order(self, route: Route) -> tuple[list[Deployment], dict[str, float]]:
         """The deployments in the order to try them (the healthy ones as the strategy ranks

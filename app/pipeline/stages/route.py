@@ -7,14 +7,13 @@ work for the deployment at hand; nothing is retried once a reply has begun."""
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import Any, ClassVar
 
 import orjson
 
 from app.errors import ModelNotFound, RateLimited, RelayError, UpstreamError
-from app.internal import Reply
+from app.internal import Reply, Target
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
 from app.pipeline.helpers import after_reply
@@ -113,8 +112,9 @@ class RouteStage:
                 _release(health, deployment)
                 raise
             health.succeeded(deployment, deployment.model in cooling)
-            if ex.target is not None:
-                ex.target = dataclasses.replace(ex.target, via="route")
+            served = ex.target
+            if served is not None:
+                ex.target = Target(served.provider, served.model, "route", served.catalog_entry)
             reply.headers[ATTEMPTS_HEADER] = str(len(failed) + 1)
             return await after_reply(ex, reply, partial(_finished, health, deployment))
         assert last is not None  # a route has at least one deployment
