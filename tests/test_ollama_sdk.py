@@ -226,3 +226,12 @@ def test_loading_and_unloading_a_model_passes_the_servers_reason_on(relay, upstr
     )
     assert cloud.status_code == 200 and cloud.json()["done_reason"] == expected  # nothing to load there
     assert "prompt_eval_count" not in cloud.json()
+
+
+def test_show_reports_capabilities_from_the_catalog(relay, sdk) -> None:
+    """Clients register a model by what /api/show says it can do: embedding models as such."""
+    client = sdk.ollama(relay.url)
+    assert client.show("openai/text-embedding-3-small").capabilities == ["embedding"]
+    reasoner = client.show("deepseek/deepseek-reasoner").capabilities
+    assert "thinking" in reasoner and "completion" in reasoner and "tools" not in reasoner
+    assert {"completion", "tools", "vision", "thinking"} <= set(client.show("openai/o3").capabilities)
