@@ -22,7 +22,8 @@ import pytest
 from app.admin.auth import hash_password
 from app.admin.context import PASSWORD_KEY
 from app.stores.db import Database, apply_migrations
-from app.stores.models import RelaySetting, UsageRecord, UsageTag
+from app.stores.models import RelaySetting
+from app.stores.usage_models import UsageRecord, UsageTag
 from tests.conftest import ADMIN_PASSWORD, BACKEND, PG_SERVER, _create_pg_database, _drop_pg_database
 from tests.live import LiveServer
 

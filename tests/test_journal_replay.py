@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from app.stores.journal import PATTERN
-from app.stores.models import UsageRecord, UsageTag
 from app.stores.queries import UsageFilter, usage_rows
+from app.stores.usage_models import UsageRecord, UsageTag
 from app.stores.usage_row import journal_line
 from tests.test_usage_writer import row, running_writer
 
@@ -131,7 +131,7 @@ def test_rows_the_disk_has_no_room_for_are_written_from_memory_without_a_restart
     script = """
         import asyncio, resource, sys
         from app.stores.db import Database
-        from app.stores.models import UsageRecord
+        from app.stores.usage_models import UsageRecord
         from app.stores.usage import UsageWriter
         from tests.test_usage_writer import row
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 
-from app.stores.models import UsageRates, UsageRecord
 from app.stores.queries import usage_rows
 from app.stores.rate_cards import RateCards, rate_card
+from app.stores.usage_models import UsageRates, UsageRecord
 from tests.test_usage_writer import row, running_writer
 
 PLAN = {"input_cost_per_token": "1.5E-7", "output_cost_per_token": "6E-7"}

@@ -10,10 +10,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.stores.models import UsageDaily, UsageRecord, UsageTag
 from app.stores.rollup import fold_and_purge
 from app.stores.spend import spend_by_tag
 from app.stores.totals import totals
+from app.stores.usage_models import UsageDaily, UsageRecord, UsageTag
 from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
 
 PROVIDERS = (("openai", "openai/gpt-4o"), ("anthropic", "anthropic/claude-haiku-4-5"), (None, None))

@@ -20,10 +20,10 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from app.stores.db import Database
-from app.stores.models import UsageRates, UsageRecord, UsageTag
 from app.stores.queries import usage_rows
 from app.stores.rate_cards import rate_card
 from app.stores.usage import UsageWriter
+from app.stores.usage_models import UsageRates, UsageRecord, UsageTag
 from app.stores.usage_row import RECORD_COLUMNS, UsageRow
 
 RATES = rate_card({"rates": {"input": "0.00000015", "output": "6E-7"}, "tier": None, "service_tier": "priority"})

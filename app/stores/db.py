@@ -55,7 +55,7 @@ def tortoise_config(db_url: str) -> dict[str, Any]:
         "connections": {"default": with_sqlite_pragmas(db_url)},
         "apps": {
             APP_LABEL: {
-                "models": ["app.stores.models"],
+                "models": ["app.stores.models", "app.stores.usage_models"],
                 "default_connection": "default",
                 "migrations": "migrations",
             }

@@ -14,7 +14,7 @@ import orjson
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
-from app.stores.models import UsageRates, UsageRecord, UsageTag
+from app.stores.usage_models import UsageRates, UsageRecord, UsageTag
 
 EXPORT_FIELDS = (
     "request_id",

@@ -26,8 +26,8 @@ from app.admin.api.usage_queries import (
 from app.admin.context import AdminContext
 from app.admin.render import json
 from app.pricing import dollars
-from app.stores.models import UsageRecord
 from app.stores.queries import EXPORT_FIELDS, UsageFilter, export_bytes, take, usage_rows, with_details
+from app.stores.usage_models import UsageRecord
 
 
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
