@@ -29,21 +29,31 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 _KEYS = {"name", "api", "base_url", "api_key_env", "api_key_file", "models"}
 
 
-def load_custom_providers(path: str, env: Mapping[str, str] | None = None) -> list[Provider]:
+SECTIONS = ("providers", "routes", "limits")  # what PROVIDERS_FILE may hold
+
+
+def providers_file_section(path: str, section: str) -> list[Any]:
+    """One list of ``PROVIDERS_FILE`` (custom providers, routes, rate limits; empty when it has
+    none); a clear SettingsError for a file that can't be read or has none of them."""
     if not path:
         return []
-    env = os.environ if env is None else env
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
         raise SettingsError(f"PROVIDERS_FILE: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"PROVIDERS_FILE: {path} is not valid YAML: {exc}") from None
-    sections = ("providers", "routes", "limits")  # the file may hold any of them
-    entries = data.get("providers", []) if isinstance(data, dict) and set(data) & set(sections) else None
-    if not isinstance(entries, list):
+    if not isinstance(data, dict) or not set(data) & set(SECTIONS):
         raise SettingsError(f"PROVIDERS_FILE: {path} needs a 'providers' list (or 'routes', 'limits')")
-    return [_provider(entry, index, env) for index, entry in enumerate(entries)]
+    entries = data.get(section, [])
+    if not isinstance(entries, list):
+        raise SettingsError(f"PROVIDERS_FILE: {path} needs a '{section}' list, not {type(entries).__name__}")
+    return entries
+
+
+def load_custom_providers(path: str, env: Mapping[str, str] | None = None) -> list[Provider]:
+    env = os.environ if env is None else env
+    return [_provider(entry, index, env) for index, entry in enumerate(providers_file_section(path, "providers"))]
 
 
 def _provider(entry: Any, index: int, env: Mapping[str, str]) -> Provider:

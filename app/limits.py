@@ -25,11 +25,9 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from app.custom_providers import providers_file_section
 from app.errors import RateLimited
 from app.machine_state import MachineState
 from app.settings import SettingsError
@@ -53,15 +51,7 @@ class Limit:
 
 def load_limits(path: str) -> list[Limit]:
     """The ``limits`` of ``PROVIDERS_FILE``; a clear SettingsError for a wrong one."""
-    if not path:
-        return []
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return []  # the custom providers' loader reports an unreadable file
-    entries = data.get("limits", []) if isinstance(data, dict) else []
-    if not isinstance(entries, list):
-        raise SettingsError(f"PROVIDERS_FILE: {path}: 'limits' must be a list")
+    entries = providers_file_section(path, "limits")
     return [_limit(entry, f"PROVIDERS_FILE: limits[{i}]") for i, entry in enumerate(entries)]
 
 

@@ -27,11 +27,9 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from app.custom_providers import providers_file_section
 from app.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
 from app.machine_state import MachineState
 from app.settings import SettingsError
@@ -86,15 +84,7 @@ def too_long(error: UpstreamError) -> bool:
 
 def load_routes(path: str) -> dict[str, Route]:
     """The routes of ``PROVIDERS_FILE``, by lower-cased name; a clear SettingsError otherwise."""
-    if not path:
-        return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}  # reading the file is the custom providers' loader's to report
-    entries = data.get("routes", []) if isinstance(data, dict) else []
-    if not isinstance(entries, list):
-        raise SettingsError(f"PROVIDERS_FILE: {path}: 'routes' must be a list")
+    entries = providers_file_section(path, "routes")
     routes = [route_from_record(entry, f"PROVIDERS_FILE: routes[{i}]") for i, entry in enumerate(entries)]
     return {route.name.lower(): route for route in routes}
 
