@@ -7,18 +7,15 @@ one row."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from app.errors import RelayError
 from app.pipeline.core import Exchange
-from app.pipeline.stages.cost import row_of
+from app.pipeline.stages.cost import file_row, row_of
 from app.pipeline.stages.tags import assign_tags, authenticate
 from app.services import Services
 from app.stores.rate_cards import RateCards
-
-log = logging.getLogger("llm_relay.http")
 
 # The inference endpoints: their dialect and kind. Any other path files no row.
 INFERENCE: dict[str, tuple[str, str]] = {
@@ -72,10 +69,7 @@ class Refusals:
         ex.status = error.status
         ex.error = error.message
         ex.ended_at = ex.started
-        row = row_of(ex, None, self.cards)
-        self.services.metrics.observe(row)
-        if self.services.runtime.usage_tracking:
-            self.services.usage.submit(row)
+        file_row(self.services, row_of(ex, None, self.cards))
 
     def unread(self, scope: MutableMapping[str, Any], request_id: str, error: RelayError) -> None:
         """The row of a request refused before its body was read (app/http/asgi.py), before Falcon saw it."""

@@ -22,7 +22,6 @@ from app.pipeline.helpers import after_reply
 from app.pricing import Charge
 from app.services import Services
 from app.stores.rate_cards import RateCards
-from app.stores.usage import UsageWriter
 from app.stores.usage_row import UsageRow
 
 log = logging.getLogger("llm_relay.cost")
@@ -107,6 +106,13 @@ def row_of(ex: Exchange, charge: Charge | None, cards: RateCards) -> UsageRow:
     )
 
 
+def file_row(services: Services, row: UsageRow) -> None:
+    """Count the row in the metrics (even with usage tracking off) and hand it to the writer."""
+    services.metrics.observe(row)
+    if services.runtime.usage_tracking:
+        services.usage.submit(row)
+
+
 _USAGE_FIELDS = attrgetter(*(f.name for f in fields(Usage)))  # the usage's values, as a tuple
 
 
@@ -143,8 +149,6 @@ class CostStage:
 
     def __init__(self, ctx: StageContext) -> None:
         services = ctx.services
-        self.usage: UsageWriter = services.usage
-        self.metrics = services.metrics
         self.services = services
         self.cards = RateCards()
 
@@ -158,10 +162,7 @@ class CostStage:
             ex.usage.output = max(ex.usage.output, ex.pieces)
         charge = priced.current(ex) if isinstance(priced := ex.pricer, _Priced) else None
         ex.cost_nanousd = charge.charged if charge else None
-        row = row_of(ex, charge, self.cards)
-        self.metrics.observe(row)  # counted even with usage tracking off
-        if self.services.runtime.usage_tracking:
-            self.usage.submit(row)
+        file_row(self.services, row_of(ex, charge, self.cards))
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         ex.pricer = _Priced(self.services)
