@@ -9,8 +9,6 @@ import uuid
 import httpx
 import pytest
 
-from app import estimate
-
 
 @pytest.mark.parametrize("dialect", ["openai", "ollama"])
 def test_disconnect_cancels_upstream_and_records_row(relay, upstream, dialect: str) -> None:
@@ -40,6 +38,7 @@ def test_disconnect_cancels_upstream_and_records_row(relay, upstream, dialect: s
     assert (row["outcome"], row["status"], row["streamed"]) == ("client_closed", 499, True)
     assert row["usage_reported"] is False
     assert 2 <= row["output_tokens"] <= 4  # the pieces streamed before the hang-up
-    # "hi" in a chat template: an estimate (app/estimate.py), flagged as such
-    assert row["input_tokens"] == estimate.prompt_tokens({"messages": [{"role": "user", "content": "hi"}]}) > 1
+    # "hi" in a chat template, estimated (app/estimate.py: 1 token of text, 4 around the message,
+    # 3 for the reply's turn) and flagged as such
+    assert row["input_tokens"] == 8
     assert row["provider"] == "groq"
