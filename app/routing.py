@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.custom_providers import providers_file_section
-from app.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import (
+    ModelNotFound,
+    RateLimited,
+    RelayError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from app.machine_state import MachineState
 from app.settings import SettingsError
 
@@ -64,22 +71,30 @@ class Route:
     cooldown: Cooldown = field(default_factory=Cooldown)
     context_fallback: Deployment | None = None  # where a prompt too long for a deployment goes
 
-    def moves_on(self, error: UpstreamError) -> bool:
+    def moves_on(self, error: RelayError) -> bool:
         """Whether this failure, before the first byte, sends the request to the next deployment."""
+        if isinstance(error, ModelNotFound):
+            return True  # a deployment the relay cannot resolve (gone from its provider, disabled)
+        if isinstance(error, RateLimited):
+            return error.scope == "deployment" and "429" in self.fallback_on  # not the caller's own limit
         if isinstance(error, UpstreamTimeout):
             return "timeout" in self.fallback_on
         if isinstance(error, UpstreamUnavailable):
             return "connect" in self.fallback_on
         if isinstance(error, UpstreamStatusError):
             return str(error.status) in self.fallback_on or (error.status >= 500 and "5xx" in self.fallback_on)
-        return False  # a broken reply, a limit: the next deployment would not fix it
+        return False  # a broken reply, a limit, the caller's error: the next deployment would not fix it
 
-
-def too_long(error: UpstreamError) -> bool:
-    """Whether the provider refused the prompt as longer than the model's context."""
-    if not isinstance(error, UpstreamStatusError) or error.status not in (400, 413):
-        return False
-    return error.code == "context_length_exceeded" or bool(_TOO_LONG.search(error.message))
+    def larger_for(self, error: RelayError) -> Deployment | None:
+        """The deployment a prompt too long for another one goes to, if the route names one."""
+        if (
+            self.context_fallback is None
+            or not isinstance(error, UpstreamStatusError)
+            or error.status not in (400, 413)
+        ):
+            return None
+        too_long = error.code == "context_length_exceeded" or bool(_TOO_LONG.search(error.message))
+        return self.context_fallback if too_long else None
 
 
 def load_routes(path: str) -> dict[str, Route]:

@@ -17,7 +17,7 @@ from app.internal import Reply, Target
 from app.pipeline.context import StageContext
 from app.pipeline.core import Exchange, Next
 from app.pipeline.helpers import after_reply
-from app.routing import Deployment, DeploymentHealth, Route, too_long
+from app.routing import Deployment, DeploymentHealth, Route
 
 ATTEMPTS_HEADER = "X-Relay-Attempts"
 
@@ -94,17 +94,13 @@ class RouteStage:
                 reply = await call_next(ex)
             except (UpstreamError, ModelNotFound, RateLimited) as error:
                 _release(health, deployment)
-                if isinstance(error, RateLimited) and (error.scope != "deployment" or "429" not in route.fallback_on):
-                    raise _tried(error, failed, ex, deployment) from None  # the caller's own limit
-                if isinstance(error, UpstreamError) and not route.moves_on(error):
-                    larger = route.context_fallback
-                    if larger is None or larger in ordered or not too_long(error):
-                        raise _tried(error, failed, ex, deployment) from None
+                larger = route.larger_for(error)
+                if route.moves_on(error):
+                    health.failed(route, deployment)
+                elif larger is not None and larger not in ordered:
                     ordered.append(larger)  # the prompt is fine, the model's context too small
-                    failed.append(_attempt(ex, deployment, error))
-                    last = error
-                    continue
-                health.failed(route, deployment)
+                else:
+                    raise _tried(error, len(failed) + 1) from None
                 failed.append(_attempt(ex, deployment, error))
                 last = error
                 continue
@@ -120,7 +116,7 @@ class RouteStage:
         assert last is not None  # a route has at least one deployment
         names = ", ".join(f"{a['deployment']} ({a['status']})" for a in failed)
         last.message = f"every deployment of route {route.name!r} failed: {names}; the last said: {last.message}"
-        raise _tried(last, failed, ex, None) from None
+        raise _tried(last, len(failed)) from None
 
 
 def _attempt(ex: Exchange, deployment: Deployment, error: RelayError) -> dict[str, object]:
@@ -128,9 +124,9 @@ def _attempt(ex: Exchange, deployment: Deployment, error: RelayError) -> dict[st
     return {"deployment": label, "status": error.status, "error": error.message[:300]}
 
 
-def _tried(error: RelayError, failed: list[dict[str, object]], ex: Exchange, current: Deployment | None) -> RelayError:
+def _tried(error: RelayError, attempts: int) -> RelayError:
     """The error as the caller gets it: with how many deployments were tried."""
-    error.headers = {**error.headers, ATTEMPTS_HEADER: str(len(failed) + (current is not None))}
+    error.headers = {**error.headers, ATTEMPTS_HEADER: str(attempts)}
     return error
 
 
