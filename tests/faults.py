@@ -152,3 +152,17 @@ class PrivatePostgres:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def emulated_relay(database_url: str, data_dir: Path, emulator_url: str, **env: str) -> RelayProcess:
+    """``llm-relay serve`` on this database and data directory, its ``openai`` provider the
+    emulator; ``env`` adds to or overrides the environment."""
+    return RelayProcess(
+        {
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(data_dir),
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": f"{emulator_url}/openai/v1",
+            **env,
+        }
+    )

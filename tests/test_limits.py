@@ -21,7 +21,7 @@ import yaml
 
 from app.limits import Limiter, load_limits
 from app.settings import SettingsError
-from tests.faults import RelayProcess
+from tests.faults import emulated_relay
 from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -147,16 +147,8 @@ def test_a_keys_limit_is_exact_across_two_workers(own_db: str, emulator: Any, tm
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     key = next(word for word in made.stdout.split() if word.startswith("rk-"))
-    relay = RelayProcess(
-        {
-            "WORKERS": "2",
-            "DATABASE_URL": own_db,
-            "DATA_DIR": str(tmp_path),
-            "OPENAI_API_KEY": "test-key",
-            "OPENAI_BASE_URL": f"{emulator[1]}/openai/v1",
-            "PROVIDERS_FILE": limits_file(tmp_path, [{"key": "ci-bot", "requests_per_minute": 60}]),
-        }
-    )
+    limits = limits_file(tmp_path, [{"key": "ci-bot", "requests_per_minute": 60}])
+    relay = emulated_relay(own_db, tmp_path, emulator[1], WORKERS="2", PROVIDERS_FILE=limits)
     relay.start(timeout=60)
     try:
         body = {"model": MODEL, "messages": MESSAGES}

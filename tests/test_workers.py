@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
-from tests.faults import RelayProcess
+from tests.faults import RelayProcess, emulated_relay
 from tests.live import free_port
 from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
 from tests.test_metrics import scrape
@@ -52,19 +52,16 @@ def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
         'stages = ["tags", "spend_limit", "resolve", "quirks", "dispatch", "meter", "cost"]\n'
         f'[options.spend_limit]\nbudgets = {{ "{budgeted}" = "{budget}" }}\nrefresh_seconds = 0.2\n'
     )
-    relay = RelayProcess(
-        {
-            "WORKERS": "2",
-            "DATABASE_URL": own_db,
-            "DATA_DIR": str(tmp_path),
-            "OPENAI_API_KEY": "test-key",
-            "OPENAI_BASE_URL": f"{emulator[1]}/openai/v1",
-            "ADMIN_ENABLED": "true",
-            "ADMIN_PORT": str(admin_port),
-            "ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "CONFIG_REFRESH_SECONDS": "1",
-            "PIPELINE_FILE": str(pipeline),
-        }
+    relay = emulated_relay(
+        own_db,
+        tmp_path,
+        emulator[1],
+        WORKERS="2",
+        ADMIN_ENABLED="true",
+        ADMIN_PORT=str(admin_port),
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+        CONFIG_REFRESH_SECONDS="1",
+        PIPELINE_FILE=str(pipeline),
     )
     relay.start(timeout=60)
     try:
