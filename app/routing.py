@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.catalog import Catalog, ModelEntry, model_key
 from app.custom_providers import providers_file_section
 from app.errors import (
     ModelNotFound,
@@ -95,6 +96,20 @@ class Route:
             return None
         too_long = error.code == "context_length_exceeded" or bool(_TOO_LONG.search(error.message))
         return self.context_fallback if too_long else None
+
+
+def ollama_groups(catalog: Catalog, instances: Iterable[str]) -> dict[str, Route]:
+    """OLLAMA_GROUP's routes: each model two or more of these Ollama instances serve, a
+    least-in-flight route over them, by the model's catalog key (lower case, ``:latest`` added)."""
+    served: dict[str, list[ModelEntry]] = {}
+    for instance in instances:
+        for entry in catalog.models(instance):
+            served.setdefault(model_key(entry.id, ollama=True), []).append(entry)
+    return {
+        key: Route(entries[0].id, tuple(Deployment(f"{e.provider}/{e.id}") for e in entries), "least_in_flight")
+        for key, entries in served.items()
+        if len(entries) > 1
+    }
 
 
 def load_routes(path: str) -> dict[str, Route]:

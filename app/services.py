@@ -13,7 +13,7 @@ from app.metrics import Metrics
 from app.pricing import Pricer
 from app.quirks import QuirkBook
 from app.resolver import Resolver
-from app.routing import DeploymentHealth, Route
+from app.routing import DeploymentHealth, Route, ollama_groups
 from app.runtime import ModelSwitch, Runtime
 from app.settings import Settings
 from app.stores.db import Database
@@ -42,3 +42,21 @@ class Services:
     )  # the deployments' health
     limiter: Limiter = field(default_factory=lambda: Limiter((), MachineState("")))  # rate limits
     requests: InFlight = field(default_factory=InFlight)  # its body budget set by create_app
+    _groups: tuple[int, dict[str, Route]] = field(default_factory=lambda: (-1, {}), init=False, repr=False)
+
+    def ollama_groups(self) -> dict[str, Route]:
+        """With OLLAMA_GROUP, the models several Ollama instances serve as routes over them, by
+        catalog key (:func:`app.routing.ollama_groups`), made again when the catalog changes."""
+        if not self.settings.ollama_group:
+            return {}
+        version, groups = self._groups
+        if version != self.catalog.version:
+            groups = ollama_groups(self.catalog, [p.name for p in self.upstreams.ollama])
+            self._groups = (self.catalog.version, groups)
+        return groups
+
+    def routes_in_effect(self) -> list[Route]:
+        """The declared routes, then OLLAMA_GROUP's that no declared route shadows: what the admin
+        UI and /metrics show."""
+        grouped = [r for r in self.ollama_groups().values() if r.name.lower() not in self.routes]
+        return [*self.routes.values(), *grouped]

@@ -272,6 +272,28 @@ def test_ollama_group_serves_a_bare_name_from_every_instance_that_has_it(make_re
     assert "2" in {r.headers["x-relay-attempts"] for r in replies}  # lab2 was tried, failed, moved on
 
 
+def test_ollama_groups_show_in_the_admin_ui_and_metrics(make_admin: Any, emulator: Any) -> None:
+    upstream = emulator[1]
+    admin = make_admin(ollama_instances=f"lab={upstream}/lab,lab2={upstream}/lab2", ollama_group=True)
+    group = admin.relay.app.services.ollama_groups()["llama3.2:latest"]
+    assert {d.model.split("/")[0] for d in group.deployments} == {"lab", "lab2"}
+    emulator[0].down.add("lab2")
+    try:  # one instance fails, so its state is more than a default; ties take turns, so two requests
+        body = {"model": "llama3.2", "messages": MESSAGES}
+        replies = [httpx.post(admin.relay.url + "/api/chat", json=body) for _ in range(2)]
+    finally:
+        emulator[0].down.discard("lab2")
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    failed = next(d.model for d in group.deployments if d.model.startswith("lab2/"))
+    stage = next(s for s in admin.client.get("/api/pipeline").json()["stages"] if s["name"] == "route")
+    (shown,) = [r for r in stage["status"]["routes"] if r["name"] == group.name]
+    assert {d["model"]: d["recent_failures"] for d in shown["deployments"]}[failed] == 1
+    metrics = scrape(admin.relay.url)["llm_relay_deployment_recent_failures"]
+    assert metrics[f'{{route="{group.name}",deployment="{failed}"}}'] == "1"
+    page = admin.client.get("/routes").text
+    assert f'id="route-{group.name}"' in page and "OLLAMA_GROUP" in page and failed in page
+
+
 def test_a_prompt_too_long_moves_to_the_routes_larger_context_deployment(routed: Any, faulty: Any) -> None:
     route = {"name": "long", "deployments": ["openai/context-length"], "context_fallback": JSON_MODEL}
     relay = routed([route, {"name": "short", "deployments": ["openai/context-length", JSON_MODEL]}])

@@ -66,7 +66,8 @@ class MetricsResource:
             ),
         }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
-        routes = {route.name: [d.model for d in route.deployments] for route in self.services.routes.values()}
-        health = self.services.health.state_of(self.services.routes.values())  # two small reads of a local file
+        in_effect = self.services.routes_in_effect()
+        routes = {route.name: [d.model for d in route.deployments] for route in in_effect}
+        health = self.services.health.state_of(in_effect)  # two small reads of a local file
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
         resp.text = render(merged, gauges) + render_deployments(routes, health)

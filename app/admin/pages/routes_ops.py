@@ -57,7 +57,9 @@ async def list_routes(ctx: AdminContext) -> list[dict[str, Any]]:
         {"name": name, "source": "admin", "editable": True, "error": error}
         for name, error in sorted(ctx.live.route_errors.items())
     ]
-    return views + broken
+    declared = len(ctx.services.routes)
+    grouped = [view_of(ctx, route, "group") for route in ctx.services.routes_in_effect()[declared:]]
+    return views + broken + sorted(grouped, key=lambda view: view["name"])
 
 
 async def get_route(ctx: AdminContext, name: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from app.catalog import model_key
 from app.errors import ModelNotFound, RateLimited, RelayError, UpstreamError
 from app.internal import Reply, Target
 from app.pipeline.context import StageContext
@@ -28,38 +29,22 @@ class RouteStage:
 
     def __init__(self, ctx: StageContext) -> None:
         self.services = ctx.services
-        self.grouping = ctx.services.settings.ollama_group
-        self.groups: dict[tuple[str, int], Route | None] = {}  # OLLAMA_GROUP's routes, per catalog version
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         model = ex.body.get("model")
         if not isinstance(model, str):
             return await call_next(ex)
-        routes = self.services.routes
-        route = routes.get(model.lower()) if routes else None
-        if route is None and self.grouping:
-            route = self._ollama_group(model)
+        services = self.services
+        route = services.routes.get(model.lower()) if services.routes else None
+        if route is None and services.settings.ollama_group:
+            route = services.ollama_groups().get(model_key(model, ollama=True))
         if route is None:
             return await call_next(ex)
-        return await self._route(ex, call_next, route, self.services.health)
-
-    def _ollama_group(self, name: str) -> Route | None:
-        """With OLLAMA_GROUP, a bare name several Ollama instances serve: a least-in-flight
-        route over them, made once per name and catalog version."""
-        catalog = self.services.catalog
-        key = (name.lower(), catalog.version)
-        if key not in self.groups:
-            if len(self.groups) > 4096:  # names clients made up: no bound, no memory
-                self.groups.clear()
-            instances = {p.name for p in self.services.upstreams.ollama}
-            served = [e for e in catalog.find(name) if e.provider in instances]
-            deployments = tuple(Deployment(f"{e.provider}/{e.id}") for e in served)
-            self.groups[key] = Route(name, deployments, "least_in_flight") if len(deployments) > 1 else None
-        return self.groups[key]
+        return await self._route(ex, call_next, route, services.health)
 
     def status(self) -> dict[str, Any] | None:
         """Each route's deployments and their health, for the admin UI's Pipeline page."""
-        routes = list(self.services.routes.values())
+        routes = self.services.routes_in_effect()
         if not routes:
             return None
         state = self.services.health.state_of(routes)
