@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 
 import asyncpg
@@ -104,6 +107,32 @@ def test_migrate_from_zero_twice(tmp_path) -> None:
     assert {"started_at", "status", "changes", "snapshot"} <= columns["pricing_sync"]
     usage = {(table, cols) for table, cols in indexes if table in ("usage_record", "usage_tag")}
     assert usage == USAGE_INDEXES
+
+
+def test_instances_starting_together_on_a_new_database_each_migrate(tmp_path) -> None:
+    """Three processes migrating one new database at once: one creates the tables, the others
+    wait for it (before the lock, all but one failed with "relation already exists")."""
+    if BACKEND == "postgres":
+        name = _create_pg_database()
+        url = f"{PG_SERVER}/{name}"
+    else:
+        path = str(tmp_path / "together.db")
+        url = f"sqlite://{path}"
+    env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
+    try:
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "app", "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+            for _ in range(3)
+        ]
+        outputs = [run.communicate(timeout=120)[0].decode() for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+        columns, _ = asyncio.run(postgres_schema(url) if BACKEND == "postgres" else sqlite_schema(path))
+    finally:
+        if BACKEND == "postgres":
+            _drop_pg_database(name)
+    assert columns["usage_record"] == RECORD_COLUMNS
 
 
 def test_default_sqlite_file_is_created_under_data_dir(tmp_path) -> None:

@@ -10,19 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fcntl
 import logging
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.api import migrate
 
 APP_LABEL = "relay"
 CONNECT_TIMEOUT = 10.0  # seconds a database that does not answer gets before it counts as away
+MIGRATION_LOCK = int.from_bytes(b"llmrelay")  # PostgreSQL's advisory lock key while migrating
 log = logging.getLogger("llm_relay.db")
 
 
@@ -103,14 +108,46 @@ def ensure_sqlite_dir(db_url: str) -> None:
 
 
 async def apply_migrations(db_url: str) -> None:
-    """Bring the schema up to the newest migration (idempotent)."""
+    """Bring the schema up to the newest migration (idempotent), one process at a time."""
     ensure_sqlite_dir(db_url)
-    ctx = TortoiseContext()
-    with ctx:
+    async with migration_lock(db_url):
+        ctx = TortoiseContext()
+        with ctx:
+            try:
+                await migrate(config=tortoise_config(db_url))
+            finally:
+                await ctx.close_connections()
+
+
+@contextlib.asynccontextmanager
+async def migration_lock(db_url: str) -> AsyncIterator[None]:
+    """Held while migrating: instances starting together on a new database would each create
+    the same tables, and all but one fail ("relation already exists"). PostgreSQL: an advisory
+    lock on a connection of its own; SQLite: ``flock`` on a file beside the database (not the
+    database itself: closing it would drop SQLite's own locks of this process)."""
+    path = sqlite_file(db_url)
+    if path is not None:
+        database = Path(path).expanduser()
+        fd = os.open(database.with_name(database.name + "-migrating.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            await migrate(config=tortoise_config(db_url))
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
         finally:
-            await ctx.close_connections()
+            os.close(fd)  # which releases the lock
+        return
+    config = expand_db_url(db_url)
+    if config["engine"] != "tortoise.backends.asyncpg":
+        yield  # an in-memory SQLite database: no other process can see it
+        return
+    credentials = config["credentials"]
+    named = ("host", "port", "user", "password", "database", "ssl")  # not Tortoise's pool settings
+    given = {key: credentials[key] for key in named if key in credentials}
+    connection = await asyncpg.connect(**given, timeout=CONNECT_TIMEOUT)
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        yield
+    finally:
+        await connection.close()  # the session's lock goes with it
 
 
 class EnteredContext:
