@@ -1,12 +1,15 @@
 """The usage journal: a line is in its file once appended, batches come back from the file in
 order, a large file mostly committed is followed by a new one, a full disk refuses a line whole,
-and files nobody holds are adopted as they are (never copied)."""
+files nobody holds are adopted as they are (never copied), and a file a killed process made but
+never named a journal is removed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +176,36 @@ def test_a_journal_a_live_process_holds_is_left_alone(tmp_path: Path) -> None:
         assert read_all(journal) == [1, 2]
         assert held.exists() and not orphan.exists()
         journal.close()
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_a_file_a_killed_process_made_but_never_named_is_removed(tmp_path: Path) -> None:
+    unnamed = tmp_path / "usage-journal.1.gone.new"  # killed between making and naming it, a while ago
+    unnamed.touch()
+    os.utime(unnamed, (time.time() - 120, time.time() - 120))
+    recent = tmp_path / "usage-journal.3.new.new"  # made a moment ago: its process may not have locked it yet
+    recent.touch()
+    holder = run(  # a live process between making its file and naming it
+        """
+        import fcntl, os, time
+        path = os.path.join(JOURNAL_DIR, "usage-journal.2.live.new")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.utime(path, (time.time() - 120, time.time() - 120))  # old, but held: it stays
+        print("held", flush=True)
+        time.sleep(60)
+        """,
+        tmp_path,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        journal = Journal(tmp_path)
+        assert journal.adopt_orphans() == 0
+        journal.close()
+        assert not unnamed.exists() and recent.exists() and (tmp_path / "usage-journal.2.live.new").exists()
     finally:
         holder.kill()
         holder.communicate()

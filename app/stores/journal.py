@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -209,7 +210,27 @@ class Journal:
         self.files[:0] = adopted
         if adopted:
             log.warning("adopted %d usage journals left by earlier runs: %d rows", len(adopted), self.waiting)
+        self._remove_unnamed()
         return self.waiting
+
+    def _remove_unnamed(self) -> None:
+        """A process killed between making a file and naming it a journal leaves it empty (lines
+        go in once it is named): such a file nobody holds is removed, once it is a minute old (a
+        process may be between making its file and locking it)."""
+        for path in self.directory.glob(PATTERN.removesuffix(".jsonl") + ".new"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:  # named meanwhile by the process making it
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                made = os.fstat(fd)
+                if not made.st_size and made.st_mtime < time.time() - 60:
+                    path.unlink(missing_ok=True)
+            except OSError:  # a live process is making it (BlockingIOError), or it cannot go: it stays
+                pass
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         """Close every file: one whose rows are all committed is removed (or kept aside as
