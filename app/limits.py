@@ -76,7 +76,7 @@ class Limiter:
         self.limits: dict[str, Limit] = {limit.subject: limit for limit in limits}
         self.state = state
         self.clock = clock
-        self._swept = False
+        self._swept = -1  # the window this process last cleared the older ones in
 
     def applying(self, subjects: Iterable[str]) -> list[Limit]:
         return [limit for subject in subjects if (limit := self.limits.get(subject)) is not None]
@@ -130,9 +130,10 @@ class Limiter:
 
     def _connection(self) -> sqlite3.Connection:
         db = self.state.connection()
-        if not self._swept:  # windows older than the last minute are of no use to anyone
-            db.execute("DELETE FROM windows WHERE window < ?", (int(self.clock() // WINDOW) - 1,))
-            self._swept = True
+        window = int(self.clock() // WINDOW)
+        if window != self._swept:  # once a minute: windows older than the last one are of no use to anyone
+            db.execute("DELETE FROM windows WHERE window < ?", (window - 1,))
+            self._swept = window
         return db
 
 

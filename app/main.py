@@ -131,17 +131,27 @@ def create_app(
     lifecycle = Lifecycle(services, pipeline, discovery, live, migrate=migrate)
     api = falcon.asgi.App(middleware=[lifecycle])
     api.req_options.strip_url_path_trailing_slash = True
-    refusals = Refusals(services)
+    # The endpoints that run the pipeline, with their dialect and kind: one refused before the
+    # pipeline saw it still leaves its row (app/http/refusals.py).
+    inference = {
+        "/v1/chat/completions": ("openai", "chat", openai_http.InferenceResource(pipeline, "chat")),
+        "/v1/completions": ("openai", "completion", openai_http.InferenceResource(pipeline, "completion")),
+        "/v1/embeddings": ("openai", "embedding", openai_http.InferenceResource(pipeline, "embedding")),
+        "/v1/messages": ("anthropic", "chat", anthropic_http.MessagesResource(pipeline)),
+        "/v1/responses": ("responses", "chat", ResponsesResource(pipeline)),
+        "/api/chat": ("ollama", "chat", ollama_http.ChatResource(pipeline, services, generate=False)),
+        "/api/generate": ("ollama", "chat", ollama_http.ChatResource(pipeline, services, generate=True)),
+        "/api/embed": ("ollama", "embedding", ollama_http.EmbedResource(pipeline, legacy=False)),
+        "/api/embeddings": ("ollama", "embedding", ollama_http.EmbedResource(pipeline, legacy=True)),
+    }
+    refusals = Refusals(services, {path: (dialect, kind) for path, (dialect, kind, _) in inference.items()})
     errors = ErrorHandlers(refusals)
     api.add_error_handler(Exception, errors.unexpected)
     api.add_error_handler(falcon.HTTPError, errors.http_error)
     api.add_error_handler(RelayError, errors.relay_error)
 
-    api.add_route("/v1/chat/completions", openai_http.InferenceResource(pipeline, "chat"))
-    api.add_route("/v1/completions", openai_http.InferenceResource(pipeline, "completion"))
-    api.add_route("/v1/embeddings", openai_http.InferenceResource(pipeline, "embedding"))
-    api.add_route("/v1/messages", anthropic_http.MessagesResource(pipeline))
-    api.add_route("/v1/responses", ResponsesResource(pipeline))
+    for path, (_, _, resource) in inference.items():
+        api.add_route(path, resource)
     stored = StoredResponseResource(services)
     api.add_route("/v1/responses/{response_id}", stored)
     api.add_route("/v1/responses/{response_id}/cancel", stored, suffix="cancel")
@@ -158,10 +168,6 @@ def create_app(
         api.add_route("/metrics", MetricsResource(services))
     api.add_route("/", ollama_http.RootResource())
     api.add_route("/api/version", ollama_http.VersionResource())
-    api.add_route("/api/chat", ollama_http.ChatResource(pipeline, services, generate=False))
-    api.add_route("/api/generate", ollama_http.ChatResource(pipeline, services, generate=True))
-    api.add_route("/api/embed", ollama_http.EmbedResource(pipeline, legacy=False))
-    api.add_route("/api/embeddings", ollama_http.EmbedResource(pipeline, legacy=True))
     api.add_route("/api/tags", ollama_http.TagsResource(services))
     api.add_route("/api/show", ollama_http.ShowResource(services))
     api.add_route("/api/ps", ollama_http.PsResource(services))

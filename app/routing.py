@@ -26,7 +26,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.catalog import Catalog, ModelEntry, model_key
@@ -172,7 +172,7 @@ def _cooldown(raw: Any, where: str) -> Cooldown:
         return Cooldown()
     if not isinstance(raw, dict) or set(raw) - {"failures", "window", "seconds"}:
         raise SettingsError(f"{where}: cooldown takes failures, window and seconds")
-    values = {"failures": 3, "window": 60, "seconds": 30, **raw}
+    values = {**asdict(Cooldown()), **raw}
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values.values()):
         raise SettingsError(f"{where}: cooldown's failures, window and seconds must be positive numbers")
     return Cooldown(int(values["failures"]), float(values["window"]), float(values["seconds"]))
@@ -259,17 +259,24 @@ class DeploymentHealth:
         return ordered
 
     def state_of(self, routes: Iterable[Route]) -> dict[str, dict[str, Any]]:
-        """For the admin UI and /metrics: each route's deployments, cooling or not."""
-        models = sorted({d.model for route in routes for d in route.deployments})
+        """For the admin UI and /metrics: each route's deployments, cooling or not, and their
+        failures within the cooldown window (the longest, for one in several routes)."""
+        windows: dict[str, float] = {}
+        for route in routes:
+            for d in route.deployments:
+                windows[d.model] = max(windows.get(d.model, 0.0), route.cooldown.window)
+        models = sorted(windows)
         if not models:
             return {}
         cooling = self.cooling(models)
+        now = self.clock()
         marks = ",".join("?" * len(models))
-        failures = dict(
-            self.state.connection().execute(
-                f"SELECT deployment, count(*) FROM failures WHERE deployment IN ({marks}) GROUP BY deployment", models
-            )
-        )
+        failures: dict[str, int] = {}
+        for model, at in self.state.connection().execute(
+            f"SELECT deployment, at FROM failures WHERE deployment IN ({marks})", models
+        ):
+            if at > now - windows[model]:
+                failures[model] = failures.get(model, 0) + 1
         return {
             model: {
                 "recent_failures": int(failures.get(model, 0)),

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from app.limits import Limiter, load_limits
+from app.limits import Limit, Limiter, load_limits
+from app.machine_state import MachineState
 from app.settings import SettingsError
 from tests.faults import emulated_relay
 from tests.test_admin_settings import own_db  # noqa: F401  (a fixture: a fresh database)
@@ -169,3 +170,14 @@ def test_a_keys_limit_is_exact_across_two_workers(own_db: str, emulator: Any, tm
         assert 1 <= int(refused.headers["retry-after"]) <= 60
     finally:
         relay.stop()
+
+
+def test_windows_older_than_the_last_minute_are_cleared_as_time_goes_on(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    state = MachineState(str(tmp_path))
+    limiter = Limiter([Limit("tag", "t", 10, None)], state, clock=lambda: now[0])
+    for minute in range(5):
+        now[0] = 1_000_000.0 + 60 * minute
+        limiter.admit(limiter.applying(["tag:t"]))
+    windows = [row[0] for row in state.connection().execute("SELECT window FROM windows ORDER BY window")]
+    assert windows == [1_000_000 // 60 + 3, 1_000_000 // 60 + 4]  # the last minute and this one

@@ -199,9 +199,14 @@ def test_failures_outside_the_window_do_not_add_up(tmp_path: Path) -> None:
     now[0] += 11
     health.failed(route, a)
     assert health.cooling(["p/a"]) == {}  # one failure in each window
+    assert health.state_of([route])["p/a"]["recent_failures"] == 1  # the older one is out of the window
     now[0] += 1
     health.failed(route, a)
     assert health.cooling(["p/a"]) == {"p/a": 5.0}
+    b = Deployment("p/b")
+    health.failed(Route("s", (b,), cooldown=Cooldown(failures=3, window=10)), b)
+    now[0] += 11
+    assert health.state_of([Route("s", (b,), cooldown=Cooldown(window=10))])["p/b"]["recent_failures"] == 0
 
 
 def test_weighted_draws_follow_the_weights(tmp_path: Path) -> None:

@@ -17,25 +17,15 @@ from app.pipeline.stages.tags import assign_tags, authenticate
 from app.services import Services
 from app.stores.rate_cards import RateCards
 
-# The inference endpoints: their dialect and kind. Any other path files no row.
-INFERENCE: dict[str, tuple[str, str]] = {
-    "/v1/chat/completions": ("openai", "chat"),
-    "/v1/completions": ("openai", "completion"),
-    "/v1/embeddings": ("openai", "embedding"),
-    "/v1/messages": ("anthropic", "chat"),
-    "/v1/responses": ("responses", "chat"),
-    "/api/chat": ("ollama", "chat"),
-    "/api/generate": ("ollama", "chat"),
-    "/api/embed": ("ollama", "embedding"),
-    "/api/embeddings": ("ollama", "embedding"),
-}
-
 
 class Refusals:
     """Files the row of an inference request refused before the pipeline saw it."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, inference: Mapping[str, tuple[str, str]]) -> None:
         self.services = services
+        self.inference = (
+            inference  # path -> (dialect, kind) of the endpoints that run the pipeline; no other files a row
+        )
         self.cards = RateCards()
 
     def record(
@@ -48,7 +38,7 @@ class Refusals:
         body: Any,
         error: RelayError,
     ) -> None:
-        endpoint = INFERENCE.get(path.rstrip("/") or "/")
+        endpoint = self.inference.get(path.rstrip("/") or "/")
         if endpoint is None or not request_id:
             return
         dialect, kind = endpoint

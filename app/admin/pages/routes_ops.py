@@ -9,6 +9,7 @@ Failures are ``falcon.HTTPError``: the API reports them as JSON, the pages show 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 import falcon
@@ -28,11 +29,7 @@ def spec_of(route: Route) -> dict[str, Any]:
         "strategy": route.strategy,
         "deployments": [{"model": d.model, "weight": d.weight} for d in route.deployments],
         "fallback_on": sorted(route.fallback_on),
-        "cooldown": {
-            "failures": route.cooldown.failures,
-            "window": route.cooldown.window,
-            "seconds": route.cooldown.seconds,
-        },
+        "cooldown": asdict(route.cooldown),
     }
     if route.context_fallback is not None:
         spec["context_fallback"] = route.context_fallback.model
