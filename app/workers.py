@@ -154,11 +154,14 @@ def serve_workers(settings: Settings, count: int) -> int:
         while not stopping:
             wait([p.sentinel for p in workers.values()], timeout=0.5)
             for index, process in list(workers.items()):
-                if not stopping and process.exitcode == CONFIGURATION_ERROR:
+                exitcode = process.exitcode  # read once: each read polls, and a worker may end between two
+                if stopping or exitcode is None:
+                    continue
+                if exitcode == CONFIGURATION_ERROR:
                     log.error("worker %d cannot start with this configuration (above): stopping", index)
                     stopping, status = True, CONFIGURATION_ERROR
-                elif not stopping and not process.is_alive():
-                    log.error("worker %d exited with %s; starting it again", index, process.exitcode)
+                else:
+                    log.error("worker %d exited with %s; starting it again", index, exitcode)
                     time.sleep(RESTART_PAUSE)
                     workers[index] = start(index)
     finally:
