@@ -122,6 +122,18 @@ def test_sessions_expire_and_end_with_the_password() -> None:
     assert sessions.check(tampered) is None
 
 
+@pytest.mark.parametrize("session_secret", ["", "a secret both instances are given"])
+def test_a_session_holds_on_every_instance_and_across_restarts(make_admin, session_secret: str) -> None:
+    """With ADMIN_PASSWORD set, each start hashes it with a new salt: the cookie must not depend on that hash."""
+    first = make_admin(session_secret=session_secret)
+    second = make_admin(session_secret=session_secret)  # another instance, or the first one restarted
+    cookies = dict(first.client.cookies)
+    with httpx.Client(base_url=second.url, headers={"Origin": second.url}, cookies=cookies) as elsewhere:
+        assert elsewhere.get("/api/settings").status_code == 200
+        changed = make_admin(session_secret=session_secret, admin_password="another password", login=False)
+        assert elsewhere.get(changed.url + "/api/settings").status_code == 401  # a new password ends it
+
+
 def test_generated_password_is_printed_once_and_kept_hashed(make_admin, caplog) -> None:
     caplog.set_level("WARNING", logger="llm_relay.admin")
     admin = make_admin(admin_password="", login=False)

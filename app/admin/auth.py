@@ -2,7 +2,7 @@
 CSRF tokens bound to the session, and login throttling.
 
 Sessions are stateless (HMAC-signed), so any instance sharing the secret accepts them; each
-carries a fingerprint of the password hash, so changing the password ends every session.
+carries a fingerprint of the password, so changing the password ends every session.
 """
 
 from __future__ import annotations
@@ -69,9 +69,12 @@ class Session:
 class Sessions:
     """Sign and check session cookies and the CSRF tokens that belong to them."""
 
-    def __init__(self, secret: str, password_hash: str, lifetime_seconds: float) -> None:
+    def __init__(self, secret: str, credential: str, lifetime_seconds: float) -> None:
+        """``credential`` is what the password is known by: its stored hash, or the password
+        itself when it comes from the environment (its hash, salted anew at each start, would
+        end every session at a restart and differ between instances). It is only ever signed."""
         self.secret = secret.encode()
-        self.fingerprint = hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+        self.fingerprint = hashlib.sha256(credential.encode()).hexdigest()[:16]
         self.lifetime = lifetime_seconds
 
     def _sign(self, message: str) -> str:

@@ -67,7 +67,7 @@ class AdminContext:
 
     def _sessions(self, secret: str) -> None:
         lifetime = self.services.settings.admin_session_hours * 3600
-        self.sessions = Sessions(secret, self.password_hash, lifetime)
+        self.sessions = Sessions(secret, self.services.settings.admin_password or self.password_hash, lifetime)
 
     async def check_password(self, password: str) -> bool:
         return await verify_password_async(password, self.password_hash)
