@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import pytest
 
@@ -125,3 +126,23 @@ def test_ollama_client_streams_from_llama_cpp(local_relay, sdk) -> None:
     assert text_parts
     row = local_relay.rows(tag=tag)[0]
     assert parts[-1].eval_count == row["output_tokens"] == len(text_parts)
+
+
+def test_a_tool_conversations_second_turn_from_an_anthropic_client(local_relay) -> None:
+    """An assistant turn that only called a tool reaches llama.cpp's server, which refuses a null content."""
+    client = anthropic.Anthropic(base_url=local_relay.url, api_key="local", max_retries=0)
+    tool = {"name": "get_weather", "description": "The weather in a city", "input_schema": {"type": "object"}}
+    reply = client.messages.create(
+        model="llama/gemma-3-270m",
+        max_tokens=8,
+        tools=[tool],
+        messages=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "20 C"}]},
+        ],
+    )
+    assert reply.stop_reason in ("end_turn", "max_tokens", "tool_use") and reply.usage.input_tokens > 0

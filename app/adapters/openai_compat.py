@@ -71,6 +71,8 @@ class OpenAICompatAdapter(Adapter):
             url = self.provider.base_url + "/responses"
             return await responses_native.send(self, call, headers, url, responses_native.openai_usage)
         body = {**call.body, "model": call.model}
+        if call.dialect != "openai" and call.kind == "chat":
+            body["messages"] = _without_null_content(body["messages"])
         if call.kind != "embedding":
             body["stream"] = call.stream
         url = self.provider.base_url + PATHS[call.kind]
@@ -215,6 +217,13 @@ def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:
         size = options.get("search_context_size")
         usage.search_context_size = size if isinstance(size, str) else "medium"
     return usage
+
+
+def _without_null_content(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A translated conversation's assistant turns that only call tools, with an empty text:
+    the spec takes null or "", but llama.cpp's server refuses null and its chat templates
+    fail on a message with no content at all."""
+    return [{**m, "content": ""} if m.get("content") is None and m.get("tool_calls") else m for m in messages]
 
 
 async def _replay(reply: Reply) -> AsyncGenerator[StreamItem, None]:
