@@ -93,13 +93,17 @@ def ollama_tags(services: Services) -> dict[str, Any]:
 def capabilities(info: dict[str, Any] | Any, mode: str) -> list[str]:
     if mode == "embedding":
         return ["embedding"]
+    # A model the pricing catalog does not know (one a custom server lists) is not held back
+    # from tools or images: its provider decides, as in the quirks stage; clients such as
+    # llm-ollama refuse what /api/show does not list. An admin's override still says.
+    unknown = "mode" not in info
     found = ["completion"]
-    for flag, capability in (
-        ("supports_function_calling", "tools"),
-        ("supports_vision", "vision"),
-        ("supports_reasoning", "thinking"),
+    for flag, capability, if_unknown in (
+        ("supports_function_calling", "tools", True),
+        ("supports_vision", "vision", True),
+        ("supports_reasoning", "thinking", False),
     ):
-        if info.get(flag):
+        if info.get(flag, unknown and if_unknown):
             found.append(capability)
     return found
 
@@ -111,6 +115,15 @@ async def ollama_show(services: Services, target: Target) -> dict[str, Any]:
         assert isinstance(adapter, OllamaAdapter)
         return await adapter.post_json("/api/show", {"model": target.model})
     info = dict(target.catalog_entry or {})
+    switch = services.model_switches.get((provider.name, target.model.lower()))
+    if switch is not None:  # what an admin set where the catalog is wrong or silent
+        for flag, value in (
+            ("supports_function_calling", switch.tools),
+            ("supports_vision", switch.vision),
+            ("supports_reasoning", switch.reasoning),
+        ):
+            if value is not None:
+                info[flag] = value
     entry = ModelEntry(provider.name, target.model, str(info.get("mode", "chat")), info)
     model_info: dict[str, Any] = {"general.architecture": provider.name, "general.basename": target.model}
     if isinstance(info.get("max_input_tokens"), int):

@@ -239,6 +239,19 @@ def test_vision_switched_off_refuses_images(admin, upstream) -> None:
         admin.client.delete(OVERRIDE)
 
 
+def test_capability_switches_reach_what_ollama_clients_are_shown(admin) -> None:
+    def shown() -> list[str]:
+        return httpx.post(admin.relay.url + "/api/show", json={"model": MODEL}).json()["capabilities"]
+
+    assert {"tools", "vision"} <= set(shown())  # the catalog's word
+    try:
+        assert admin.client.put(OVERRIDE, json={"switches": {"tools": False}}).status_code == 200
+        assert "tools" not in shown() and "vision" in shown()
+    finally:
+        admin.client.delete(OVERRIDE)
+    assert "tools" in shown()
+
+
 def test_quirk_override_rewrites_the_next_request(admin, upstream) -> None:
     rule = {"drop": ["temperature"], "rename": {"seed": "random_seed"}}
     try:

@@ -65,6 +65,8 @@ def test_declared_and_discovered_models(make_relay, providers_file, upstream, sd
     assert streamed[-1].done and streamed[-1].eval_count == 212
     row = relay.rows()[-1]
     assert (row["provider"], row["resolved_model"]) == ("found", "found/chat_stream_reasoner")
+    # Not in the catalog: nothing rules tools or images out (clients such as llm-ollama check).
+    assert sdk.ollama(relay.url).show("found/chat_stream_reasoner").capabilities == ["completion", "tools", "vision"]
     assert row["cost_nanousd"] is None  # a custom provider's prices are unknown until set
 
 
