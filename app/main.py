@@ -27,7 +27,7 @@ from app.http.common import ErrorHandlers
 from app.http.health import Health, MetricsResource, Ready
 from app.http.openapi import OpenAPI
 from app.http.refusals import Refusals
-from app.http.responses import ResponsesResource, StoredResponseResource
+from app.http.responses import InputTokensResource, ResponsesResource, StoredResponseResource
 from app.lifecycle import Lifecycle
 from app.limits import Limiter, load_limits
 from app.machine_state import MachineState
@@ -153,6 +153,7 @@ def create_app(
     for path, (_, _, resource) in inference.items():
         api.add_route(path, resource)
     stored = StoredResponseResource(services)
+    api.add_route("/v1/responses/input_tokens", InputTokensResource(services))
     api.add_route("/v1/responses/{response_id}", stored)
     api.add_route("/v1/responses/{response_id}/cancel", stored, suffix="cancel")
     api.add_route("/v1/responses/{response_id}/input_items", stored, suffix="input_items")

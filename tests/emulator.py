@@ -9,6 +9,8 @@ Routes (``{p}`` is a provider directory under ``tests/fixtures``):
   carries a tool's result (a ``tool`` message, a ``function_call_output`` item).
 - ``GET /{p}/.../models``: the recordings of ``p`` as an OpenAI model list.
 - ``POST /{p}/v1/messages/count_tokens``: ``{"input_tokens": 1000 + len(messages)}``.
+- ``POST /{p}/.../responses/input_tokens``: ``{"object": "response.input_tokens", "input_tokens":
+  2000 + the length of the request's ``input`` as JSON}``.
 - ``/{instance}/api/...``: an Ollama server. ``/api/tags``, ``/api/show``, ``/api/ps``,
   ``/api/version``, ``/api/embed`` answer with the recorded documentation examples;
   ``/api/chat`` and ``/api/generate`` replay the recording the model names, else the
@@ -85,6 +87,11 @@ class Emulator:
             # No count_tokens reply was recorded; this is the shape of Anthropic's documented
             # example ({"input_tokens": N}), with N made from the request so tests see it passed.
             await _json(send, 200, {"input_tokens": 1000 + len((body or {}).get("messages") or ())})
+        elif parts[-2:] == ["responses", "input_tokens"]:
+            # No reply was recorded; this is the TokenCountsResource schema of OpenAI's OpenAPI
+            # spec, with a count made from the request so tests see it passed.
+            count = 2000 + len(json.dumps((body or {}).get("input")))
+            await _json(send, 200, {"object": "response.input_tokens", "input_tokens": count})
         elif ":" in parts[-1]:  # Gemini: /gemini/v1beta/models/{model}:{method}
             model, _, method = parts[-1].partition(":")
             stream = method == "streamGenerateContent"

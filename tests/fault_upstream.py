@@ -10,6 +10,8 @@ The request's ``model`` picks the fault:
   (``event: error`` with the recorded Groq error object), without [DONE]
 - ``midstream-reset``: a recorded stream's first events, then a reset
 - ``midstream-stall``: a recorded stream's first events, then silence
+- ``midstream-done``: a recorded stream's first events, then [DONE] with no finish reason ever
+  sent, as llama-cpp-python's server ends a stream it stops for another request
 - ``firehose:<MB>``: a stream of that many megabytes of 8 KB content chunks written as fast as
   the connection takes them (``sent`` counts the bytes), then a finish, usage and [DONE]; the
   chunks have the shape of the recorded stream's
@@ -130,6 +132,9 @@ class FaultyUpstream:
                 await writer.drain()
             elif kind == "midstream-reset":
                 _reset(writer)
+            elif kind == "midstream-done":
+                writer.write(b"data: [DONE]\n\n")
+                await writer.drain()
             else:
                 await asyncio.sleep(3600)
             return False

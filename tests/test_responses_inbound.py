@@ -393,3 +393,28 @@ def test_custom_and_namespaced_tools_travel_as_functions(relay, upstream) -> Non
         ("c1", "weather", '{"input":"*** Begin Patch"}'),
         ("c2", "agents__spawn", "{}"),
     ]
+
+
+def test_input_tokens_from_openai_and_estimated_elsewhere(relay, upstream) -> None:
+    """``client.responses.input_tokens.count``: OpenAI's own count, else an estimate that errs high."""
+    client = closing(openai.OpenAI(base_url=relay.url + "/v1", api_key="k", max_retries=0))
+    counted = client.responses.input_tokens.with_raw_response.count(model="openai/gpt-5", input="Tell me a joke.")
+    assert counted.parse().input_tokens == 2000 + len(json.dumps("Tell me a joke."))  # the emulated OpenAI's
+    assert counted.headers["x-relay-token-count"] == "provider"
+    sent = upstream.last("/responses/input_tokens")
+    assert sent.body == {"model": "gpt-5", "input": "Tell me a joke."}
+    long_text = "The quick brown fox jumps over the lazy dog. " * 200
+    tool = {"type": "function", "name": "t", "description": "d" * 300, "parameters": {"type": "object"}}
+    call = {"type": "function_call", "call_id": "c1", "name": "t", "arguments": json.dumps({"q": "x" * 600})}
+    items = [
+        {"role": "user", "content": long_text},
+        call,
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ]
+    raw = client.responses.input_tokens.with_raw_response.count(model="groq/any", input=items, tools=[tool])
+    assert raw.headers["x-relay-token-count"] == "estimate" and raw.parse().object == "response.input_tokens"
+    # Never low: ~2,000 tokens of text under any tokenizer, plus the tool and its call.
+    assert raw.parse().input_tokens >= len(long_text) // 4 + 100 + 600 // 4
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.input_tokens.count(model="groq/any", input=[])
+    assert bad.value.body["param"] == "input"

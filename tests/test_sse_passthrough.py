@@ -97,6 +97,7 @@ def test_plain_events_are_relayed_byte_for_byte_and_usage_null_is_inert() -> Non
     events = [
         b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"He said \\"usage\\": 1"}}],"usage":null}',
         b'data: {"id":"x","choices":[{"index":0,"delta":{"content":""}}],"usage":null}',
+        b'data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}',
         b": keep-alive comment",
         b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
         b"data: [DONE]",
@@ -104,7 +105,7 @@ def test_plain_events_are_relayed_byte_for_byte_and_usage_null_is_inert() -> Non
     data = b"\n\n".join(events) + b"\n\n"
     items = fast_items(data, 5)
     frames = [i for i in items if isinstance(i, Frames)]
-    assert b"".join(f.data for f in frames) == events[0] + b"\n\n" + events[1] + b"\n\n"
+    assert b"".join(f.data for f in frames) == b"".join(event + b"\n\n" for event in events[:3])
     assert sum(f.tokens for f in frames) == 1  # the empty content carries no token
     usage = [i for i in items if isinstance(i, Usage)]
     assert len(usage) == 1 and usage[0].input == 3 and usage[0].output == 2
@@ -116,11 +117,12 @@ def test_crlf_framing_falls_back_to_the_careful_parser() -> None:
         b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
         b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"b"}}]}\r\n\r\n'
         b'data: {"id":"x","choices":[{"index":0,"delta":{"reasoning":"c"}}]}\r\n\r\n'
+        b'data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\r\n\r\n'
         b"data: [DONE]\r\n\r\n"
     )
     fast, tokens = flatten(fast_items(data, 3))
     assert fast == careful("openai", data)
-    assert [c["choices"][0]["delta"] for c in fast][-1] == {"reasoning": "c", "reasoning_content": "c"}
+    assert [c["choices"][0]["delta"] for c in fast][-2] == {"reasoning": "c", "reasoning_content": "c"}
     assert tokens == 3
 
 

@@ -103,7 +103,7 @@ def test_reset_and_stall_before_a_reply(relay_on, sdk) -> None:
         assert (row["outcome"], row["status"]) == ("upstream_error", status)
 
 
-@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset", "midstream-stall"])
+@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset", "midstream-stall", "midstream-done"])
 def test_failures_after_streaming_began_end_with_an_error_frame(relay_on, sdk, fault: str) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
     received = ""
@@ -149,7 +149,7 @@ def test_anthropic_dialect_gets_anthropics_error_types(relay_on, status: int, er
     assert one_row(relay_on, tag)["dialect"] == "anthropic"
 
 
-@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset"])
+@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset", "midstream-done"])
 def test_anthropic_stream_failing_midway_ends_with_an_error_event(relay_on, fault: str) -> None:
     tag = f"t-{uuid.uuid4().hex[:8]}"
     client = closing(anthropic.Anthropic(base_url=relay_on.url, api_key="k", max_retries=0))
@@ -180,7 +180,7 @@ def test_responses_dialect_keeps_the_status(relay_on, status: int, error_class) 
     assert one_row(relay_on, tag)["dialect"] == "responses"
 
 
-@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset"])
+@pytest.mark.parametrize("fault", ["midstream-error", "midstream-reset", "midstream-done"])
 def test_responses_stream_failing_midway_ends_with_an_error_event(make_relay, faulty, fault: str) -> None:
     relay_on = make_relay(provider_base_urls={"groq": faulty.url}, upstream_timeouts="groq=1/2")  # translated
     tag = f"t-{uuid.uuid4().hex[:8]}"

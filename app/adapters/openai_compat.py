@@ -65,6 +65,16 @@ class OpenAICompatAdapter(Adapter):
         response = await self._control(method, url, params=dict(params), headers=self._plain)
         return load_json(self.provider, response.content)
 
+    async def count_input_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI's own count of a Responses request's input (``POST /responses/input_tokens``)."""
+        data = await self.http.post(
+            self.provider, self.provider.base_url + "/responses/input_tokens", orjson.dumps(body), self._plain
+        )
+        counted = load_json(self.provider, data)
+        if not isinstance(counted, dict) or not isinstance(counted.get("input_tokens"), int):
+            raise error_from_payload(self.provider, counted if isinstance(counted, dict) else {})
+        return counted
+
     async def send(self, call: Call) -> Reply:
         if call.dialect == "responses" and call.passthrough and call.native is not None and self.speaks("responses"):
             headers = self._streaming if call.stream else self._plain
@@ -109,6 +119,7 @@ class OpenAICompatAdapter(Adapter):
             async for event in events:
                 if event.data.strip() == "[DONE]":
                     ended()
+                    self._ended_early(finished)
                     return
                 for item in self._event(event, call):
                     finished = finished or finishes(item)
@@ -157,6 +168,7 @@ class OpenAICompatAdapter(Adapter):
                     yield Frames(b"\n\n".join(plain) + b"\n\n", tokens)
                 if done:
                     ended()
+                    self._ended_early(finished)
                     return
             self._ended_early(finished)
         finally:
@@ -175,8 +187,9 @@ class OpenAICompatAdapter(Adapter):
             yield from self._event(parsed, call)
 
     def _ended_early(self, finished: bool) -> None:
-        """A body that stops with neither [DONE] nor a finish reason was cut off (a reset the
-        transport couldn't tell from a close): the caller must not take it for a whole answer."""
+        """A stream that ends, even with [DONE], before any finish reason was cut off (a reset
+        the transport couldn't tell from a close, or a server that stopped generating, as
+        llama-cpp-python's does for another request): not to be taken for a whole answer."""
         if not finished:
             raise UpstreamProtocolError(f"{self.provider.name}: the stream ended before the reply was complete")
 

@@ -1,5 +1,6 @@
-"""An estimate of a Messages request's input tokens, for ``count_tokens`` towards models whose
-provider has no counting endpoint.
+"""An estimate of a request's input tokens, for ``count_tokens`` (a Messages body) and
+``responses/input_tokens`` (a Responses body, counted in the internal chat form) towards
+models whose provider has no counting endpoint.
 
 Clients such as Claude Code decide by this count when to compact a conversation: a count too
 low lets the prompt outgrow the model and fail, a count too high only compacts a little early.
@@ -84,4 +85,32 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     for message in body.get("messages") or ():
         if isinstance(message, dict):
             total += MESSAGE_OVERHEAD + _content(message.get("content"))
+    return total
+
+
+def _chat_part(part: Any) -> int:
+    if not isinstance(part, dict):
+        return _block(part)
+    kind = part.get("type")
+    if kind == "image_url":
+        return IMAGE_TOKENS
+    if kind == "file":
+        data = str((part.get("file") or {}).get("file_data") or "") if isinstance(part.get("file"), dict) else ""
+        if data.startswith("data:application/pdf;base64,"):
+            return PDF_PAGE_TOKENS * _pdf_pages(data.partition(",")[2])
+        return PDF_PAGE_TOKENS
+    return _block(part)  # text, and anything else by what it weighs
+
+
+def estimate_chat_input_tokens(body: dict[str, Any]) -> int:
+    """Input tokens of a request in the internal (OpenAI chat) form, counted as high."""
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    total = TOOLS_PROMPT + sum(_json(tool) + TOOL_OVERHEAD for tool in tools) if tools else 0
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [content] if content is not None else []
+        total += MESSAGE_OVERHEAD + sum(_chat_part(part) for part in parts)
+        total += sum(_json(call) + TOOL_OVERHEAD for call in message.get("tool_calls") or ())
     return total
