@@ -129,6 +129,8 @@ class Resolver:
         return Target(self.upstreams.providers[entry.provider], entry.id, "direct", entry.info)
 
     def _why_unknown(self, name: str, prefix: str) -> str:
+        if name.endswith("/") and name.count("/") == 1:
+            return f"model {name!r} names a provider but no model after the '/'"
         spec = BUILTIN_BY_NAME.get(prefix.lower())
         if spec is not None:
             return f"provider {spec.name!r} is not configured: set {spec.env}_API_KEY to use {name!r}"

@@ -3,6 +3,7 @@ clear 4xx; every outcome leaves exactly one usage row."""
 
 from __future__ import annotations
 
+import gzip
 import os
 
 import httpx
@@ -73,7 +74,11 @@ def test_unreachable_upstream_is_a_502(make_relay) -> None:
         ("/api/chat", b'{"model": "x", "messages": [{"content": 1}]}', "'role'"),
         ("/api/chat", b'{"model": "x", "messages": [{"role": "user"}], "think": "lots"}', "'think'"),
         ("/api/generate", b'{"model": "x", "prompt": 5}', "'prompt' must be a string"),
+        ("/api/generate", b'{"model": "x", "prompt": {}}', "'prompt' must be a string"),
+        ("/api/generate", b'{"model": "x", "prompt": 0}', "'prompt' must be a string"),
         ("/api/chat", b"", "empty"),
+        ("/api/chat", b'{"model": 5, "messages": []}', "'model' must be a model's name"),
+        ("/v1/chat/completions", b'{"model": "\xff", "messages": []}', "not valid UTF-8 (at byte 11)"),
     ],
 )
 def test_bad_input_is_a_clear_400(relay, path: str, payload: bytes, needle: str) -> None:
@@ -81,7 +86,7 @@ def test_bad_input_is_a_clear_400(relay, path: str, payload: bytes, needle: str)
     assert reply.status_code == 400, reply.text
     body = reply.json()
     message = body["error"] if path.startswith("/api/") else body["error"]["message"]
-    assert needle in message
+    assert needle in message and reply.headers["x-relay-route"] == "none"
     row = relay.row(reply.headers["x-request-id"])  # refused before the pipeline, still one row
     assert (row["outcome"], row["status"], row["endpoint"]) == ("client_error", 400, path)
     assert needle in row["error"] and row["dialect"] == ("ollama" if path.startswith("/api/") else "openai")
@@ -142,12 +147,109 @@ def test_json_sent_the_way_curl_d_sends_it_is_read(relay, path: str) -> None:
     assert relay.row(reply.headers["x-request-id"])["outcome"] == "ok"
 
 
+def test_compressed_bodies_are_415(relay) -> None:
+    """Never expanded: a small compressed body can be a huge one."""
+    body = gzip.compress(b'{"model": "openai/chat_nonstream_basic", "messages": [{"role": "user", "content": "hi"}]}')
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    reply = httpx.post(relay.url + "/v1/chat/completions", content=body, headers=headers)
+    assert reply.status_code == 415 and "Content-Encoding gzip" in reply.json()["error"]["message"]
+    assert reply.headers["x-relay-route"] == "none"
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["outcome"], row["status"]) == ("client_error", 415)
+
+
+def test_a_null_stream_is_the_default(relay) -> None:
+    """OpenAI's spec has ``stream`` nullable, default false; Ollama's default is true."""
+    chat = {"model": "openai/chat_nonstream_basic", "messages": CHAT, "stream": None}
+    reply = httpx.post(relay.url + "/v1/chat/completions", json=chat)
+    assert reply.status_code == 200 and reply.json()["object"] == "chat.completion"
+    ollama = httpx.post(relay.url + "/api/chat", json={**chat, "model": "lab/llama3.2"})
+    assert ollama.status_code == 200 and ollama.headers["content-type"] == "application/x-ndjson"
+    for stream in ("yes", 1):  # truthy is not true
+        anthropic = httpx.post(
+            relay.url + "/v1/messages", json={**chat, "max_tokens": 5, "stream": stream, "model": "openai/x"}
+        )
+        assert anthropic.status_code == 400 and "stream" in anthropic.json()["error"]["message"]
+
+
+def test_a_provider_without_a_model_says_so(relay) -> None:
+    reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "openai/", "messages": CHAT})
+    assert reply.status_code == 404 and "no model after the '/'" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/api/chat", "/v1/messages/count_tokens"])
+def test_a_model_name_no_header_can_carry_still_gets_its_reply(relay, path: str) -> None:
+    """The name is echoed in X-Relay-Model, percent-encoded: raw, it failed the whole reply (a bare 500
+    after the provider had answered)."""
+    body = {"model": "openai/gpt-4o-mini-\U0001f600", "messages": CHAT, "max_tokens": 5, "stream": False}
+    reply = httpx.post(relay.url + path, json=body)
+    assert reply.status_code in (200, 404), reply.text  # the emulated OpenAI has no such recording: its 404
+    assert reply.headers["x-relay-model"] == "openai/gpt-4o-mini-%F0%9F%98%80"
+    assert reply.headers["content-type"] == "application/json" and reply.json()
+
+
+WRONG_TYPES = [  # (path, body): fields a translation for another provider used to crash on
+    ("/v1/chat/completions", {"model": "anthropic/messages_nonstream_thinking", "messages": CHAT, "stop": 5}),
+    ("/v1/chat/completions", {"model": "gemini/generateContent_basic_thoughts", "messages": CHAT, "stop": True}),
+    ("/v1/completions", {"model": "lab/llama3.2", "prompt": "hi", "stop": 5}),
+    ("/v1/chat/completions", {"model": "gemini/generateContent_basic_thoughts", "messages": CHAT, "tools": 5}),
+    (
+        "/v1/chat/completions",
+        {"model": "anthropic/x", "messages": CHAT, "tools": [{"type": "function", "function": 5}]},
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "anthropic/x",
+            "messages": CHAT,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}],
+        },
+    ),
+    ("/v1/chat/completions", {"model": "anthropic/x", "messages": CHAT, "reasoning_effort": ["high"]}),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "gemini/generateContent_basic_thoughts",
+            "messages": [{"role": "user", "content": [{"type": "image_url"}]}],
+        },
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "lab/llama3.2",
+            "messages": [*CHAT, {"role": "assistant", "content": None, "tool_calls": "x"}, *CHAT],
+        },
+    ),
+    (
+        "/v1/messages",
+        {"model": "gemini/generateContent_basic_thoughts", "max_tokens": 5, "messages": CHAT, "stop_sequences": 5},
+    ),
+    (
+        "/v1/responses",
+        {"model": "anthropic/x", "input": "hi", "tools": [{"type": "function", "name": "f", "parameters": 5}]},
+    ),
+    ("/api/chat", {"model": "lab/llama3.2", "messages": CHAT, "stream": False, "options": {"stop": 5}}),
+    ("/api/generate", {"model": "lab/llama3.2", "prompt": "hi", "stream": False, "images": 5}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), WRONG_TYPES)
+def test_wrong_types_are_a_400_in_every_translation(relay, upstream, path: str, body: dict) -> None:
+    before = len(upstream.requests)
+    reply = httpx.post(relay.url + path, json=body)
+    assert reply.status_code == 400, reply.text  # a 500 would also have the SDKs retry it
+    assert len(upstream.requests) == before  # refused before any provider was asked
+    row = relay.row(reply.headers["x-request-id"])
+    assert (row["outcome"], row["status"]) == ("client_error", 400)
+
+
 def test_oversized_body_is_413(make_relay) -> None:
     relay = make_relay(max_body_bytes=1000)
     big = {"model": "openai/x", "messages": [{"role": "user", "content": "x" * 2000}]}
     assert httpx.post(relay.url + "/v1/chat/completions", json=big).status_code == 413
     reply = httpx.post(relay.url + "/api/chat", json=big, headers={"x-proxy-tag": "team-d"})
     assert reply.status_code == 413 and "larger than 1000 bytes" in reply.json()["error"]
+    assert reply.headers["x-relay-route"] == "none"
     row = relay.row(reply.headers["x-request-id"])  # never read, yet on file
     assert (row["outcome"], row["status"], row["dialect"], row["tags"]) == ("client_error", 413, "ollama", ["team-d"])
     admin = httpx.post(relay.url + "/api/show", json=big)  # no inference asked for: no row

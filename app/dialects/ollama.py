@@ -31,13 +31,17 @@ def model_of(body: Any) -> str:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     model = body.get("model") or body.get("name")
-    if not isinstance(model, str) or not model.strip():
+    if model is None or model == "":
         raise BadRequest("'model' is required")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' must be a model's name")
     return model
 
 
 def _stream(body: dict[str, Any]) -> bool:
-    stream = body.get("stream", True)
+    stream = body.get("stream")
+    if stream is None:  # left out or null: Ollama streams by default
+        return True
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be true or false")
     return stream
@@ -69,13 +73,17 @@ def parse_chat(body: Any) -> tuple[dict[str, Any], bool]:
 
 def parse_generate(body: Any) -> tuple[dict[str, Any], bool]:
     internal = _common(body)
-    prompt = body.get("prompt") or ""
+    prompt = body.get("prompt")
+    if prompt is None:
+        prompt = ""
     if not isinstance(prompt, str):
         raise BadRequest("'prompt' must be a string")
     messages: list[dict[str, Any]] = []
     if body.get("system"):
         messages.append({"role": "system", "content": str(body["system"])})
     images = body.get("images") or []
+    if not isinstance(images, list):
+        raise BadRequest("'images' must be a list of base64-encoded images")
     if images:
         parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
         parts += [{"type": "image_url", "image_url": {"url": data_url(str(i))}} for i in images]

@@ -46,7 +46,9 @@ def check_request(kind: str, body: Any) -> bool:
         _require(body, "prompt", (str, list), "a string or a list")
     else:
         _require(body, "input", (str, list), "a string or a list")
-    stream = body.get("stream", False)
+    stream = body.get("stream")
+    if stream is None:  # the spec's default, and null means it too
+        stream = False
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be true or false", param="stream")
     options = body.get("stream_options")

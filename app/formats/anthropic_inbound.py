@@ -55,14 +55,17 @@ def internal_request(body: Any, *, counting: bool = False) -> Translated:
     if not isinstance(body, dict):
         raise _fail("the request body must be a JSON object")
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    if model is None:
         raise _fail("model: field required", "model")
+    if not isinstance(model, str) or not model.strip():
+        raise _fail("model: must be a model's name", "model")
     max_tokens = body.get("max_tokens", 1 if counting else None)
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise _fail("max_tokens: a positive integer is required", "max_tokens")
-    stream = body.get("stream", False) and not counting
+    stream = False if body.get("stream") is None else body["stream"]
     if not isinstance(stream, bool):
         raise _fail("stream: must be true or false", "stream")
+    stream = stream and not counting
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _fail("messages: a non-empty list is required", "messages")

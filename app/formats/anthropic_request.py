@@ -11,6 +11,7 @@ from typing import Any
 
 from app.errors import BadRequest
 from app.formats.anthropic_messages import convert_messages
+from app.formats.openai_chat import stop_sequences
 
 # Anthropic requires max_tokens; this is the answer room when neither client nor catalog says.
 DEFAULT_MAX_TOKENS = 8192
@@ -36,9 +37,9 @@ def build_request(
     request: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
     if system:
         request["system"] = system
-    stop = body.get("stop")
+    stop = stop_sequences(body.get("stop"))
     if stop:
-        request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        request["stop_sequences"] = stop
     if body.get("user"):
         request["metadata"] = {"user_id": str(body["user"])}
     if isinstance(body.get("cache_control"), dict):  # Anthropic's automatic prompt caching
@@ -99,6 +100,8 @@ def thinking_config(body: dict[str, Any], catalog: Mapping[str, Any]) -> tuple[d
             raise BadRequest("'thinking' must be an object", param="thinking")
         return (None, None) if given.get("type") == "disabled" else (dict(given), None)
     effort = body.get("reasoning_effort")
+    if effort is not None and not isinstance(effort, str):
+        raise BadRequest("'reasoning_effort' must be a string", param="reasoning_effort")
     if effort is None or effort in NO_THINKING:
         return None, None
     if effort not in THINKING_BUDGETS:
@@ -161,10 +164,15 @@ def convert_tools(tools: Any) -> list[dict[str, Any]]:
         if tool.get("type") != "function":
             out.append(tool)  # Anthropic's own tools (web search, code execution) go as given
             continue
-        function = tool.get("function") or {}
-        if not function.get("name"):
-            raise BadRequest(f"tools[{index}] needs a function name", param=f"tools[{index}]")
-        schema = dict(function.get("parameters") or {"properties": {}})
+        function = tool.get("function")
+        if not isinstance(function, dict) or not function.get("name"):
+            raise BadRequest(f"tools[{index}] needs a function object with a name", param=f"tools[{index}]")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise BadRequest(
+                f"tools[{index}].function.parameters must be a JSON schema object", param=f"tools[{index}]"
+            )
+        schema = dict(parameters or {"properties": {}})
         schema.setdefault("type", "object")
         converted: dict[str, Any] = {"name": function["name"], "input_schema": schema}
         if function.get("description") is not None:

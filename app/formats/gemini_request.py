@@ -42,6 +42,8 @@ def build_request(
     if system:
         request["systemInstruction"] = {"parts": system}
     tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise BadRequest("'tools' must be a list", param="tools")
     choice = body.get("tool_choice")
     declarations = [
         function_declaration(t) for t in tools or () if isinstance(t, dict) and isinstance(t.get("function"), dict)
@@ -110,7 +112,10 @@ def _part(part: Any, images: Mapping[str, tuple[str, str]], index: int) -> dict[
         text = str(part.get("text") or "")
         return {"text": text} if text else None
     if kind == "image_url":
-        mime, data = images[image_url(part)]
+        url = image_url(part)
+        if url not in images:  # only an empty or missing url was not fetched beforehand
+            raise BadRequest(f"messages[{index}]: an image_url part needs a url", param=f"messages[{index}]")
+        mime, data = images[url]
         return {"inlineData": {"mimeType": mime, "data": data}}
     if kind == "input_audio":
         audio = part.get("input_audio") or {}

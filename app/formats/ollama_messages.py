@@ -26,7 +26,10 @@ def messages_to_ollama(messages: list[Any]) -> list[dict[str, Any]]:
         if message.get("reasoning_content"):
             converted["thinking"] = message["reasoning_content"]
         calls = []
-        for call in message.get("tool_calls") or ():
+        tool_calls = message.get("tool_calls") or []
+        if not isinstance(tool_calls, list) or not all(isinstance(c, dict) for c in tool_calls):
+            raise BadRequest(f"messages[{index}].tool_calls must be a list of objects", param=f"messages[{index}]")
+        for call in tool_calls:
             function = call.get("function") or {}
             names_by_id[call.get("id", "")] = function.get("name", "")
             name = function.get("name")

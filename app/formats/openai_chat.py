@@ -22,10 +22,21 @@ def generation_fields(body: Mapping[str, Any], names: Mapping[str, str], limit: 
         max_tokens = body.get("max_tokens")
     if max_tokens is not None:
         out[limit] = max_tokens
-    sequences = body.get("stop")
+    sequences = stop_sequences(body.get("stop"))
     if sequences:
-        out[stop] = [sequences] if isinstance(sequences, str) else list(sequences)
+        out[stop] = sequences
     return out
+
+
+def stop_sequences(value: Any) -> list[str]:
+    """``stop`` as a list: one string or a list of strings (the spec's two forms), else a 400."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise BadRequest("'stop' must be a string or a list of strings", param="stop")
 
 
 def json_format(response_format: Any) -> Any:

@@ -40,9 +40,13 @@ def internal_request(body: Any) -> Translated:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    if model is None:
         raise BadRequest("'model' is required", param="model")
-    stream = body.get("stream", False)
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' must be a model's name", param="model")
+    stream = body.get("stream")
+    if stream is None:  # the spec's default, and null means it too
+        stream = False
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be true or false", param="stream")
     out = Translated({"model": model, "messages": []}, stream)

@@ -9,7 +9,7 @@ from app.adapters import Call
 from app.dialects import anthropic as dialect
 from app.formats import anthropic_inbound as inbound
 from app.formats.token_count import estimate_input_tokens
-from app.http.common import json_response, new_exchange, read_json, serve_translated
+from app.http.common import header_text, json_response, new_exchange, read_json, serve_translated
 from app.pipeline.core import Pipeline
 from app.pipeline.stages.tags import authenticate
 from app.services import Services
@@ -58,7 +58,7 @@ class CountTokensResource:
             headers=req.headers,
         )
         counted = await adapter.count_tokens(call)
-        resp.set_header("X-Relay-Model", target.label)
+        resp.set_header("X-Relay-Model", header_text(target.label))
         if counted is not None:
             resp.set_header(ESTIMATE_HEADER, "provider")
             json_response(resp, {"input_tokens": counted["input_tokens"]})

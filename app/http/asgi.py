@@ -30,7 +30,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
-Refused = Callable[[Scope, str, RelayError], None]
+Refused = Callable[[Scope, str, RelayError], bool]  # files the row of an inference request: True when it did
 
 
 def new_request_id() -> str:
@@ -85,9 +85,9 @@ class DisconnectAware:
             if body.left:
                 return  # the client left before sending its whole request
             if refusal is not None:
-                if self.refused is not None:
-                    self.refused(scope, request_id, refusal)  # its row is on file before the reply leaves
-                await send_error(scope, send, refusal, request_id.encode())
+                # Its row is on file before the reply leaves.
+                filed = self.refused is not None and self.refused(scope, request_id, refusal)
+                await send_error(scope, send, refusal, request_id.encode(), route="none" if filed else None)
                 return
             connection = _Connection(b"".join(body.parts), send, request_id.encode(), self.requests)
             body.parts = []
@@ -147,12 +147,16 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
-async def send_error(scope: Scope, send: Send, error: RelayError, request_id: bytes | None = None) -> None:
+async def send_error(
+    scope: Scope, send: Send, error: RelayError, request_id: bytes | None = None, route: str | None = None
+) -> None:
     """A whole error response, in the dialect of the endpoint, with the error's own headers."""
     data = orjson.dumps(error_body(scope.get("path", ""), error))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     if request_id is not None:
         headers.append((b"x-request-id", request_id))
+    if route is not None:
+        headers.append((b"x-relay-route", route.encode()))
     headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": data})

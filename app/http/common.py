@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import falcon
 import falcon.asgi
@@ -25,6 +26,9 @@ async def read_json(req: falcon.asgi.Request) -> Any:
     content_type = (req.content_type or "").lower()
     if content_type.startswith("multipart/"):
         raise _not_json(content_type)
+    encoding = (req.get_header("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":  # never expanded here: a small compressed body can be a huge one
+        raise UnsupportedMediaType(f"Content-Encoding {encoding} is not accepted; send the body uncompressed")
     if not raw.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
@@ -34,9 +38,19 @@ async def read_json(req: falcon.asgi.Request) -> Any:
         # Ollama takes it): a form-labelled body is read as JSON, and refused only if it is not.
         if content_type.startswith("application/x-www-form-urlencoded"):
             raise _not_json(content_type) from None
+        try:
+            raw.decode()
+        except UnicodeDecodeError as bad:
+            raise BadRequest(f"the request body is not valid UTF-8 (at byte {bad.start})") from None
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     req.context.body = body  # for the row of a request refused before the pipeline runs
     return body
+
+
+def header_text(value: str) -> str:
+    """A header value made from what a client named (a model): percent-encoded unless ASCII,
+    as a header cannot carry other text (and one that failed would fail the whole reply)."""
+    return value if value.isascii() else quote(value, safe="/:@")
 
 
 def _not_json(content_type: str) -> UnsupportedMediaType:
@@ -80,7 +94,7 @@ async def run(pipeline: Pipeline, ex: Exchange, resp: falcon.asgi.Response) -> R
         return reply
     finally:
         if ex.target is not None:
-            resp.set_header("X-Relay-Model", ex.target.label)
+            resp.set_header("X-Relay-Model", header_text(ex.target.label))
             resp.set_header("X-Relay-Route", ex.target.via)
         else:  # refused before a model was chosen (an unknown model, a bad key): as its row says
             resp.set_header("X-Relay-Route", "none")
@@ -139,7 +153,7 @@ class ErrorHandlers:
     def _record(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError) -> None:
         if resp.context.get("relayed"):
             return  # the cost stage filed it
-        self.refusals.record(
+        filed = self.refusals.record(
             path=req.path,
             request_id=req.scope.get("state", {}).get("request_id", ""),
             headers=req.headers,
@@ -147,6 +161,8 @@ class ErrorHandlers:
             body=req.context.get("body"),
             error=error,
         )
+        if filed:  # an inference request refused before any model was chosen, as its row says
+            resp.set_header("X-Relay-Route", "none")
 
     async def relay_error(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, error: RelayError, params: dict[str, Any]

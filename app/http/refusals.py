@@ -37,10 +37,11 @@ class Refusals:
         client: str,
         body: Any,
         error: RelayError,
-    ) -> None:
+    ) -> bool:
+        """Whether a row was filed: only an inference request has one."""
         endpoint = self.inference.get(path.rstrip("/") or "/")
         if endpoint is None or not request_id:
-            return
+            return False
         dialect, kind = endpoint
         model = body.get("model") if isinstance(body, dict) else None
         ex = Exchange(
@@ -60,12 +61,13 @@ class Refusals:
         ex.error = error.message
         ex.ended_at = ex.started
         file_row(self.services, row_of(ex, None, self.cards))
+        return True
 
-    def unread(self, scope: MutableMapping[str, Any], request_id: str, error: RelayError) -> None:
+    def unread(self, scope: MutableMapping[str, Any], request_id: str, error: RelayError) -> bool:
         """The row of a request refused before its body was read (app/http/asgi.py), before Falcon saw it."""
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         client = scope.get("client") or ("", 0)
-        self.record(
+        return self.record(
             path=scope.get("path", ""), request_id=request_id, headers=headers, client=client[0], body=None, error=error
         )
 
