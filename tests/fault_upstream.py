@@ -12,6 +12,8 @@ The request's ``model`` picks the fault:
 - ``midstream-stall``: a recorded stream's first events, then silence
 - ``midstream-done``: a recorded stream's first events, then [DONE] with no finish reason ever
   sent, as llama-cpp-python's server ends a stream it stops for another request
+- ``empty-stream``: a 200 event stream that ends before any event, as llama-cpp-python's server
+  answers a streamed prompt too long for its context
 - ``firehose:<MB>``: a stream of that many megabytes of 8 KB content chunks written as fast as
   the connection takes them (``sent`` counts the bytes), then a finish, usage and [DONE]; the
   chunks have the shape of the recorded stream's
@@ -122,6 +124,10 @@ class FaultyUpstream:
             return False
         if kind == "firehose":
             await self._firehose(model, int(arg.split("-")[0]) * 1024 * 1024, writer)
+            return False
+        if kind == "empty-stream":
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+            await writer.drain()
             return False
         if kind.startswith("midstream-"):
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")

@@ -3,6 +3,7 @@ gets the right status or final error frame, and each request leaves exactly one 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import anthropic
@@ -196,3 +197,19 @@ def test_responses_stream_failing_midway_ends_with_an_error_event(make_relay, fa
         assert "Tool call validation failed" in str(caught.value)
     row = one_row(relay_on, tag)
     assert (row["outcome"], row["status"], row["dialect"]) == ("upstream_error", 200, "responses")
+
+
+def test_a_responses_stream_that_fails_before_any_text_reports_no_usage(make_relay, faulty) -> None:
+    """The failed response's usage is the row's: nothing generated, nothing estimated."""
+    relay_on = make_relay(provider_base_urls={"groq": faulty.url}, upstream_timeouts="groq=1/2")  # translated
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    events: list[dict] = []
+    body = {"model": "groq/empty-stream", "input": "hi " * 500, "stream": True}
+    with httpx.stream("POST", relay_on.url + "/v1/responses", json=body, headers={"X-Proxy-Tag": tag}) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    failed = [e for e in events if e["type"] == "response.failed"]
+    assert len(failed) == 1 and failed[0]["response"]["usage"] is None
+    row = one_row(relay_on, tag)
+    assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("upstream_error", 0, 0)

@@ -175,8 +175,11 @@ class _EventStream:
 
     def failed(self, error: dict[str, Any]) -> bytes:
         """An ``error`` event, then ``response.failed``, as OpenAI ends a stream that fails."""
+        ex = self.items.ex
+        # As the row: a reply that failed before any text was generated is not estimated.
+        counted = ex.usage.reported or ex.pieces > 0
         response = {
-            **self.items.response("failed", with_usage=True),
+            **self.items.response("failed", with_usage=counted),
             "error": {k: error[k] for k in ("code", "message")},
         }
         return self.event("error", {"error": error}) + self.event("response.failed", {"response": response})
