@@ -189,7 +189,8 @@ class Settings:
         "SHUTDOWN_GRACE_SECONDS",
         30.0,
         "On SIGTERM, how long requests in flight may take to finish; then they are cancelled and "
-        "each leaves a usage row with the outcome `shutdown` (the caller gets a 503 if its reply had not begun).",
+        "each leaves a usage row with the outcome `shutdown` (the caller gets a 503 if its reply had not begun, "
+        "else its stream ends with an error event).",
     )
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond).")
     max_inflight_body_bytes: int = _setting(

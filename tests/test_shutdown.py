@@ -1,6 +1,7 @@
 """SIGTERM while upstream calls hang: the relay waits SHUTDOWN_GRACE_SECONDS, then cancels them;
-each caller whose reply had not begun gets a 503 in its own dialect, and every request the
-upstream saw leaves a usage row with the outcome ``shutdown``."""
+each caller whose reply had not begun gets a 503 in its own dialect, each whose stream was under
+way gets its dialect's error at the end of it, and every request the upstream saw leaves a usage
+row with the outcome ``shutdown``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,32 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
     "ollama": ("/api/chat", {"model": "openai/stall", "messages": MESSAGES, "stream": False}),
 }
 
+# Streams under way when the shutdown comes: (path, body), and how the dialect's error frame begins.
+STREAMS: dict[str, tuple[str, dict[str, Any], bytes]] = {
+    "openai": (
+        "/v1/chat/completions",
+        {"model": "openai/midstream-stall", "messages": MESSAGES, "stream": True},
+        b'data: {"error":',
+    ),
+    "anthropic": (
+        "/v1/messages",
+        {"model": "openai/midstream-stall", "messages": MESSAGES, "max_tokens": 5, "stream": True},
+        b'event: error\ndata: {"type":"error","error":',
+    ),
+    "ollama": ("/api/chat", {"model": "openai/midstream-stall", "messages": MESSAGES}, b'{"error":'),
+    "responses": (
+        "/v1/responses",
+        {"model": "groq/midstream-stall", "input": "hi", "stream": True},
+        b'event: error\ndata: {"type":"error","error":',
+    ),
+}
+
+
+def last_frame(dialect: str, text: bytes) -> bytes:
+    """The stream's last frame, past OpenAI's closing [DONE]."""
+    frames = text.strip().split(b"\n" if dialect == "ollama" else b"\n\n")
+    return frames[-2] if frames[-1] == b"data: [DONE]" else frames[-1]
+
 
 @pytest.fixture
 def faulty() -> Iterator[FaultyUpstream]:
@@ -47,25 +74,23 @@ def error_message(dialect: str, body: dict[str, Any]) -> str:
 def test_sigterm_cancels_hung_requests_after_the_grace_period(own_db, faulty, tmp_path: Path) -> None:  # noqa: F811
     relay = RelayProcess({
         "DATABASE_URL": own_db, "DATA_DIR": str(tmp_path), "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": faulty.url,
+        "GROQ_API_KEY": "k", "GROQ_BASE_URL": faulty.url,  # the Responses API translated, as for most providers
         "SHUTDOWN_GRACE_SECONDS": str(GRACE), "LOG_LEVEL": "info",
     }).start()  # fmt: skip
     replies: dict[str, httpx.Response] = {}
-    streamed: dict[str, Any] = {}
+    streamed: dict[str, tuple[str, bytes]] = {}
 
     def call(dialect: str) -> None:
         path, body = CALLS[dialect]
         replies[dialect] = httpx.post(relay.url + path, json=body, timeout=60)
 
-    def stream() -> None:  # a reply under way when the shutdown comes
-        body = {"model": "openai/midstream-stall", "messages": MESSAGES, "stream": True}
-        with httpx.stream("POST", relay.url + "/v1/chat/completions", json=body, timeout=60) as reply:
-            streamed["id"] = reply.headers["x-request-id"]
-            try:
-                streamed["text"] = b"".join(reply.iter_bytes())
-            except httpx.HTTPError as exc:  # cut off: that is what a stopped server does
-                streamed["error"] = exc
+    def stream(dialect: str) -> None:  # a reply under way when the shutdown comes
+        path, body, _ = STREAMS[dialect]
+        with httpx.stream("POST", relay.url + path, json=body, timeout=60) as reply:
+            streamed[dialect] = (reply.headers["x-request-id"], b"".join(reply.iter_bytes()))
 
-    threads = [threading.Thread(target=call, args=(d,)) for d in CALLS] + [threading.Thread(target=stream)]
+    threads = [threading.Thread(target=call, args=(d,)) for d in CALLS]
+    threads += [threading.Thread(target=stream, args=(d,)) for d in STREAMS]
     try:
         for thread in threads:
             thread.start()
@@ -89,8 +114,12 @@ def test_sigterm_cancels_hung_requests_after_the_grace_period(own_db, faulty, tm
         assert reply.status_code == 503, (dialect, reply.text)
         assert reply.headers["retry-after"] == "1"
         assert "shutting down" in error_message(dialect, reply.json())
-    assert len(replies) == len(CALLS) and "id" in streamed
-    ids = {reply.headers["x-request-id"] for reply in replies.values()} | {streamed["id"]}
+    assert len(replies) == len(CALLS) and set(streamed) == set(STREAMS)
+    for dialect, (_, text) in streamed.items():  # whole, and ended by the dialect's error
+        last = last_frame(dialect, text)
+        assert last.startswith(STREAMS[dialect][2]) and b"the relay is shutting down" in last, (dialect, text[-300:])
+    assert "ASGI callable returned without completing response" not in log
+    ids = {reply.headers["x-request-id"] for reply in replies.values()} | {i for i, _ in streamed.values()}
     rows = {row["request_id"]: row for row in relay.rows()}
     assert set(rows) == ids  # one row for each request the upstream saw, no other
     for row in rows.values():

@@ -6,8 +6,9 @@ reads. This layer reads the request body itself (enforcing the size limit), hand
 then watches the connection; when the client leaves before the response is complete it
 cancels the request's task, which closes the upstream response at once and lets the pipeline
 record a ``client_closed`` row. A request the server cancels at shutdown, once its grace period
-is over, is answered with a 503 in the caller's dialect if its reply had not begun (its row says
-``shutdown``), and the server waits for it to end (app/inflight.py).
+is over, is answered with a 503 in the caller's dialect if its reply had not begun, or its stream
+ends with the dialect's error event (its row says ``shutdown``), and the server waits for it to
+end (app/inflight.py).
 """
 
 from __future__ import annotations
@@ -53,6 +54,20 @@ def error_body(path: str, error: RelayError) -> dict[str, Any]:
     if dialect == "anthropic":
         return anthropic_dialect.error_body(error)
     return openai_dialect.error_body(error)
+
+
+def stream_error(path: str, error: RelayError) -> bytes:
+    """The last frame of a reply the relay itself cut off (a shutdown), in the endpoint's dialect,
+    as each ends a stream that fails: the client sees an error, not a dropped connection."""
+    body = error_body(path, error)
+    dialect = dialect_of(path)
+    if dialect == "ollama":
+        return orjson.dumps(body) + b"\n"
+    if dialect == "anthropic":
+        return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+    if path.startswith("/v1/responses"):
+        return b"event: error\ndata: " + orjson.dumps({"type": "error", **body}) + b"\n\n"
+    return b"data: " + orjson.dumps(body) + b"\n\ndata: [DONE]\n\n"
 
 
 class DisconnectAware:
@@ -220,6 +235,9 @@ class _Connection:
             self.task.uncancel()
             if not self.gone and not self.started:
                 await send_error(scope, self.send, SHUTTING_DOWN)
+            elif not self.gone and not self.complete:  # a stream under way ends with its dialect's error
+                frame = stream_error(scope.get("path", ""), SHUTTING_DOWN)
+                await self.send({"type": "http.response.body", "body": frame, "more_body": False})
         finally:
             self.finished = True
             timer.cancel()
