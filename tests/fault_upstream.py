@@ -25,6 +25,8 @@ The request's ``model`` picks the fault:
   ErrorResponse with the ``context_length_exceeded`` code OpenAI documents (not a recording)
 - ``no-usage``: the recorded stream (or reply) with its usage taken out, as llama.cpp and some
   compatible servers answer even when asked for usage
+- ``token-embeddings``: an embedding list whose each embedding is a vector per token, as
+  llama-cpp-python's server answers without pooling
 - ``usage-echo``: the recorded chat reply (or, for ``"stream": true``, the recorded stream) with
   its usage block replaced by the JSON text of the request's first message
 """
@@ -195,6 +197,15 @@ def _canned(kind: str, arg: str, body: dict) -> tuple[int, str, bytes] | None:
         return 400, "application/json", json.dumps({"error": {**error, "code": "context_length_exceeded"}}).encode()
     elif kind == "ignores-stream":
         return 200, "application/json", (FIXTURES / f"{arg}.json").read_bytes()
+    elif kind == "token-embeddings":
+        vectors = [[0.5, -0.25], [0.125, 1.0]]  # two tokens of a two-dimensional model
+        usage = {"prompt_tokens": 2, "total_tokens": 2}
+        data = [{"object": "embedding", "embedding": vectors, "index": 0}]
+        return (
+            200,
+            "application/json",
+            json.dumps({"object": "list", "data": data, "model": kind, "usage": usage}).encode(),
+        )
     elif kind == "no-usage":
         if stream:
             return 200, "text/event-stream", b"\n\n".join(e for e in STREAM.split(b"\n\n") if b'"usage":{' not in e)

@@ -213,3 +213,17 @@ def test_a_responses_stream_that_fails_before_any_text_reports_no_usage(make_rel
     assert len(failed) == 1 and failed[0]["response"]["usage"] is None
     row = one_row(relay_on, tag)
     assert (row["outcome"], row["input_tokens"], row["output_tokens"]) == ("upstream_error", 0, 0)
+
+
+def test_embeddings_that_are_not_vectors_are_a_502(relay_on) -> None:
+    """A vector per token (llama-cpp-python's server without pooling) is nothing a client can read."""
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    for path, body in (
+        ("/v1/embeddings", {"model": "openai/token-embeddings", "input": "hi"}),
+        ("/api/embed", {"model": "openai/token-embeddings", "input": "hi"}),
+    ):
+        reply = httpx.post(relay_on.url + path, json=body, headers={"X-Proxy-Tag": tag})
+        assert reply.status_code == 502, reply.text
+        assert "not one vector of numbers" in reply.text
+    rows = relay_on.rows(tag=tag)
+    assert [(r["outcome"], r["status"]) for r in rows] == [("upstream_error", 502)] * 2

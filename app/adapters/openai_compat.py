@@ -104,6 +104,8 @@ class OpenAICompatAdapter(Adapter):
             raise error_from_payload(self.provider, {"error": {"message": f"unexpected reply {data!r:.200}"}})
         if "error" in data and not data.get("choices") and not data.get("data"):
             raise error_from_payload(self.provider, data)
+        if call.kind == "embedding":
+            _check_vectors(self.provider.name, data)
         for choice in data.get("choices") or ():
             normalize_message(choice.get("message"))
         raw_usage = find_usage(data)
@@ -230,6 +232,16 @@ def _usage(raw: dict[str, Any], payload: dict[str, Any], call: Call) -> Usage:
         size = options.get("search_context_size")
         usage.search_context_size = size if isinstance(size, str) else "medium"
     return usage
+
+
+def _check_vectors(provider: str, data: dict[str, Any]) -> None:
+    """Each embedding one vector of numbers (or base64 text): llama-cpp-python's server without
+    pooling sends a vector per token, which no client can read, and the row must not say ok."""
+    for item in data.get("data") or ():
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, str) or (isinstance(vector, list) and (not vector or isinstance(vector[0], int | float))):
+            continue
+        raise UpstreamProtocolError(f"{provider}: an embedding is not one vector of numbers ({type(vector).__name__})")
 
 
 def _without_null_content(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
