@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             changes = {"host": args.host, "port": args.port, "admin_port": args.admin_port, "workers": args.workers}
-            return serve(settings.with_changes(**{k: v for k, v in changes.items() if v}))
+            return serve(settings.with_changes(**{k: v for k, v in changes.items() if v is not None}))
         if args.command == "migrate":
             from app.stores.db import apply_migrations
 

@@ -35,8 +35,11 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+SHOWN = len(PREFIX) + 6  # characters of a key that lists show
+
+
 def shown_prefix(key: str) -> str:
-    return key[: len(PREFIX) + 6]
+    return key[:SHOWN]
 
 
 class KeyBook:

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
-from app.keys import key_hash, new_key, shown_prefix
+from app.errors import RelayError
+from app.keys import SHOWN, key_hash, new_key, shown_prefix
 from app.settings import Settings
 from app.stores.db import opened
 from app.stores.models import ApiKey
 from app.tagging import parse_tags
 
+MAX_DAYS = 36500  # a hundred years: beyond it, datetime cannot say when
+
+
+def _refuse(message: str) -> int:
+    print(f"llm-relay: {message}", file=sys.stderr)
+    return 2
+
 
 async def create(settings: Settings, name: str, tags: str, expires_days: float | None) -> int:
-    tag_list = parse_tags(tags, source="--tags") if tags else []
+    try:
+        tag_list = parse_tags(tags, source="--tags") if tags else []
+    except RelayError as exc:
+        return _refuse(exc.message)
+    if expires_days is not None and not (math.isfinite(expires_days) and 0 < expires_days <= MAX_DAYS):
+        return _refuse(f"--expires-days must be a number of days above 0 and at most {MAX_DAYS} (or left out: never)")
     key = new_key()
-    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days is not None else None
     async with opened(settings.resolved_database_url):
         row = await ApiKey.create(
             prefix=shown_prefix(key), key_hash=key_hash(key), name=name, tags=tag_list, expires_at=expires
@@ -47,15 +61,20 @@ async def list_keys(settings: Settings) -> int:
 async def revoke(settings: Settings, which: str) -> int:
     """Revoke the one active key that ``which`` names: its #id, the whole key, the start of it
     as listed, or its name."""
+    which = which.strip()
+    if not which:
+        return _refuse("name the key to revoke: its #id, the key, its start as listed, or its name")
     number = which.removeprefix("#")
     async with opened(settings.resolved_database_url):
         active = ApiKey.filter(revoked_at=None)
-        if number.isdigit():
+        if which.startswith("#") and number.isdigit():
             matches = await active.filter(id=int(number))
         else:
-            matches = await active.filter(key_hash=key_hash(which)) or await active.filter(
-                Q(prefix__startswith=which) | Q(name=which)
-            )
+            # The start as listed, whole: a shorter one (a letter, say) is no way to name one key.
+            listed = Q(prefix=shown_prefix(which)) if len(which) >= SHOWN else Q(pk=None)
+            matches = await active.filter(key_hash=key_hash(which)) or await active.filter(listed | Q(name=which))
+            if not matches and number.isdigit():  # a bare number: the #id, unless a key has that name
+                matches = await active.filter(id=int(number))
         if len(matches) != 1:
             print(f"llm-relay: {len(matches)} active keys match {which!r}; give the key's #id", file=sys.stderr)
             return 1

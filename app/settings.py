@@ -7,6 +7,7 @@ in step. Secret settings may also be given as ``<NAME>_FILE``, a path to a file 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -21,17 +22,28 @@ __all__ = ["DEFAULT_STAGES", "Settings", "SettingsError", "parse_pairs"]
 DEFAULT_STAGES = ("tags", "route", "resolve", "limits", "quirks", "dispatch", "meter", "cost")
 
 
-def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+def _setting(env: str, default: Any, doc: str, *, secret: bool = False, minimum: float | None = None) -> Any:
+    """A setting; a number must be finite and above 0 unless ``minimum`` (inclusive) says otherwise."""
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret, "minimum": minimum})
+
+
+def _check_number(env: str, value: float, minimum: float | None) -> None:
+    """A number that cannot work (a batch of 0 rows, a poll every 0 s, NaN) is refused at start."""
+    if not math.isfinite(value):
+        raise SettingsError(f"{env}={value!r} must be a finite number")
+    if minimum is None and value <= 0:
+        raise SettingsError(f"{env}={value!r} must be above 0")
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{env}={value!r} must be {minimum:g} or more")
 
 
 @dataclass(frozen=True)
 class Settings:
     host: str = _setting("HOST", "127.0.0.1", "Address the inference API listens on.")
-    port: int = _setting("PORT", 11434, "Port of the inference API (OpenAI `/v1` and Ollama `/api`).")
+    port: int = _setting("PORT", 11434, "Port of the inference API (OpenAI `/v1` and Ollama `/api`).", minimum=0)
     admin_enabled: bool = _setting("ADMIN_ENABLED", True, "Serve the admin UI on `ADMIN_PORT`.")
     admin_host: str = _setting("ADMIN_HOST", "", "Address the admin UI listens on. Empty: the same as `HOST`.")
-    admin_port: int = _setting("ADMIN_PORT", 8080, "Port of the admin UI and its JSON API.")
+    admin_port: int = _setting("ADMIN_PORT", 8080, "Port of the admin UI and its JSON API.", minimum=0)
     admin_password: str = _setting(
         "ADMIN_PASSWORD",
         "",
@@ -169,6 +181,7 @@ class Settings:
         "UPSTREAM_TOTAL_TIMEOUT",
         0.0,
         "Longest a non-streamed provider call (or a stream's first item) may take; 0: no limit.",
+        minimum=0,
     )
     upstream_timeouts: str = _setting(
         "UPSTREAM_TIMEOUTS",
@@ -181,9 +194,10 @@ class Settings:
         2,
         "Retries for a provider failure before any byte reached the client (connection refused, "
         "429, 5xx), honouring Retry-After.",
+        minimum=0,
     )
     upstream_retry_budget: float = _setting(
-        "UPSTREAM_RETRY_BUDGET", 10.0, "Seconds all retries of one request may wait in total."
+        "UPSTREAM_RETRY_BUDGET", 10.0, "Seconds all retries of one request may wait in total.", minimum=0
     )
     shutdown_grace_seconds: float = _setting(
         "SHUTDOWN_GRACE_SECONDS",
@@ -191,6 +205,7 @@ class Settings:
         "On SIGTERM, how long requests in flight may take to finish; then they are cancelled and "
         "each leaves a usage row with the outcome `shutdown` (the caller gets a 503 if its reply had not begun, "
         "else its stream ends with an error event).",
+        minimum=0,
     )
     max_body_bytes: int = _setting("MAX_BODY_BYTES", 32 * 1024 * 1024, "Largest request body accepted (413 beyond).")
     max_inflight_body_bytes: int = _setting(
@@ -199,6 +214,7 @@ class Settings:
         "Most bytes the bodies of all requests in flight in a process may take together; a request "
         "whose body would pass it gets a 503 with `Retry-After` before its body is read. At least "
         "`MAX_BODY_BYTES`; 0: no bound.",
+        minimum=0,
     )
     image_fetch_max_bytes: int = _setting(
         "IMAGE_FETCH_MAX_BYTES",
@@ -254,6 +270,17 @@ class Settings:
             "secret": False,
         },
     )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                _check_number(f.metadata["env"], value, f.metadata.get("minimum"))
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(f"LOG_LEVEL={self.log_level!r} is not one of debug, info, warning, error, critical")
+        for env, port in (("PORT", self.port), ("ADMIN_PORT", self.admin_port)):
+            if port > 65535:
+                raise SettingsError(f"{env}={port} is not a port (0 to 65535; 0: any free one)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

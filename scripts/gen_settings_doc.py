@@ -17,6 +17,9 @@ HEADER = """# Settings
 
 Every setting is an environment variable. Secret settings can also be read from a file:
 set `<NAME>_FILE` to its path (for example `OPENAI_API_KEY_FILE=/run/secrets/openai`).
+A number must be finite and above 0, except that `UPSTREAM_RETRIES`, `UPSTREAM_RETRY_BUDGET`,
+`SHUTDOWN_GRACE_SECONDS` and the settings whose line says what 0 means may be 0, and ports go
+from 0 (any free port) to 65535; otherwise the relay refuses to start with one line naming it.
 This page is generated from `app/settings.py` by `scripts/gen_settings_doc.py`.
 
 | variable | default | secret | meaning |

@@ -133,6 +133,32 @@ def test_revoke_takes_the_name_the_whole_key_the_id_or_the_listed_start(db_url) 
     assert cli(db_url, "revoke", "no-such-key").returncode == 1
 
 
+def test_a_key_is_never_revoked_by_an_empty_or_partial_name(db_url) -> None:
+    created = cli(db_url, "create", "--name", "only-one")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    for which in ("", "  ", key[:1], key[:5]):  # revoke "$KEY" with KEY unset; a letter
+        refused = cli(db_url, "revoke", which)
+        assert refused.returncode in (1, 2) and "revoked" not in refused.stdout, (which, refused.stdout)
+    listed = next(line for line in cli(db_url, "list").stdout.splitlines() if "'only-one'" in line)
+    assert listed.split()[2] == "active"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--expires-days", "0"], "above 0"),  # it made a key that never expired
+        (["--expires-days", "-5"], "above 0"),  # one already expired
+        (["--expires-days", "nan"], "above 0"),  # a traceback
+        (["--expires-days", "1e308"], "at most"),
+        (["--tags", "a b"], "--tags"),  # a traceback
+    ],
+)
+def test_bad_key_options_are_one_line_errors(db_url, args: list[str], message: str) -> None:
+    refused = cli(db_url, "create", "--name", "bad", *args)
+    assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_without_the_requirement_relay_keys_never_become_tags(make_relay) -> None:
     relay = make_relay()
     reply = post(relay, new_key())

@@ -22,6 +22,33 @@ def test_types_are_checked() -> None:
         Settings.from_env({"PORT": "x"})
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"USAGE_BATCH_SIZE": "0"}, "USAGE_BATCH_SIZE=0 must be above 0"),  # the writer spun, the relay hung
+        ({"USAGE_FLUSH_SECONDS": "-1"}, "must be above 0"),
+        ({"CONFIG_REFRESH_SECONDS": "0"}, "must be above 0"),  # a busy loop
+        ({"OLLAMA_REFRESH_SECONDS": "nan"}, "must be a finite number"),  # polled once, then never
+        ({"ADMIN_SESSION_HOURS": "inf"}, "must be a finite number"),  # every login a 500
+        ({"UPSTREAM_MAX_HEADER_BYTES": "-1"}, "must be above 0"),  # every request a 500
+        ({"MAX_BODY_BYTES": "0"}, "must be above 0"),  # every request a 413
+        ({"UPSTREAM_RETRIES": "-1"}, "must be 0 or more"),
+        ({"PORT": "86537"}, "is not a port"),  # it bound 86537 - 65536 and logged 86537
+        ({"PORT": "-1"}, "must be 0 or more"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose' is not one of"),
+    ],
+)
+def test_numbers_that_cannot_work_are_refused_at_start(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_zero_means_none_where_the_docs_say_so() -> None:
+    zeros = ("PORT", "UPSTREAM_TOTAL_TIMEOUT", "UPSTREAM_RETRIES", "SHUTDOWN_GRACE_SECONDS", "MAX_INFLIGHT_BODY_BYTES")
+    settings = Settings.from_env(dict.fromkeys(zeros, "0"))
+    assert (settings.port, settings.upstream_retries, settings.max_inflight_body_bytes) == (0, 0, 0)
+
+
 def test_provider_keys_base_urls_and_secret_files(tmp_path) -> None:
     key_file = tmp_path / "groq"
     key_file.write_text("gsk-from-file\n")
