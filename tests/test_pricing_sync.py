@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.pricing.sync import MAX_CATALOG_BYTES
 from app.stores.db import apply_migrations
 from app.stores.models import PriceOverride, PricingSync
 from tests.conftest import BACKEND, PG_SERVER, _create_pg_database, _drop_pg_database
@@ -119,6 +120,24 @@ def test_sync_over_http(own_db, catalog_copy) -> None:
         server.stop()
     assert result.returncode == 0, result.stderr
     assert "1 with changed prices" in result.stdout
+
+
+def test_a_source_that_never_ends_is_refused_not_read_into_memory(own_db) -> None:
+    """``/dev/zero`` given in the admin's Settings grew the relay to 20 GB; an endless reply likewise."""
+
+    async def endless(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        for _ in range(MAX_CATALOG_BYTES // 65536 + 2):
+            await send({"type": "http.response.body", "body": b" " * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    server = LiveServer(endless, lifespan="off").start()
+    try:
+        for source in ("/dev/zero", f"{server.url}/catalog.json"):
+            result = cli("pricing", "sync", "--url", source, db=own_db)
+            assert result.returncode == 1 and "not a pricing catalog" in result.stderr, result.stderr[-2000:]
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(

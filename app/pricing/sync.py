@@ -5,6 +5,7 @@ top of whatever the catalog says."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,21 +30,41 @@ class SyncResult:
     changed: int
 
 
+MAX_CATALOG_BYTES = 64 << 20  # LiteLLM's catalog is about 1 MB; a source past this is not a catalog
+
+
 async def fetch(source: str, http: httpx.AsyncClient) -> bytes:
-    """The catalog's bytes from an http(s) URL, a file:// URL or a local path."""
+    """The catalog's bytes from an http(s) URL, a file:// URL or a local path, at most
+    MAX_CATALOG_BYTES of them (``/dev/zero`` or an endless reply must not fill memory)."""
     if not source.startswith(("http://", "https://")):
         path = Path(source.removeprefix("file://"))
         try:
-            return path.read_bytes()
+            read = await asyncio.to_thread(_read_at_most, path, MAX_CATALOG_BYTES + 1)
         except OSError as exc:
             raise SyncError(f"cannot read {path}: {exc.strerror}") from None
+        _within_limit(source, read)
+        return read
     try:
-        response = await http.get(source, timeout=30, follow_redirects=True)
+        async with http.stream("GET", source, timeout=30, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise SyncError(f"cannot fetch {source}: HTTP {response.status_code}")
+            data = bytearray()
+            async for chunk in response.aiter_bytes():  # decoded: the limit holds for a compressed reply too
+                data += chunk
+                _within_limit(source, data)
     except httpx.HTTPError as exc:
         raise SyncError(f"cannot fetch {source}: {type(exc).__name__} {exc}".strip()) from None
-    if response.status_code != 200:
-        raise SyncError(f"cannot fetch {source}: HTTP {response.status_code}")
-    return response.content
+    return bytes(data)
+
+
+def _read_at_most(path: Path, size: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(size)
+
+
+def _within_limit(source: str, data: bytes | bytearray) -> None:
+    if len(data) > MAX_CATALOG_BYTES:
+        raise SyncError(f"{source} is larger than {MAX_CATALOG_BYTES >> 20} MB: not a pricing catalog")
 
 
 def parse(data: bytes) -> Models:
