@@ -100,8 +100,9 @@ def test_every_deployment_down_fails_with_the_last_status_naming_what_was_tried(
     message = reply.json()["error"]["message"]
     assert "openai/status:429 (429)" in message and "openai/status:503 (503)" in message
     assert reply.headers["x-relay-attempts"] == "2"
+    assert (reply.headers["x-relay-route"], reply.headers["x-relay-model"]) == ("route", "openai/status:503")
     row = relay.row(reply.headers["x-request-id"])
-    assert (row["outcome"], row["status"], row["cost_nanousd"]) == ("upstream_error", 503, None)
+    assert (row["outcome"], row["status"], row["cost_nanousd"], row["route"]) == ("upstream_error", 503, None, "route")
     assert [a["status"] for a in json.loads(row["attempts"])] == [429, 503]
 
 
@@ -110,6 +111,7 @@ def test_a_client_error_does_not_move_on(routed: Any, faulty: Any) -> None:
     before = faulty.hits["status:400"]
     reply = httpx.post(relay.url + "/v1/chat/completions", json={"model": "picky", "messages": MESSAGES})
     assert reply.status_code == 400 and reply.headers["x-relay-attempts"] == "1"
+    assert reply.headers["x-relay-route"] == "route"
     assert faulty.hits["status:400"] == before + 1
     assert relay.row(reply.headers["x-request-id"])["provider"] == "openai"
 

@@ -85,6 +85,7 @@ class RouteStage:
                 elif larger is not None and larger not in ordered:
                     ordered.append(larger)  # the prompt is fine, the model's context too small
                 else:
+                    _served_by_route(ex)
                     raise _tried(error, len(failed) + 1) from None
                 failed.append(_attempt(ex, deployment, error))
                 last = error
@@ -93,15 +94,20 @@ class RouteStage:
                 _release(health, deployment)
                 raise
             health.succeeded(deployment, deployment.model in cooling)
-            served = ex.target
-            if served is not None:
-                ex.target = Target(served.provider, served.model, "route", served.catalog_entry)
+            _served_by_route(ex)
             reply.headers[ATTEMPTS_HEADER] = str(len(failed) + 1)
             return await after_reply(ex, reply, partial(_finished, health, deployment))
         assert last is not None  # a route has at least one deployment
         names = ", ".join(f"{a['deployment']} ({a['status']})" for a in failed)
         last.message = f"every deployment of route {route.name!r} failed: {names}; the last said: {last.message}"
+        _served_by_route(ex)
         raise _tried(last, len(failed)) from None
+
+
+def _served_by_route(ex: Exchange) -> None:
+    """The deployment the route chose last, marked as the route's (X-Relay-Route, the row)."""
+    if ex.target is not None:
+        ex.target = Target(ex.target.provider, ex.target.model, "route", ex.target.catalog_entry)
 
 
 def _attempt(ex: Exchange, deployment: Deployment, error: RelayError) -> dict[str, object]:
