@@ -36,8 +36,8 @@ def _since(value: str) -> datetime:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="llm-relay",
-        description="A self-hosted LLM gateway: OpenAI and Ollama APIs in, every provider out, "
-        "every token metered. Configured by environment variables (see docs/settings.md).",
+        description="A self-hosted LLM gateway: OpenAI (Chat and Responses), Anthropic and Ollama APIs in, "
+        "every provider out, every token metered. Configured by environment variables (see docs/settings.md).",
     )
     top.add_argument("--version", action="version", version=f"llm-relay {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
