@@ -154,15 +154,18 @@ def serve(settings: Settings) -> int:
 
         return serve_workers(settings, settings.workers)
     from app.main import create_app
-    from app.server import run_all, servers
+    from app.server import listening_socket, run_all, servers
 
+    sockets = [[listening_socket(settings.host, settings.port, "HOST, PORT")]]
+    if settings.admin_enabled:
+        sockets.append([listening_socket(settings.admin_host or settings.host, settings.admin_port, "ADMIN_PORT")])
     app = create_app(settings)
     admin = None
     if settings.admin_enabled:  # only then: its pages and templates are slow to import
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)
-    run_all(servers(settings, app, admin), requests=app.services.requests)
+    run_all(servers(settings, app, admin), sockets, requests=app.services.requests)
     return 0
 
 

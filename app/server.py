@@ -14,7 +14,7 @@ import uvicorn
 
 from app.http.protocol import CoalescingHttpToolsProtocol
 from app.inflight import InFlight
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 
 def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.Server]:
@@ -45,23 +45,39 @@ def servers(settings: Settings, relay: Any, admin: Any | None) -> list[uvicorn.S
     return found
 
 
+def listening_socket(host: str, port: int, setting: str) -> socket.socket:
+    """A socket bound to ``host:port`` before anything starts, so a port already taken stops
+    the relay with one line, before its first start has made (and printed) an admin password."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        raise SettingsError(f"cannot listen on {host}:{port} ({setting}): {exc.strerror or exc}") from None
+    return sock
+
+
 def run_all(
-    running: list[uvicorn.Server], sockets: list[socket.socket] | None = None, *, requests: InFlight | None = None
+    running: list[uvicorn.Server],
+    sockets: Sequence[list[socket.socket] | None] = (),
+    *,
+    requests: InFlight | None = None,
 ) -> None:
     """Serve on the event loop uvicorn would pick itself (uvloop when installed): a bare
     ``asyncio.run`` gets the stdlib loop, which is much slower.
-    ``sockets``: already bound sockets for the first server (a worker's shared port).
+    ``sockets``: for each server in turn, already bound sockets (a worker's shared port).
     ``requests``: the relay's requests in flight, told when the shutdown begins."""
     with asyncio.Runner(loop_factory=running[0].config.get_loop_factory()) as runner:
         runner.run(_serve_frozen(running, sockets, requests))
 
 
 async def _serve_frozen(
-    running: list[uvicorn.Server], sockets: list[socket.socket] | None, requests: InFlight | None
+    running: list[uvicorn.Server], sockets: Sequence[list[socket.socket] | None], requests: InFlight | None
 ) -> None:
     freezer = asyncio.create_task(_freeze_when_started(running[0]))
     try:
-        await serve_all(running, [sockets], requests)
+        await serve_all(running, sockets, requests)
     finally:
         freezer.cancel()
 

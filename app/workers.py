@@ -96,7 +96,7 @@ def _worker(settings: Settings, index: int, parent: int, migrate: bool) -> None:
         from app.admin import create_admin_app
 
         admin = create_admin_app(app)
-    run_all(servers(settings, app, admin), sockets=[sock], requests=app.services.requests)
+    run_all(servers(settings, app, admin), sockets=[[sock]], requests=app.services.requests)
 
 
 async def _migrate(url: str) -> bool:

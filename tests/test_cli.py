@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,7 @@ def test_usage_export_shows_the_rows(relay, db_url) -> None:
 def test_serve_migrates_a_fresh_sqlite_database_and_answers(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "warning"}
+    env["ADMIN_PORT"] = str(free_port())  # not 8080, which another relay on the machine may hold
     process = subprocess.Popen([sys.executable, "-m", "app", "serve"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
@@ -141,3 +143,23 @@ def test_usage_totals_never_show_unpriced_as_zero(relay, db_url) -> None:
     lines = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
     assert lines[unpriced][-1] == "unpriced" and lines[failed][-1] == "unpriced"
     assert lines[mixed][3] == "1" and lines[mixed][-1] == "0.000164150"  # unpriced, then exact dollars
+
+
+def test_a_port_already_taken_stops_the_first_start_before_it_makes_a_password(tmp_path) -> None:
+    """The generated admin password is printed once: a first start that could not listen printed
+    it among its errors, and the next, working start printed nothing."""
+    env = {"DATA_DIR": str(tmp_path / "data"), "ADMIN_PASSWORD": ""}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for busy in (
+            {"PORT": str(port), "ADMIN_PORT": str(free_port())},
+            {"PORT": str(free_port()), "ADMIN_PORT": str(port)},
+        ):
+            refused = cli("serve", env={**env, **busy}, timeout=30)
+            assert refused.returncode == 2, refused.stderr[-2000:]
+            assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr and "Traceback" not in refused.stderr
+            assert "generated admin password" not in refused.stderr
+    host = cli("serve", env={**env, "HOST": "no-such-host.invalid"}, timeout=30)
+    assert host.returncode == 2 and "(HOST, PORT)" in host.stderr and "Traceback" not in host.stderr
