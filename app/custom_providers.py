@@ -23,6 +23,7 @@ import yaml
 
 from app.providers import Provider
 from app.settings import SettingsError
+from app.settings_values import http_url
 
 FAMILIES = {"openai": "openai_compat", "anthropic": "anthropic"}
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
@@ -74,9 +75,7 @@ def provider_from_record(entry: Any, where: str, env: Mapping[str, str] | None =
     family = FAMILIES.get(str(entry.get("api", "")))
     if family is None:
         raise SettingsError(f"{where} ({name}): api must be one of {sorted(FAMILIES)}")
-    base_url = str(entry.get("base_url", "")).rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
-        raise SettingsError(f"{where} ({name}): base_url must be an http(s) URL")
+    base_url = http_url(str(entry.get("base_url", "")), f"{where} ({name}): base_url")
     models = entry.get("models") or []
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise SettingsError(f"{where} ({name}): models must be a list of model ids")

@@ -45,6 +45,8 @@ from app.settings import SettingsError
 STRATEGIES = ("ordered", "weighted", "least_in_flight")
 FALLBACK_KINDS = frozenset({"connect", "timeout", "429", "5xx"})
 REFRESH = 1.0  # seconds between reads of the cooldowns the workers share
+MAX_WEIGHT = 1_000_000
+MAX_COOLDOWN = 31_536_000  # a year of seconds; failures no more than that either (and no infinity)
 _ROUTE_KEYS = {"name", "strategy", "deployments", "fallback_on", "cooldown", "context_fallback"}
 # How providers word a prompt too long for the model (OpenAI's code, Anthropic's and others' text).
 _TOO_LONG = re.compile(r"context.{0,20}(length|window|limit)|prompt is too long|too many (input )?tokens", re.I)
@@ -126,8 +128,8 @@ def route_from_record(entry: Any, where: str) -> Route:
     if unknown:
         raise SettingsError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(_ROUTE_KEYS)})")
     name = entry.get("name")
-    if not isinstance(name, str) or not name.strip() or "@" in name:
-        raise SettingsError(f"{where}: name must be a model name (no '@')")
+    if not isinstance(name, str) or not name.strip() or "@" in name or len(name.strip()) > 128:
+        raise SettingsError(f"{where[:160]}: name must be a model name of at most 128 characters (no '@')")
     strategy = entry.get("strategy", "ordered")
     if strategy not in STRATEGIES:
         raise SettingsError(f"{where} ({name}): strategy must be one of {list(STRATEGIES)}")
@@ -162,8 +164,8 @@ def _deployment(raw: Any, where: str) -> Deployment:
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), str) or set(raw) - {"model", "weight"}:
         raise SettingsError(f"{where} must be a model name or {{model: ..., weight: ...}}")
     weight = raw.get("weight", 1)
-    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
-        raise SettingsError(f"{where}: weight must be a whole number of at least 1")
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= MAX_WEIGHT:
+        raise SettingsError(f"{where}: weight must be a whole number from 1 to {MAX_WEIGHT}")
     return Deployment(raw["model"], weight)
 
 
@@ -173,8 +175,12 @@ def _cooldown(raw: Any, where: str) -> Cooldown:
     if not isinstance(raw, dict) or set(raw) - {"failures", "window", "seconds"}:
         raise SettingsError(f"{where}: cooldown takes failures, window and seconds")
     values = {**asdict(Cooldown()), **raw}
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values.values()):
-        raise SettingsError(f"{where}: cooldown's failures, window and seconds must be positive numbers")
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= MAX_COOLDOWN for v in values.values()
+    ):
+        raise SettingsError(
+            f"{where}: cooldown's failures, window and seconds must be numbers above 0 and at most {MAX_COOLDOWN}"
+        )
     return Cooldown(int(values["failures"]), float(values["window"]), float(values["seconds"]))
 
 

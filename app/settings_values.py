@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -54,3 +55,17 @@ def parse_pairs(name: str, raw: str) -> list[tuple[str, str]]:
             raise SettingsError(f"{name}: expected name=value, got {item!r}")
         pairs.append((key.strip(), value.strip()))
     return pairs
+
+
+def http_url(value: str, where: str) -> str:
+    """``value`` as an http(s) base URL without its trailing '/', else a SettingsError naming
+    ``where`` (a URL Python cannot even split, ``http://[::1``, failed later as a 500)."""
+    url = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (reading it checks the port: a number from 0 to 65535)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise SettingsError(f"{where} must be an http(s) URL like http://host:port, not {url!r}")
+    return url

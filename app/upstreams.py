@@ -11,6 +11,7 @@ from app.custom_providers import load_custom_providers
 from app.errors import NotSupported
 from app.providers import BUILTIN_BY_NAME, BUILTIN_PROVIDERS, Provider
 from app.settings import Settings, SettingsError, parse_pairs
+from app.settings_values import http_url
 
 
 def providers_from_settings(settings: Settings) -> list[Provider]:
@@ -18,14 +19,13 @@ def providers_from_settings(settings: Settings) -> list[Provider]:
     for spec in BUILTIN_PROVIDERS:
         key = settings.provider_keys.get(spec.name)
         if key:
-            base_url = settings.provider_base_urls.get(spec.name, spec.base_url)
+            base_url = http_url(settings.provider_base_urls.get(spec.name, spec.base_url), f"{spec.env}_BASE_URL")
             providers.append(Provider(spec.name, spec.family, base_url, key, spec.catalog_key))
     for name, url in parse_pairs("OLLAMA_INSTANCES", settings.ollama_instances):
         if name in BUILTIN_BY_NAME or "/" in name:
             raise SettingsError(f"OLLAMA_INSTANCES: {name!r} can't name an instance (a provider or a '/')")
-        if not url.startswith(("http://", "https://")):
-            raise SettingsError(f"OLLAMA_INSTANCES: {name}={url!r} must be an http(s) URL")
-        providers.append(Provider(name, "ollama", url.rstrip("/"), kind="ollama", discover=True))
+        url = http_url(url, f"OLLAMA_INSTANCES: {name}")
+        providers.append(Provider(name, "ollama", url, kind="ollama", discover=True))
     for custom in load_custom_providers(settings.providers_file):
         if custom.name in BUILTIN_BY_NAME:
             raise SettingsError(f"PROVIDERS_FILE: {custom.name!r} is a built-in provider's name")

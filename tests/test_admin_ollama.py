@@ -90,6 +90,8 @@ def test_an_added_instance_serves_at_once_and_goes_when_removed(make_admin, upst
         ({"name": "den", "base_url": "ftp://127.0.0.1:1"}, 400, "http(s) URL"),
         ({"name": "den", "base_url": "127.0.0.1:11434"}, 400, "http(s) URL"),
         ({"name": "den"}, 400, "http(s) URL"),
+        ({"name": "den", "base_url": "http://[::1"}, 400, "is not a URL"),  # Python cannot split it: a 500
+        ({"name": "den", "base_url": "http://127.0.0.1:99999"}, 400, "is not a URL"),
     ],
 )
 def test_instances_are_validated(make_admin, body: dict[str, Any], status: int, says: str) -> None:

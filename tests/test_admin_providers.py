@@ -335,6 +335,7 @@ def test_custom_provider_from_add_to_removal(admin, emulator, upstream) -> None:
         ({"name": "Not Valid"}, 400, "must be lower-case"),
         ({"api": "grpc"}, 400, "api must be one of"),
         ({"base_url": "ftp://x"}, 400, "http(s) URL"),
+        ({"base_url": "http://[::1"}, 400, "is not a URL"),  # a 500, and the record was saved
         ({"api_key_env": "RELAY_ADMIN_TEST_UNSET_VAR"}, 400, "RELAY_ADMIN_TEST_UNSET_VAR is not set"),
         ({"api_key_env": "ADMIN_PASSWORD"}, 400, "the relay's own secrets"),
         ({"api_key_file": "/run/key"}, 400, "not both"),

@@ -49,6 +49,9 @@ def test_a_wrong_route_is_a_400_that_says_why(make_admin: Any) -> None:
         ({"name": "r", "deployments": ["a/b"], "strategy": "random"}, "strategy must be one of"),
         ({"name": "r", "deployments": ["a/b"], "retries": 2}, "unknown fields"),
         ({"name": "r@t", "deployments": ["a/b"]}, "no '@'"),
+        ({"name": "r" * 129, "deployments": ["a/b"]}, "at most 128 characters"),  # the database's: a 500
+        ({"name": "r", "deployments": ["a/b"], "cooldown": {"failures": 10**23}}, "at most"),  # past JSON's integers
+        ({"name": "r", "deployments": [{"model": "a/b", "weight": 10**23}]}, "from 1 to"),
     ]
     for body, needle in cases:
         reply = admin.client.post("/api/routes", json=body)

@@ -327,6 +327,9 @@ def test_usage_page_shows_the_rows_figures_and_every_field(make_admin, upstream)
         ("/api/usage/breakdown", {"by": "colour"}),
         ("/api/usage/summary", {"outcome": "meh"}),
         ("/api/usage/summary", {"status": "abc"}),
+        ("/api/usage/requests", {"status": "99999999999999999999999"}),  # past SQLite's integers: a 500
+        ("/api/usage/series", {"from": "0001-01-01", "to": "9999-12-31"}),  # a day past the last date: a 500
+        ("/api/usage/series", {"from": "1900-01-01", "to": "2020-01-01"}),  # a point for each of 43,000 days
         ("/api/usage/export", {"format": "xml"}),
     ):
         assert admin.client.get(path, params=params).status_code == 400, (path, params)

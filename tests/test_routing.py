@@ -227,7 +227,7 @@ def test_weighted_draws_follow_the_weights(tmp_path: Path) -> None:
         ({"name": "r", "deployments": ["a/b"], "strategy": "random"}, "strategy must be one of"),
         ({"name": "r", "deployments": [{"model": "a/b", "weight": 0}]}, "weight"),
         ({"name": "r", "deployments": ["a/b"], "fallback_on": ["sometimes"]}, "fallback_on"),
-        ({"name": "r", "deployments": ["a/b"], "cooldown": {"seconds": -1}}, "positive"),
+        ({"name": "r", "deployments": ["a/b"], "cooldown": {"seconds": -1}}, "above 0"),
         ({"name": "r@x", "deployments": ["a/b"]}, "no '@'"),
         ({"name": "r", "deployments": ["a/b"], "retries": 3}, "unknown keys"),
     ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.settings import Settings, SettingsError
@@ -95,3 +97,16 @@ def test_ollama_instances() -> None:
 def test_bad_ollama_instances(value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         providers_from_settings(Settings.from_env({"OLLAMA_INSTANCES": value}))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "not-a-url"}, "OPENAI_BASE_URL must be an http(s) URL"),
+        ({"OLLAMA_INSTANCES": "home=http://[::1"}, "OLLAMA_INSTANCES: home: 'http://[::1' is not a URL"),
+    ],
+)
+def test_base_urls_are_urls(env: dict[str, str], message: str) -> None:
+    """Accepted, they failed every request with a 502 naming a URL nobody could reach."""
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        providers_from_settings(Settings.from_env(env))

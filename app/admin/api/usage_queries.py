@@ -30,6 +30,7 @@ BREAKDOWNS = {
     "outcome": "r.outcome",
 }
 OUTCOMES = ("ok", "client_error", "rate_limited", "upstream_error", "client_closed", "shutdown", "overloaded", "error")
+MAX_RANGE = timedelta(days=3660)  # ten years
 FILTER_KEYS = ("from", "to", "tag", "provider", "model", "client", "outcome", "status")
 BUCKET_SQL = {  # created_at is UTC text on SQLite (YYYY-MM-DD HH:MM:SS...), timestamptz on PostgreSQL
     ("sqlite", "day"): "substr(r.created_at, 1, 10)",
@@ -109,12 +110,14 @@ def parse_query(get: Any) -> Query:
     try:
         until = _moment(params["to"], end=True) if "to" in params else tomorrow
         since = _moment(params["from"], end=False) if "from" in params else until - timedelta(days=DEFAULT_DAYS)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError("from and to take a date (YYYY-MM-DD) or an ISO 8601 date and time") from None
     if since >= until:
         raise ValueError("from must be before to")
+    if until - since > MAX_RANGE:  # a point per day of it: 9999 years would be millions
+        raise ValueError(f"from and to may be at most {MAX_RANGE.days} days apart")
     status = params.get("status")
-    if status is not None and not status.isdigit():
+    if status is not None and not (status.isdigit() and len(status) == 3):
         raise ValueError("status is an HTTP status code, such as 200 or 429")
     outcome = params.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import falcon
 from tortoise.exceptions import IntegrityError
@@ -20,6 +19,7 @@ from app.admin.context import AdminContext
 from app.admin.pages.settings_common import iso
 from app.errors import RelayError
 from app.providers import BUILTIN_BY_NAME, Provider
+from app.settings_values import SettingsError, http_url
 from app.stores.models import CustomProvider, OllamaInstance
 
 log = logging.getLogger("llm_relay.admin")
@@ -117,10 +117,10 @@ def get_instance(ctx: AdminContext, name: str) -> dict[str, Any]:
 
 
 def _check_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise falcon.HTTPBadRequest(title=f"the URL must be an http(s) URL like http://host:11434, not {url!r}")
+    try:
+        url = http_url(url, "the URL")
+    except SettingsError as exc:
+        raise falcon.HTTPBadRequest(title=str(exc)) from None
     if len(url) > 500:
         raise falcon.HTTPBadRequest(title="the URL is longer than 500 characters")
     return url
