@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import orjson
 from app import __version__
 from app.pipeline.core import PipelineError
 from app.settings import Settings, SettingsError
+from app.stores.database_url import DatabaseUnusable, url_problem
 
 
 def _since(value: str) -> datetime:
@@ -25,7 +27,10 @@ def _since(value: str) -> datetime:
     match = re.fullmatch(r"(\d+)([mhd])", value.strip())
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+        try:
+            return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"{value!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -94,44 +99,55 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "serve":
-            changes = {"host": args.host, "port": args.port, "admin_port": args.admin_port, "workers": args.workers}
-            return serve(settings.with_changes(**{k: v for k, v in changes.items() if v is not None}))
-        if args.command == "migrate":
-            from app.stores.db import apply_migrations
-
-            asyncio.run(apply_migrations(settings.resolved_database_url))
-            print(f"migrated {settings.resolved_database_url.split('@')[-1]}")
-            return 0
-        if args.command == "models":
-            return asyncio.run(list_models(settings, as_json=args.json))
-        if args.command == "keys":
-            from app import keys_cli
-
-            if args.keys_command == "create":
-                return asyncio.run(keys_cli.create(settings, args.name, args.tags, args.expires_days))
-            if args.keys_command == "list":
-                return asyncio.run(keys_cli.list_keys(settings))
-            return asyncio.run(keys_cli.revoke(settings, args.key))
-        if args.command == "admin":
-            from app import admin_cli
-
-            return asyncio.run(admin_cli.reset_password(settings))
-        if args.command == "pricing":
-            from app import pricing_cli
-
-            if args.pricing_command == "sync":
-                return asyncio.run(pricing_cli.sync(settings, args.url or settings.pricing_url))
-            return asyncio.run(pricing_cli.history(settings))
-        if args.usage_command == "totals":
-            return asyncio.run(usage_totals(settings, args.by, args.since, as_json=args.json))
-        return asyncio.run(export_usage(settings, args.format, args.since, args.output))
+        return _run(args, settings)
     except SettingsError as exc:
         print(f"llm-relay: {exc}", file=sys.stderr)
         return 2
     except PipelineError as exc:
         print(f"llm-relay: the pipeline cannot start: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnusable as exc:
+        print(f"llm-relay: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `llm-relay models | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """The command ``args`` names; its errors are main's to tell."""
+    if args.command == "serve":
+        changes = {"host": args.host, "port": args.port, "admin_port": args.admin_port, "workers": args.workers}
+        return serve(settings.with_changes(**{k: v for k, v in changes.items() if v is not None}))
+    if args.command == "migrate":
+        from app.stores.db import migrated
+
+        asyncio.run(migrated(settings.resolved_database_url))
+        print(f"migrated {settings.resolved_database_url.split('@')[-1]}")
+        return 0
+    if args.command == "models":
+        return asyncio.run(list_models(settings, as_json=args.json))
+    if args.command == "keys":
+        from app import keys_cli
+
+        if args.keys_command == "create":
+            return asyncio.run(keys_cli.create(settings, args.name, args.tags, args.expires_days))
+        if args.keys_command == "list":
+            return asyncio.run(keys_cli.list_keys(settings))
+        return asyncio.run(keys_cli.revoke(settings, args.key))
+    if args.command == "admin":
+        from app import admin_cli
+
+        return asyncio.run(admin_cli.reset_password(settings))
+    if args.command == "pricing":
+        from app import pricing_cli
+
+        if args.pricing_command == "sync":
+            return asyncio.run(pricing_cli.sync(settings, args.url or settings.pricing_url))
+        return asyncio.run(pricing_cli.history(settings))
+    if args.usage_command == "totals":
+        return asyncio.run(usage_totals(settings, args.by, args.since, as_json=args.json))
+    return asyncio.run(export_usage(settings, args.format, args.since, args.output))
 
 
 def serve(settings: Settings) -> int:
@@ -146,7 +162,9 @@ def serve(settings: Settings) -> int:
         )
     # A database server may come back by itself, so the relay waits for it; a directory it may
     # not write will not, so that stops it at once (and no worker is started to die of it).
-    problem = unusable_storage(settings.resolved_database_url, Path(settings.usage_journal_dir or settings.data_dir))
+    problem = url_problem(settings.resolved_database_url) or unusable_storage(
+        settings.resolved_database_url, Path(settings.usage_journal_dir or settings.data_dir)
+    )
     if problem is not None:
         raise SettingsError(f"{problem} (see DATA_DIR, DATABASE_URL, USAGE_JOURNAL_DIR)")
     if settings.workers > 1:
@@ -199,7 +217,11 @@ async def export_usage(settings: Settings, fmt: str, since: datetime | None, out
     from app.stores.db import opened
     from app.stores.queries import UsageFilter, export_bytes, take, usage_rows
 
-    out: BinaryIO = open(output, "wb") if output else sys.stdout.buffer
+    try:
+        out: BinaryIO = open(output, "wb") if output else sys.stdout.buffer
+    except OSError as exc:
+        print(f"llm-relay: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return 1
     rows = usage_rows(UsageFilter(since=since))
 
     async def batches() -> AsyncIterator[list[dict[str, Any]]]:

@@ -42,6 +42,8 @@ def providers_file_section(path: str, section: str) -> list[Any]:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
         raise SettingsError(f"PROVIDERS_FILE: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"PROVIDERS_FILE: {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"PROVIDERS_FILE: {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not set(data) & set(SECTIONS):

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 
 from tests.live import free_port
 
@@ -163,3 +164,53 @@ def test_a_port_already_taken_stops_the_first_start_before_it_makes_a_password(t
             assert "generated admin password" not in refused.stderr
     host = cli("serve", env={**env, "HOST": "no-such-host.invalid"}, timeout=30)
     assert host.returncode == 2 and "(HOST, PORT)" in host.stderr and "Traceback" not in host.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("garbage", "is neither sqlite:///path nor postgres://"),
+        ("sqlite://", "is neither sqlite:///path nor postgres://"),
+        ("mysql://db.example/x", "is neither sqlite:///path nor postgres://"),
+        ("postgres://postgres@127.0.0.1:{port}/x", "cannot open the database 127.0.0.1:{port}/x"),
+    ],
+)
+def test_a_database_a_command_cannot_open_is_one_line(url: str, says: str) -> None:
+    port = free_port()  # nothing listens there
+    url, says = url.format(port=port), says.format(port=port)
+    for command in (("migrate",), ("keys", "list"), ("usage", "totals"), ("admin", "reset-password")):
+        result = cli(*command, env={"DATABASE_URL": url, "ADMIN_PASSWORD": ""}, timeout=60)
+        assert result.returncode == 1 and says in result.stderr, (command, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+    if not says.startswith("cannot open"):  # no database could ever be there: serve stops too, not waits
+        served = cli("serve", env={"DATABASE_URL": url, "PORT": str(free_port()), "ADMIN_PORT": str(free_port())})
+        assert served.returncode == 2 and says in served.stderr
+
+
+def test_command_line_mistakes_are_one_line(tmp_path) -> None:
+    env = {"DATA_DIR": str(tmp_path)}
+    cases = [
+        (("usage", "export", "-o", str(tmp_path / "no" / "such" / "dir.csv")), {}, "cannot write"),
+        (("usage", "totals", "--since", "99999999999d"), {}, "before the year 1"),
+        (("models",), {"PIPELINE_STAGES": "os:system"}, "stage 'os:system' failed to start"),
+        (("models",), {"PROVIDERS_FILE": str(tmp_path / "latin1.yaml")}, "is not UTF-8 text"),
+    ]
+    (tmp_path / "latin1.yaml").write_bytes(b"providers: [caf\xe9]\n")
+    for args, extra, says in cases:
+        result = cli(*args, env={**env, **extra})
+        assert result.returncode != 0 and says in result.stderr and "Traceback" not in result.stderr, (
+            args,
+            result.stderr,
+        )
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(tmp_path) -> None:
+    """``llm-relay models | head -1``: the reader leaves early, as it may."""
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "OPENAI_API_KEY": "k"}
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "app", "models"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert listing.stdout is not None and listing.stdout.readline()
+    listing.stdout.close()
+    _, errors = listing.communicate(timeout=60)
+    assert listing.returncode == 0 and b"BrokenPipeError" not in errors, errors[-2000:]

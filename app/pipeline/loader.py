@@ -129,7 +129,10 @@ def _construct(name: str, cls: Any, ctx: StageContext) -> Any:
         raise PipelineError(f"stage {name!r} must take one argument, its StageContext ({exc})") from exc
     except ValueError:  # no signature to inspect (a builtin): let the call decide
         pass
-    return cls(ctx)
+    try:
+        return cls(ctx)
+    except Exception as exc:  # a stage that cannot start stops the relay with one line, not a traceback
+        raise PipelineError(f"stage {name!r} failed to start: {type(exc).__name__}: {exc}") from exc
 
 
 def _check(name: str, stage: Any) -> None:

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import contextvars
 import fcntl
+import inspect
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -24,6 +25,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.api import migrate
+
+from app.stores.database_url import DatabaseUnusable, url_problem
 
 APP_LABEL = "relay"
 CONNECT_TIMEOUT = 10.0  # seconds a database that does not answer gets before it counts as away
@@ -229,9 +232,27 @@ class Database:
 async def opened(url: str) -> AsyncIterator[Database]:
     """The database migrated, open and entered for a command's duration (the CLI's)."""
     database = Database(url)
-    await database.open(migrate_first=True)
+    await _open_or_say_why(url, database.open(migrate_first=True))
     try:
         with database.context:
             yield database
     finally:
         await database.close()
+
+
+async def migrated(url: str) -> None:
+    """``llm-relay migrate``: the migrations applied, or DatabaseUnusable saying why not."""
+    await _open_or_say_why(url, apply_migrations(url))
+
+
+async def _open_or_say_why(url: str, opening: Awaitable[None]) -> None:
+    problem = url_problem(url)
+    if problem is not None:
+        if inspect.iscoroutine(opening):
+            opening.close()
+        raise DatabaseUnusable(problem)
+    try:
+        await opening
+    except Exception as exc:  # the command can do nothing without it: one line, not a traceback
+        where = url.rpartition("@")[2]
+        raise DatabaseUnusable(f"cannot open the database {where}: {type(exc).__name__}: {exc}") from None
