@@ -7,6 +7,7 @@ in step. Secret settings may also be given as ``<NAME>_FILE``, a path to a file 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -278,6 +279,11 @@ class Settings:
                 _check_number(f.metadata["env"], value, f.metadata.get("minimum"))
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"LOG_LEVEL={self.log_level!r} is not one of debug, info, warning, error, critical")
+        for proxy in (p.strip() for p in self.trusted_proxies.split(",") if p.strip()):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(f"TRUSTED_PROXIES: {proxy!r} is not an address or a network") from None
         for env, port in (("PORT", self.port), ("ADMIN_PORT", self.admin_port)):
             if port > 65535:
                 raise SettingsError(f"{env}={port} is not a port (0 to 65535; 0: any free one)")

@@ -38,6 +38,7 @@ def test_types_are_checked() -> None:
         ({"PORT": "86537"}, "is not a port"),  # it bound 86537 - 65536 and logged 86537
         ({"PORT": "-1"}, "must be 0 or more"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose' is not one of"),
+        ({"TRUSTED_PROXIES": "10.0.0.1,127.0.0.1/33"}, "TRUSTED_PROXIES: '127.0.0.1/33' is not"),  # was ignored
     ],
 )
 def test_numbers_that_cannot_work_are_refused_at_start(env: dict[str, str], message: str) -> None:

@@ -179,8 +179,10 @@ async def change_password(ctx: AdminContext, client: str, current: Any, new: Any
         raise falcon.HTTPTooManyRequests(
             title=f"too many wrong passwords; try again in {wait} seconds", retry_after=wait
         )
-    if not isinstance(new, str) or len(new) < MIN_PASSWORD:
-        raise falcon.HTTPBadRequest(title=f"the new password must have at least {MIN_PASSWORD} characters")
+    if not isinstance(new, str) or len(new.strip()) < MIN_PASSWORD:
+        raise falcon.HTTPBadRequest(
+            title=f"the new password must have at least {MIN_PASSWORD} characters, not counting spaces at its ends"
+        )
     if confirm is not None and confirm != new:
         raise falcon.HTTPBadRequest(title="the two new passwords differ")
     if not isinstance(current, str) or not current or not await ctx.check_password(current):
