@@ -214,3 +214,13 @@ def test_a_closed_pipe_ends_the_listing_quietly(tmp_path) -> None:
     listing.stdout.close()
     _, errors = listing.communicate(timeout=60)
     assert listing.returncode == 0 and b"BrokenPipeError" not in errors, errors[-2000:]
+
+
+def test_a_file_that_is_no_database_is_said_at_once(tmp_path) -> None:
+    """Opening it through Tortoise hung a migration forever; serve retried it as if it were away."""
+    (tmp_path / "relay.db").write_text("hi\n")
+    env = {"DATABASE_URL": f"sqlite://{tmp_path / 'relay.db'}", "DATA_DIR": str(tmp_path)}
+    migrating = cli("migrate", env=env, timeout=30)
+    assert migrating.returncode == 1 and "cannot be read: file is not a database" in migrating.stderr
+    serving = cli("serve", env={**env, "PORT": str(free_port()), "ADMIN_PORT": str(free_port())}, timeout=30)
+    assert serving.returncode == 2 and "cannot be read: file is not a database" in serving.stderr

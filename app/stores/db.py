@@ -14,6 +14,7 @@ import fcntl
 import inspect
 import logging
 import os
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -101,6 +102,19 @@ def unusable_storage(db_url: str, journal_dir: Path) -> str | None:
             database.open("r+b").close()
     except OSError as exc:
         return f"the SQLite database {database} cannot be written ({exc.strerror}: {exc.filename})"
+    return not_a_database(database)
+
+
+def not_a_database(database: Path) -> str | None:
+    """Why an existing SQLite file is no database (None: it is, or it is not there yet): such a
+    file will not mend itself, and opening it through Tortoise hangs a migration."""
+    if not database.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=5)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return f"the SQLite database {database} cannot be read: {exc}"
     return None
 
 
@@ -246,7 +260,8 @@ async def migrated(url: str) -> None:
 
 
 async def _open_or_say_why(url: str, opening: Awaitable[None]) -> None:
-    problem = url_problem(url)
+    sqlite = sqlite_file(url)
+    problem = url_problem(url) or (not_a_database(Path(sqlite).expanduser()) if sqlite else None)
     if problem is not None:
         if inspect.iscoroutine(opening):
             opening.close()
