@@ -117,8 +117,13 @@ def ollama_groups(catalog: Catalog, instances: Iterable[str]) -> dict[str, Route
 def load_routes(path: str) -> dict[str, Route]:
     """The routes of ``PROVIDERS_FILE``, by lower-cased name; a clear SettingsError otherwise."""
     entries = providers_file_section(path, "routes")
-    routes = [route_from_record(entry, f"PROVIDERS_FILE: routes[{i}]") for i, entry in enumerate(entries)]
-    return {route.name.lower(): route for route in routes}
+    routes: dict[str, Route] = {}
+    for i, entry in enumerate(entries):
+        route = route_from_record(entry, f"PROVIDERS_FILE: routes[{i}]")
+        if route.name.lower() in routes:  # the later one silently won
+            raise SettingsError(f"PROVIDERS_FILE: routes[{i}]: a route named {route.name!r} is already declared")
+        routes[route.name.lower()] = route
+    return routes
 
 
 def route_from_record(entry: Any, where: str) -> Route:

@@ -146,6 +146,17 @@ def test_alias_targets_must_resolve(make_admin, body: dict[str, Any], says: str 
         assert reply.status_code == 400 and says in reply.json()["error"], reply.text
 
 
+def test_an_alias_to_a_users_alias_says_what_it_is(make_admin) -> None:
+    admin = make_admin()
+    assert admin.client.post("/api/aliases", json={"name": "quick-one", "target": "lab/llama3.2"}).status_code == 201
+    try:
+        reply = admin.client.post("/api/aliases", json={"name": "quicker", "target": "quick-one"})
+        assert reply.status_code == 400, reply.text  # it said "model 'quick-one' not found"
+        assert "is itself an alias; name the model it means instead: lab/llama3.2" in reply.json()["error"]
+    finally:
+        admin.client.delete("/api/aliases/quick-one")
+
+
 def test_default_model_takes_the_unknown_requests(clean_settings) -> None:
     admin = clean_settings
     assert chat(admin, "no-such-model").status_code == 404

@@ -239,6 +239,15 @@ def test_a_bad_route_is_a_clear_settings_error(tmp_path: Path, entry: dict[str, 
         load_routes(str(path))
 
 
+def test_a_route_declared_twice_is_a_clear_settings_error(tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text(
+        yaml.safe_dump({"routes": [{"name": "Chat", "deployments": ["a/b"]}, {"name": "chat", "deployments": ["c/d"]}]})
+    )
+    with pytest.raises(SettingsError, match="routes\\[1\\]: a route named 'chat' is already declared"):
+        load_routes(str(path))
+
+
 def test_the_pipeline_page_shows_each_deployments_health(make_admin: Any, faulty: Any, tmp_path: Path) -> None:
     path = tmp_path / "providers.yaml"
     route = {"name": "shown", "deployments": ["openai/status:503", JSON_MODEL], "cooldown": {"failures": 1}}

@@ -50,6 +50,11 @@ def check_target(ctx: AdminContext, value: Any) -> Target:
     """An alias target: at request time the relay looks it up directly (not through another
     alias, nor the default model), so it is checked the same way."""
     target = _required(value, "the target")
+    meant = ctx.services.resolver.aliases.get(target.lower())
+    if meant is not None:  # a user alias: the probe below, which knows none, would call it unknown
+        raise falcon.HTTPBadRequest(
+            title=f"the target {target!r} is itself an alias; name the model it means instead: {meant}"
+        )
     try:
         found = _probe(ctx, {}).resolve(target)
     except RelayError as exc:
