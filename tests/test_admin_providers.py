@@ -275,7 +275,11 @@ def test_quirk_override_rewrites_the_next_request(admin, upstream) -> None:
             page = admin.client.get(PAGE).text
             assert "seed=7" in page and "Remove this override" in page
 
-            for bad, message in [({"system": "unfold"}, "must be 'fold'"), ({"drop": ["no way"]}, "not parameter")]:
+            for bad, message in [
+                ({"system": "unfold"}, "must be 'fold'"),
+                ({"drop": ["no way"]}, "not parameter"),
+                ({"defaults": {"max_tokens": "abc"}}, "max_tokens takes a number"),  # it went upstream as text
+            ]:
                 wrong = admin.client.put(OVERRIDE, json={"quirk": bad})
                 assert wrong.status_code == 400 and message in wrong.text
             assert "changes nothing" in admin.client.put(OVERRIDE, json={"quirk": {}}).text

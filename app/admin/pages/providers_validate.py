@@ -125,6 +125,22 @@ def _names(value: Any, field: str, errors: dict[str, str]) -> list[str]:
     return list(value)
 
 
+# Request parameters a provider reads as numbers: a default of text for them is a typo that
+# every request would carry upstream (a 400 there, or worse, a value taken as zero).
+NUMERIC_PARAMETERS = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "max_output_tokens", "temperature", "top_p", "top_k", "min_p",
+        "seed", "n", "frequency_penalty", "presence_penalty", "repeat_penalty", "num_ctx", "num_predict",
+    }
+)  # fmt: skip
+
+
+def _number_or_catalog(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.startswith("catalog:")
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def parse_quirk(raw: Mapping[str, Any], provider: str, model: str) -> dict[str, Any]:
     """A quirk rule that matches exactly this model; ``name`` and ``match`` are set here."""
     errors: dict[str, str] = {}
@@ -148,6 +164,9 @@ def parse_quirk(raw: Mapping[str, Any], provider: str, model: str) -> dict[str, 
         errors["defaults"] = "must map parameter names to values"
     else:
         _names(list(defaults), "defaults", errors)
+        for name, value in defaults.items():
+            if name in NUMERIC_PARAMETERS and not _number_or_catalog(value):
+                errors["defaults"] = f"{name} takes a number (or catalog:<field>), not {value!r}"
         if defaults:
             rule["defaults"] = dict(defaults)
     if raw.get("system") not in (None, "", "fold", False):
