@@ -52,6 +52,8 @@ def test_a_wrong_route_is_a_400_that_says_why(make_admin: Any) -> None:
         ({"name": "r" * 129, "deployments": ["a/b"]}, "at most 128 characters"),  # the database's: a 500
         ({"name": "r", "deployments": ["a/b"], "cooldown": {"failures": 10**23}}, "at most"),  # past JSON's integers
         ({"name": "r", "deployments": [{"model": "a/b", "weight": 10**23}]}, "from 1 to"),
+        ({"name": "r", "deployments": ["nosuch/model"]}, "the deployment 'nosuch/model' does not resolve"),
+        ({"name": "r", "deployments": ["lab/llama3.2"], "context_fallback": "nosuch/big"}, "'nosuch/big' does not"),
     ]
     for body, needle in cases:
         reply = admin.client.post("/api/routes", json=body)

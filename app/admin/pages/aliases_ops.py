@@ -29,7 +29,7 @@ ALIAS = re.compile(r"[a-z0-9][a-z0-9._:+-]{0,127}")
 DEFAULT_KEY = "default_model"
 
 
-def _probe(ctx: AdminContext, aliases: dict[str, str]) -> Resolver:
+def probe(ctx: AdminContext, aliases: dict[str, str]) -> Resolver:
     """The relay's resolver rules, without a default model (so an unknown name fails)."""
     relay = ctx.services.resolver
     probe = Resolver(relay.catalog, relay.upstreams, aliases)
@@ -56,7 +56,7 @@ def check_target(ctx: AdminContext, value: Any) -> Target:
             title=f"the target {target!r} is itself an alias; name the model it means instead: {meant}"
         )
     try:
-        found = _probe(ctx, {}).resolve(target)
+        found = probe(ctx, {}).resolve(target)
     except RelayError as exc:
         raise falcon.HTTPBadRequest(title=f"the target {target!r} does not resolve: {exc.message}") from None
     if found.via != "direct":
@@ -70,7 +70,7 @@ def check_default(ctx: AdminContext, value: Any) -> Target:
     """A default model may be a model or an alias (the relay resolves it through the aliases)."""
     model = _required(value, "the default model")
     try:
-        return _probe(ctx, dict(ctx.services.resolver.aliases)).resolve(model)
+        return probe(ctx, dict(ctx.services.resolver.aliases)).resolve(model)
     except RelayError as exc:
         raise falcon.HTTPBadRequest(title=f"the default model {model!r} does not resolve: {exc.message}") from None
 

@@ -15,6 +15,8 @@ from typing import Any
 import falcon
 
 from app.admin.context import AdminContext
+from app.admin.pages.aliases_ops import probe
+from app.errors import RelayError
 from app.routing import FALLBACK_KINDS, Route, route_from_record
 from app.settings import SettingsError
 from app.stores.models import RouteRecord
@@ -86,10 +88,23 @@ def _not_file(ctx: AdminContext, name: str) -> None:
         raise falcon.HTTPConflict(title=f"the route {name!r} comes from PROVIDERS_FILE; change it there")
 
 
+def _resolvable(ctx: AdminContext, spec: dict[str, Any]) -> None:
+    """Each deployment a name the relay resolves now, as an alias's target must be: a typo or a
+    provider that is not configured would only show when every request has to skip it."""
+    resolver = probe(ctx, dict(ctx.services.resolver.aliases))
+    names = [d["model"] for d in spec["deployments"]] + [spec.get("context_fallback") or ""]
+    for model in filter(None, names):
+        try:
+            resolver.resolve(model)
+        except RelayError as exc:
+            raise falcon.HTTPBadRequest(title=f"the deployment {model!r} does not resolve: {exc.message}") from None
+
+
 async def save_route(ctx: AdminContext, name: Any, body: Any, *, create: bool) -> tuple[dict[str, Any], bool]:
     """Create a route (409 if it exists) or replace it; True when it was created."""
     name, spec = check(name, body)
     _not_file(ctx, name)
+    _resolvable(ctx, spec)
 
     async def store() -> bool:
         existing = await RouteRecord.get_or_none(name=name)
