@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import yaml
@@ -96,8 +97,25 @@ def test_the_routes_page_adds_and_deletes_a_route(make_admin: Any) -> None:
     assert ask(admin, "paged").status_code == 200
     bad = admin.client.post("/routes/save", data={**form, "name": "other", "deployments": "a/b two words here"})
     assert bad.status_code == 400 and "model weight" in bad.text and "two words here" in bad.text
-    gone = admin.client.post("/routes/paged/delete", data={"csrf_token": admin.csrf})
+    gone = admin.client.post("/routes/delete", data={"csrf_token": admin.csrf, "name": "paged"})
     assert "Deleted route paged" in gone.text and ask(admin, "paged").status_code == 404
+
+
+def test_routes_whose_names_a_path_would_mangle_are_deleted_by_name(make_admin: Any) -> None:
+    """'pct%41' in a path reads as 'pctA': the page's Delete removed the other route."""
+    admin = make_admin()
+    names = ["pctA", "pct%41", "team/chat", "q?x", "hash#1"]
+    for name in names:
+        made = admin.client.post("/api/routes", json={"name": name, "deployments": ["lab/llama3.2"]})
+        assert made.status_code == 201, made.text
+    page = admin.client.get("/routes").text
+    assert 'name="name" value="pct%41"' in page  # what the Delete button sends
+    for name in ("pct%41", "q?x", "hash#1"):
+        gone = admin.client.post("/routes/delete", data={"csrf_token": admin.csrf, "name": name})
+        assert gone.status_code == 200 and f"Deleted route {name}" in gone.text
+    assert admin.client.delete("/api/routes/" + quote("team/chat", safe="")).status_code == 200
+    left = {r["name"] for r in admin.client.get("/api/routes").json()["routes"]}
+    assert "pctA" in left and not left & {"pct%41", "team/chat", "q?x", "hash#1"}
 
 
 def test_a_stored_route_that_no_longer_checks_out_is_listed_with_its_error(make_admin: Any) -> None:

@@ -34,4 +34,7 @@ class OneRoute(Resource):
 
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
-    return [("/api/routes", Routes(ctx), None), ("/api/routes/{name}", OneRoute(ctx), None)]
+    return [
+        ("/api/routes", Routes(ctx), None),
+        ("/api/routes/{name:path}", OneRoute(ctx), None),  # a route's name may hold a '/'
+    ]

@@ -30,8 +30,11 @@ class Page(FormPage):
 
         await self.act(req, resp, save)
 
-    async def on_post_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str) -> None:
+    async def on_post_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         async def delete(form: dict[str, str]) -> str:
+            # The name comes in the form, not the path: a route's name may hold '/', '%' or '?',
+            # which a path would split or decode into another route's name.
+            name = form.get("name", "")
             await ops.delete_route(self.ctx, name)
             return f"Deleted route {name}."
 
@@ -40,4 +43,4 @@ class Page(FormPage):
 
 def routes(ctx: AdminContext) -> list[tuple[str, object, str | None]]:
     page = Page(ctx)
-    return [("/routes", page, None), ("/routes/save", page, "save"), ("/routes/{name}/delete", page, "delete")]
+    return [("/routes", page, None), ("/routes/save", page, "save"), ("/routes/delete", page, "delete")]
