@@ -88,6 +88,29 @@ def test_usage_log_filtered_by_tag_and_exported(page: Page, make_admin) -> None:
     assert sorted(r["request_id"] for r in exported) == sorted(mine)
 
 
+def test_usage_filters_apply_once_and_survive_the_back_button(page: Page, make_admin) -> None:
+    """Enter in a filter fired both change and submit (two requests, two history entries), and
+    Back restored the results but not what the form said."""
+    admin = make_admin()
+    tag = f"team-{uuid.uuid4().hex[:6]}"
+    chat(admin.relay.url, "openai/chat_nonstream_basic", tag)
+    admin.relay.rows(tag=tag)  # written
+    login(page, admin)
+    page.goto(admin.url + "/usage")
+    applied: list[str] = []
+    page.on("requestfinished", lambda r: applied.append(r.url) if f"tag={tag}" in r.url else None)
+    page.get_by_label("Tag").fill(tag)
+    page.get_by_label("Tag").press("Enter")
+    expect(page).to_have_url(re.compile(f"tag={tag}"))
+    page.get_by_label("Outcome").select_option("ok")
+    expect(page).to_have_url(re.compile("outcome=ok"))
+    assert len(applied) == 2, applied  # one for the tag, one for the outcome
+    page.go_back()
+    expect(page).not_to_have_url(re.compile("outcome=ok"))
+    expect(page.get_by_label("Tag")).to_have_value(tag)
+    expect(page.get_by_label("Outcome")).to_have_value("")
+
+
 def test_default_model_catches_the_next_unknown_model(page: Page, make_admin) -> None:
     admin = make_admin()
     assert chat(admin.relay.url, "no-such-model").status_code == 404
