@@ -210,7 +210,7 @@ def test_an_unreachable_instance_is_added_with_a_warning(make_admin, upstream) -
             "/ollama/instances", data={"name": "dead", "base_url": "http://127.0.0.1:1"}, headers=htmx
         )
         assert dead.status_code == 200 and 'class="flash ok"' not in dead.text
-        warning = re.search(r'<p class="flash warn" role="status">([^<]*)</p>', dead.text)
+        warning = re.search(r'<p class="flash warn" role="status"[^>]*>([^<]*)</p>', dead.text)
         assert warning, dead.text
         assert html.unescape(warning.group(1)).startswith(
             "Added instance dead, but it cannot be reached: cannot reach http://127.0.0.1:1 ("

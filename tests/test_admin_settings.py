@@ -359,6 +359,7 @@ def test_password_change(own_db, make_admin) -> None:
         ({"current": "wrong password!", "new": new, "confirm": new}, "the current password is wrong"),
         ({"current": ADMIN_PASSWORD, "new": "short", "confirm": "short"}, "at least 12 characters"),
         ({"current": ADMIN_PASSWORD, "new": " " * 12, "confirm": " " * 12}, "at least 12 characters"),
+        ({"current": ADMIN_PASSWORD, "new": "x" * 5000, "confirm": "x" * 5000}, "at most 1024 characters"),
         ({"current": ADMIN_PASSWORD, "new": new, "confirm": new + "x"}, "the two new passwords differ"),
     ):
         reply = admin.client.post("/api/password", json=body)

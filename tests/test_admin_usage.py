@@ -328,6 +328,7 @@ def test_usage_page_shows_the_rows_figures_and_every_field(make_admin, upstream)
         ("/api/usage/summary", {"outcome": "meh"}),
         ("/api/usage/summary", {"status": "abc"}),
         ("/api/usage/requests", {"status": "99999999999999999999999"}),  # past SQLite's integers: a 500
+        ("/api/usage/summary", {"status": "\u00b9\u00b2\u00b3"}),  # digits to isdigit(), not to int()
         ("/api/usage/series", {"from": "0001-01-01", "to": "9999-12-31"}),  # a day past the last date: a 500
         ("/api/usage/series", {"from": "1900-01-01", "to": "2020-01-01"}),  # a point for each of 43,000 days
         ("/api/usage/export", {"format": "xml"}),

@@ -129,3 +129,24 @@ def test_default_model_catches_the_next_unknown_model(page: Page, make_admin) ->
     page.get_by_role("button", name="No default").click()
     expect(page.get_by_label("Default model")).to_have_value("")
     assert chat(admin.relay.url, "no-such-model").status_code == 404
+
+
+def test_a_refused_alias_edit_is_shown_in_view_and_kept_in_its_row(page: Page, make_admin) -> None:
+    """The error flashed above the fold while the form was below it, and the refused target
+    turned up in the "Add an alias" form instead of the row it was typed in."""
+    admin = make_admin()
+    name = f"edit-{uuid.uuid4().hex[:6]}"
+    assert admin.client.post("/api/aliases", json={"name": name, "target": "lab/llama3.2"}).status_code == 201
+    page.set_viewport_size({"width": 390, "height": 500})
+    login(page, admin)
+    page.goto(admin.url + "/aliases")
+    row = page.get_by_label(f"Target of {name}")
+    row.fill("nosuch/zzz")
+    row.press("Enter")
+    error = page.get_by_role("alert")
+    expect(error).to_contain_text("does not resolve")
+    expect(error).to_be_focused()
+    expect(error).to_be_in_viewport()
+    expect(page.get_by_label(f"Target of {name}")).to_have_value("nosuch/zzz")
+    expect(page.locator("#alias-target")).to_have_value("")
+    admin.client.delete(f"/api/aliases/{name}")

@@ -117,7 +117,7 @@ def parse_query(get: Any) -> Query:
     if until - since > MAX_RANGE:  # a point per day of it: 9999 years would be millions
         raise ValueError(f"from and to may be at most {MAX_RANGE.days} days apart")
     status = params.get("status")
-    if status is not None and not (status.isdigit() and len(status) == 3):
+    if status is not None and not (status.isascii() and status.isdigit() and len(status) == 3):
         raise ValueError("status is an HTTP status code, such as 200 or 429")
     outcome = params.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:

@@ -28,6 +28,7 @@ from app.stores.models import PricingSync, RelaySetting
 log = logging.getLogger("llm_relay.admin")
 MAX_RETENTION_DAYS = 36500
 MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
 SYNC = "pricing_sync"  # key in ctx.state: the pricing sync under way, or the last one
 
 
@@ -179,6 +180,8 @@ async def change_password(ctx: AdminContext, client: str, current: Any, new: Any
         raise falcon.HTTPTooManyRequests(
             title=f"too many wrong passwords; try again in {wait} seconds", retry_after=wait
         )
+    if isinstance(new, str) and len(new) > MAX_PASSWORD:  # each login hashes all of it, slowly on purpose
+        raise falcon.HTTPBadRequest(title=f"the new password may have at most {MAX_PASSWORD} characters")
     if not isinstance(new, str) or len(new.strip()) < MIN_PASSWORD:
         raise falcon.HTTPBadRequest(
             title=f"the new password must have at least {MIN_PASSWORD} characters, not counting spaces at its ends"
