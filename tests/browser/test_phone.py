@@ -86,3 +86,19 @@ def test_usage_and_providers_fit_a_phone(page: Page, make_admin) -> None:
         assert not [b for b in breaks if start < b < start + len(host_port)], (
             f"{url} breaks inside {host_port}: {lines}"
         )
+
+
+def test_a_long_url_wraps_instead_of_widening_the_page(page: Page, make_admin) -> None:
+    """An Ollama instance's URL of 490 characters made the page 4,500 px wide."""
+    admin = make_admin()
+    url = "http://127.0.0.1:1/" + "x" * 470
+    added = admin.client.post("/api/ollama/instances", json={"name": f"long-{uuid.uuid4().hex[:6]}", "base_url": url})
+    assert added.status_code == 201, added.text
+    page.set_viewport_size({"width": WIDTH, "height": 844})
+    login(page, admin)
+    page.goto(admin.url + "/ollama")
+    widest = page.evaluate(  # what is too wide, should the test fail
+        "() => [...document.querySelectorAll('body *')].filter(e => e.scrollWidth > innerWidth)"
+        ".map(e => `${e.tagName}.${e.className} ${e.scrollWidth}`)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH, widest
