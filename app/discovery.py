@@ -19,6 +19,7 @@ from app.errors import RelayError
 from app.upstreams import Upstreams
 
 log = logging.getLogger("llm_relay.discovery")
+FIRST_WAIT = 5.0  # seconds a start waits for the first model lists (a server that is down fails fast)
 
 
 @dataclass(slots=True)
@@ -65,14 +66,22 @@ class Discovery:
             status.ok, status.error, status.models = True, None, len(entries)
         status.checked_at = time.time()
 
-    def start(self) -> None:
-        if self.upstreams.discoverable:
-            self._task = asyncio.create_task(self._loop(), name="model-discovery")
+    async def start(self, wait: float = FIRST_WAIT) -> None:
+        """Refresh from now on; the first refresh is waited for, up to ``wait`` seconds, so a relay
+        that has just started (or restarted a worker) does not answer 404 for its Ollama models."""
+        if not self.upstreams.discoverable:
+            return
+        first = asyncio.create_task(self.refresh(), name="model-discovery")
+        done, _ = await asyncio.wait({first}, timeout=wait)
+        if not done:
+            log.warning("the first model discovery takes longer than %.0f s: serving meanwhile", wait)
+        self._task = asyncio.create_task(self._loop(first), name="model-discovery")
 
-    async def _loop(self) -> None:
+    async def _loop(self, first: asyncio.Task[None]) -> None:
+        await first
         while True:
-            await self.refresh()
             await asyncio.sleep(self.interval)
+            await self.refresh()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -58,7 +58,7 @@ class Lifecycle:
         with self.services.database.context:  # tasks a stage starts inherit the database
             await self.pipeline.start()
         await self.services.metrics.start()
-        self.discovery.start()
+        await self.discovery.start()  # the first model lists before the first request
 
     @property
     def _where(self) -> str:

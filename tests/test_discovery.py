@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -44,3 +45,29 @@ def test_requests_never_probe_instances(relay, upstream) -> None:
         )
     after = sum(1 for r in upstream.requests if r.path.endswith("/api/tags"))
     assert after == before
+
+
+def test_a_start_waits_for_the_first_model_lists(db_url, emulator) -> None:
+    """Right after a start (and after each worker restart) requests for an Ollama server's
+    models got 404 until its first /api/tags answered."""
+    from app.main import create_app
+    from tests.conftest import relay_settings
+    from tests.emulator import Emulator
+    from tests.live import LiveServer
+
+    slow_emulator = Emulator()
+
+    async def slow(scope, receive, send):  # an Ollama server that takes a second to list its models
+        if scope["type"] == "http" and scope["path"].endswith("/api/tags"):
+            await asyncio.sleep(1.0)
+        await slow_emulator(scope, receive, send)
+
+    ollama = LiveServer(slow, lifespan="off").start()
+    app = create_app(relay_settings(db_url, emulator[1], ollama_instances=f"slow={ollama.url}/lab"), migrate=False)
+    relay = LiveServer(app).start()
+    try:
+        listed = {m["id"] for m in httpx.get(relay.url + "/v1/models").json()["data"]}
+        assert "slow/llama3.2:latest" in listed or "slow/llama3.2" in listed, sorted(listed)[:20]
+    finally:
+        relay.stop()
+        ollama.stop()
