@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import falcon
@@ -24,7 +25,7 @@ from app.http import ollama as ollama_http
 from app.http import openai as openai_http
 from app.http.asgi import DisconnectAware
 from app.http.common import ErrorHandlers
-from app.http.health import Health, MetricsResource, Ready
+from app.http.health import Health, MetricsResource, Ready, worker_figures
 from app.http.openapi import OpenAPI
 from app.http.refusals import Refusals
 from app.http.responses import InputTokensResource, ResponsesResource, StoredResponseResource
@@ -110,6 +111,7 @@ def build_services(settings: Settings, factories: Factories) -> Services:
     runtime = Runtime(default_model=settings.default_model)
     services = Services(settings, catalog, upstreams, resolver, database, usage, quirks, Pricer(), runtime)
     services.metrics = Metrics(tags=settings.metrics_tags)
+    services.metrics.figures = partial(worker_figures, services)
     services.routes = load_routes(settings.providers_file)
     services.machine = MachineState(settings.data_dir)
     services.health = DeploymentHealth(services.machine)

@@ -16,7 +16,7 @@ import logging
 import os
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,10 @@ class Metrics:
         self.dirty = False
         self._task: asyncio.Task[None] | None = None
         self._label_cache: dict[tuple[str, str, str], tuple[str, str, tuple[str, ...]]] = {}
+        # The worker's own figures (usage rows written, pending...), shared like the counters so
+        # a scrape through the shared port sees the whole instance, whichever worker answers.
+        self.figures: Callable[[], dict[str, float]] = dict
+        self._shared_figures: dict[str, float] = {}
 
     def _keys(self, provider: str, model: str, outcome: str) -> tuple[str, str, tuple[str, ...]]:
         """The label strings of a (provider, model, outcome), built once: a request only looks
@@ -104,7 +108,7 @@ class Metrics:
         self.dirty = True
 
     def snapshot(self) -> dict[str, Any]:
-        return {"counters": self.counters, "histograms": self.histograms}
+        return {"counters": self.counters, "histograms": self.histograms, "figures": self.figures()}
 
     # Sharing between workers.
     def share(self, directory: Path) -> None:
@@ -118,10 +122,12 @@ class Metrics:
     def write(self) -> None:
         if self.directory is None:
             return
+        snapshot = self.snapshot()
         temporary = self._file.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(self.snapshot()))
+        temporary.write_bytes(orjson.dumps(snapshot))
         temporary.replace(self._file)  # readers never see half a file
         self.dirty = False
+        self._shared_figures = snapshot["figures"]
 
     async def start(self) -> None:
         if self.directory is not None:
@@ -130,7 +136,7 @@ class Metrics:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            if self.dirty:
+            if self.dirty or self.figures() != self._shared_figures:
                 try:
                     await asyncio.to_thread(self.write)
                 except OSError as exc:
@@ -165,7 +171,24 @@ class Metrics:
                 for key, values in series.items():
                     mine = into.setdefault(key, [0.0] * len(values))
                     into[key] = [a + b for a, b in zip(mine, values, strict=True)]
+            alive = _alive(path)
+            for name, value in other.get("figures", {}).items():
+                # A worker that is gone keeps its totals; what it held (pending rows, bodies) is
+                # another worker's now, or nobody's.
+                if alive or name.endswith("_total"):
+                    total["figures"][name] = total["figures"].get(name, 0) + value
         return total  # type: ignore[no-any-return]
+
+
+def _alive(path: Path) -> bool:
+    """Whether the worker that wrote ``worker-<pid>.json`` still runs."""
+    try:
+        os.kill(int(path.stem.removeprefix("worker-")), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True
 
 
 def _escape(value: str) -> str:
@@ -234,7 +257,8 @@ def render(merged: dict[str, Any], gauges: Mapping[str, tuple[str, float]]) -> s
             lines.append(f"{name}_sum{labels} {_number(values[-1])}")
             lines.append(f"{name}_count{labels} {_number(running)}")
     for name, (help_text, value) in gauges.items():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {_number(value)}"]
+        kind = "counter" if name.endswith("_total") else "gauge"
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {_number(value)}"]
     return "\n".join(lines) + "\n"
 
 

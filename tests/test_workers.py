@@ -89,6 +89,12 @@ def test_two_workers(own_db, emulator, tmp_path: Path) -> None:  # noqa: F811
 
         until(counted, 10, "/metrics on some worker does not count every worker's requests")
 
+        def written() -> bool:  # the usage writers' own figures: whichever worker answers, the instance's
+            found = [m["llm_relay_usage_rows_written_total"][""] for m in (scrape(relay.url) for _ in range(6))]
+            return found == ["120"] * 6
+
+        until(written, 10, "/metrics on some worker shows only its own usage rows written")
+
         # An admin change through worker 0 reaches both workers.
         with httpx.Client(
             base_url=f"http://127.0.0.1:{admin_port}", headers={"Origin": f"http://127.0.0.1:{admin_port}"}

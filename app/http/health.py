@@ -43,29 +43,30 @@ class Ready:
     on_head = on_get
 
 
+# The figures each worker keeps of its own, summed over the workers of the instance.
+WORKER_FIGURES = {
+    "llm_relay_usage_pending_rows": "Usage rows not in the database yet.",
+    "llm_relay_usage_rows_written_total": "Usage rows written to the database.",
+    "llm_relay_usage_rows_lost_total": "Usage rows that could be kept neither in memory nor on disk.",
+    "llm_relay_usage_rows_rejected_total": "Usage rows the database refused, set aside in usage-rejected.jsonl.",
+    "llm_relay_request_body_bytes_in_flight": "Bytes of request bodies held (MAX_INFLIGHT_BODY_BYTES a worker).",
+}
+
+
+def worker_figures(services: Services) -> dict[str, float]:
+    """This worker's own figures, named as /metrics shows them."""
+    usage = services.usage
+    values = (usage.pending, usage.written, usage.lost, usage.rejected, services.requests.body_bytes)
+    return dict(zip(WORKER_FIGURES, values, strict=True))
+
+
 class MetricsResource:
     def __init__(self, services: Services) -> None:
         self.services = services
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        usage = self.services.usage
-        gauges = {
-            "llm_relay_usage_pending_rows": ("Usage rows of this worker not in the database yet.", usage.pending),
-            "llm_relay_usage_rows_written_total": ("Usage rows this worker has written.", usage.written),
-            "llm_relay_usage_rows_lost_total": (
-                "Usage rows this worker could keep neither in memory nor on disk (buffer full, disk full).",
-                usage.lost,
-            ),
-            "llm_relay_usage_rows_rejected_total": (
-                "Usage rows the database refused, set aside in usage-rejected.jsonl beside the journal.",
-                usage.rejected,
-            ),
-            "llm_relay_request_body_bytes_in_flight": (
-                "Bytes of the request bodies this worker holds (bounded by MAX_INFLIGHT_BODY_BYTES).",
-                self.services.requests.body_bytes,
-            ),
-        }
         merged = await asyncio.to_thread(self.services.metrics.merged)  # may read other workers' files
+        gauges = {name: (help_text, merged["figures"].get(name, 0)) for name, help_text in WORKER_FIGURES.items()}
         in_effect = self.services.routes_in_effect()
         routes = {route.name: [d.model for d in route.deployments] for route in in_effect}
         health = self.services.health.state_of(in_effect)  # two small reads of a local file
