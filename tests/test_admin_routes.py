@@ -116,6 +116,7 @@ def test_routes_whose_names_a_path_would_mangle_are_deleted_by_name(make_admin: 
     assert admin.client.delete("/api/routes/" + quote("team/chat", safe="")).status_code == 200
     left = {r["name"] for r in admin.client.get("/api/routes").json()["routes"]}
     assert "pctA" in left and not left & {"pct%41", "team/chat", "q?x", "hash#1"}
+    assert admin.client.delete("/api/routes/pctA").status_code == 200  # the database is every test's
 
 
 def test_a_stored_route_that_no_longer_checks_out_is_listed_with_its_error(make_admin: Any) -> None:
