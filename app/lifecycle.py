@@ -25,6 +25,7 @@ from app.stores.live import LiveConfig
 log = logging.getLogger("llm_relay.lifecycle")
 ATTEMPT_TIMEOUT = 15.0  # seconds reading the configuration may take once the database answers
 FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between attempts while the database does not answer
+ANSWERS_RETRY = 4.0  # seconds between attempts once it answers but its configuration cannot be read
 ROWS_AFTER_CANCEL = 10.0  # seconds cancelled requests get to end (and write their rows) at shutdown
 
 
@@ -80,7 +81,9 @@ class Lifecycle:
             try:
                 await self._attach()
             except Exception as exc:
-                wait = min(wait * 2, LAST_RETRY)
+                # A database that answers but cannot be read yet (its tables another worker's
+                # migration away) is no reason to wait as long as for one that is down.
+                wait = min(wait * 2, ANSWERS_RETRY if self.services.database.attached.is_set() else LAST_RETRY)
                 log.warning(
                     "database %s still does not answer (%s); trying again in %.0f s", self._where, _reason(exc), wait
                 )

@@ -29,7 +29,10 @@ def test_keyboard_and_phone(page: Page, make_admin) -> None:
     admin = make_admin()
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(admin.url + "/login")
-    page.keyboard.type("correct horse battery staple")  # the password field has the focus
+    # The password field takes the focus (autofocus): Chromium moves it there at its next
+    # rendering, which may come after the load event, so wait for it before typing.
+    expect(page.locator("#password")).to_be_focused()
+    page.keyboard.type("correct horse battery staple")
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Log in")).to_be_focused()
     page.keyboard.press("Enter")
