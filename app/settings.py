@@ -7,8 +7,6 @@ in step. Secret settings may also be given as ``<NAME>_FILE``, a path to a file 
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.providers import BUILTIN_PROVIDERS
-from app.settings_values import SettingsError, convert, parse_pairs, read_value
+from app.settings_values import SettingsError, check_values, convert, parse_pairs, read_value
 
 __all__ = ["DEFAULT_STAGES", "Settings", "SettingsError", "parse_pairs"]
 
@@ -26,16 +24,6 @@ DEFAULT_STAGES = ("tags", "route", "resolve", "limits", "quirks", "dispatch", "m
 def _setting(env: str, default: Any, doc: str, *, secret: bool = False, minimum: float | None = None) -> Any:
     """A setting; a number must be finite and above 0 unless ``minimum`` (inclusive) says otherwise."""
     return field(default=default, metadata={"env": env, "doc": doc, "secret": secret, "minimum": minimum})
-
-
-def _check_number(env: str, value: float, minimum: float | None) -> None:
-    """A number that cannot work (a batch of 0 rows, a poll every 0 s, NaN) is refused at start."""
-    if not math.isfinite(value):
-        raise SettingsError(f"{env}={value!r} must be a finite number")
-    if minimum is None and value <= 0:
-        raise SettingsError(f"{env}={value!r} must be above 0")
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{env}={value!r} must be {minimum:g} or more")
 
 
 @dataclass(frozen=True)
@@ -273,20 +261,7 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                _check_number(f.metadata["env"], value, f.metadata.get("minimum"))
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise SettingsError(f"LOG_LEVEL={self.log_level!r} is not one of debug, info, warning, error, critical")
-        for proxy in (p.strip() for p in self.trusted_proxies.split(",") if p.strip()):
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise SettingsError(f"TRUSTED_PROXIES: {proxy!r} is not an address or a network") from None
-        for env, port in (("PORT", self.port), ("ADMIN_PORT", self.admin_port)):
-            if port > 65535:
-                raise SettingsError(f"{env}={port} is not a port (0 to 65535; 0: any free one)")
+        check_values(self)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

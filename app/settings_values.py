@@ -4,7 +4,10 @@ value the relay cannot use is a :class:`SettingsError` naming the setting."""
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,3 +72,32 @@ def http_url(value: str, where: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise SettingsError(f"{where} must be an http(s) URL like http://host:port, not {url!r}")
     return url
+
+
+def check_values(settings: Any) -> None:
+    """Values that cannot work (a batch of 0 rows, a poll every 0 s, NaN, a port past 65535, an
+    unknown log level, a proxy that is no address) are refused at start, naming the setting."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _check_number(f.metadata["env"], value, f.metadata.get("minimum"))
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(f"LOG_LEVEL={settings.log_level!r} is not one of debug, info, warning, error, critical")
+    for proxy in (p.strip() for p in settings.trusted_proxies.split(",") if p.strip()):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(f"TRUSTED_PROXIES: {proxy!r} is not an address or a network") from None
+    for env, port in (("PORT", settings.port), ("ADMIN_PORT", settings.admin_port)):
+        if port > 65535:
+            raise SettingsError(f"{env}={port} is not a port (0 to 65535; 0: any free one)")
+
+
+def _check_number(env: str, value: float, minimum: float | None) -> None:
+    """A number must be finite, and above 0 unless ``minimum`` (inclusive) says otherwise."""
+    if not math.isfinite(value):
+        raise SettingsError(f"{env}={value!r} must be a finite number")
+    if minimum is None and value <= 0:
+        raise SettingsError(f"{env}={value!r} must be above 0")
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{env}={value!r} must be {minimum:g} or more")
